@@ -1,0 +1,1 @@
+print("image-decoder-demo: not yet implemented")

@@ -1,0 +1,127 @@
+// CVolatileShim: the few things Swift cannot import on its own.
+//
+// Only ioctl request numbers, userfaultfd structs, raw syscall entry points and
+// C11 atomics on raw memory live here, each as a thin `static inline` function.
+// No logic: error handling and policy belong to the Swift layers above.
+#ifndef CVOLATILESHIM_H
+#define CVOLATILESHIM_H
+
+#include <errno.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <unistd.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/eventfd.h>
+#include <linux/userfaultfd.h>
+
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef UFFD_USER_MODE_ONLY
+#define UFFD_USER_MODE_ONLY 1
+#endif
+
+// Advice values, exported as functions so Swift sees plain Int32 constants
+// whatever the installed kernel headers spell.
+static inline int32_t vc_madv_free(void) { return MADV_FREE; }
+static inline int32_t vc_madv_pageout(void) { return MADV_PAGEOUT; }
+static inline int32_t vc_madv_populate_write(void) { return MADV_POPULATE_WRITE; }
+static inline int32_t vc_madv_dontneed(void) { return MADV_DONTNEED; }
+static inline int32_t vc_madv_dontfork(void) { return MADV_DONTFORK; }
+static inline int32_t vc_madv_nohugepage(void) { return MADV_NOHUGEPAGE; }
+static inline int32_t vc_uffd_user_mode_only(void) { return UFFD_USER_MODE_ONLY; }
+
+/// userfaultfd(2); returns the descriptor or -1 with errno set.
+static inline int vc_userfaultfd(int flags) {
+#ifdef __NR_userfaultfd
+    return (int)syscall(__NR_userfaultfd, flags);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/// eventfd(2), close-on-exec and non-blocking (wakes the handler thread for shutdown).
+static inline int vc_eventfd_cloexec_nonblock(void) { return eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK); }
+
+/// UFFDIO_API handshake; on success stores the granted features and ioctls.
+static inline int vc_uffd_api(int fd, uint64_t features, uint64_t *granted_features, uint64_t *ioctls) {
+    struct uffdio_api api = { .api = UFFD_API, .features = features };
+    int r = ioctl(fd, UFFDIO_API, &api);
+    if (r == 0) { *granted_features = api.features; *ioctls = api.ioctls; }
+    return r;
+}
+
+/// UFFDIO_REGISTER in MISSING mode; stores the ioctls available on the range.
+static inline int vc_uffd_register_missing(int fd, void *start, uint64_t len, uint64_t *ioctls) {
+    struct uffdio_register reg = {
+        .range = { .start = (uint64_t)(uintptr_t)start, .len = len },
+        .mode = UFFDIO_REGISTER_MODE_MISSING,
+    };
+    int r = ioctl(fd, UFFDIO_REGISTER, &reg);
+    if (r == 0) { *ioctls = reg.ioctls; }
+    return r;
+}
+
+static inline int vc_uffd_unregister(int fd, void *start, uint64_t len) {
+    struct uffdio_range range = { .start = (uint64_t)(uintptr_t)start, .len = len };
+    return ioctl(fd, UFFDIO_UNREGISTER, &range);
+}
+
+/// UFFDIO_ZEROPAGE over [start, start+len); `mapped` receives how many bytes
+/// were mapped (or a negative errno), which matters when it stops at EEXIST.
+static inline int vc_uffd_zeropage(int fd, void *start, uint64_t len, int64_t *mapped) {
+    struct uffdio_zeropage zp = {
+        .range = { .start = (uint64_t)(uintptr_t)start, .len = len },
+        .mode = 0,
+    };
+    int r = ioctl(fd, UFFDIO_ZEROPAGE, &zp);
+    *mapped = zp.zeropage;
+    return r;
+}
+
+static inline int vc_uffd_wake(int fd, void *start, uint64_t len) {
+    struct uffdio_range range = { .start = (uint64_t)(uintptr_t)start, .len = len };
+    return ioctl(fd, UFFDIO_WAKE, &range);
+}
+
+static inline size_t vc_uffd_msg_size(void) { return sizeof(struct uffd_msg); }
+
+/// Decodes one message read from a userfaultfd: returns 1 and the fault
+/// address for a page fault, 0 for any other event.
+static inline int vc_uffd_msg_pagefault(const void *msg, uint64_t *address) {
+    const struct uffd_msg *m = (const struct uffd_msg *)msg;
+    if (m->event != UFFD_EVENT_PAGEFAULT) { return 0; }
+    *address = m->arg.pagefault.address;
+    return 1;
+}
+
+// Atomics on raw (mapped) memory. Sequentially consistent: these are the
+// race-free step of the canary protocol and the drop bitmap.
+static inline int vc_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t vc_atomic_fetch_or_u64(uint64_t *p, uint64_t bits) {
+    return __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t vc_atomic_fetch_and_u64(uint64_t *p, uint64_t bits) {
+    return __atomic_fetch_and(p, bits, __ATOMIC_SEQ_CST);
+}
+static inline uint64_t vc_atomic_load_u64(const uint64_t *p) {
+    return __atomic_load_n(p, __ATOMIC_SEQ_CST);
+}
+/// A write that does not change the value: re-dirties a page (cancels MADV_FREE).
+static inline void vc_atomic_touch(uint64_t *p) {
+    (void)__atomic_fetch_add(p, 0, __ATOMIC_RELAXED);
+}
+
+#endif

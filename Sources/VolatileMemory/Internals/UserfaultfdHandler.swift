@@ -1,0 +1,211 @@
+import CVolatileShim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Owns one userfaultfd and the thread that resolves its missing faults.
+///
+/// Every region of an arena is registered in MISSING mode. A fault means a page of a
+/// region has no page-table entry although something touched it: the page was dropped
+/// by reclaim while volatile (or is fresh and was touched before being mapped, which the
+/// arena avoids by mapping fresh extents with UFFDIO_ZEROPAGE first). The handler records
+/// the page in its region's drop bitmap *before* resolving the fault with UFFDIO_ZEROPAGE,
+/// so the pin that caused the fault sees the bit as soon as its populate call returns.
+/// A user-mode read of volatile memory (a bug in the caller) is recorded the same way, so
+/// the next pin still reports that page as dropped instead of trusting a zero page.
+final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once; mutable state is in Mutex/Atomic.
+    let fd: Int32
+    let mode: UserfaultfdMode
+    private let wakeFD: Int32
+    private let regions = Mutex<[Region]>([])
+    private let thread = Mutex<pthread_t?>(nil)
+    /// Missing faults resolved by the handler thread since creation.
+    let faultsHandled = Atomic<Int>(0)
+
+    /// Opens a userfaultfd: full mode unless refused (or not wanted), then user-mode only.
+    static func open(preferUserModeOnly: Bool) -> Result<UserfaultfdHandler, VolatileMemoryError> {
+        let baseFlags = O_CLOEXEC | O_NONBLOCK
+        var fd: Int32 = -1
+        var mode = UserfaultfdMode.full
+        var fullError: Errno? = nil
+        if !preferUserModeOnly {
+            switch Syscall.userfaultfd(flags: baseFlags) {
+            case .success(let descriptor): fd = descriptor
+            case .failure(let error): fullError = error
+            }
+        }
+        if fd < 0 {
+            mode = .userModeOnly
+            switch Syscall.userfaultfd(flags: baseFlags | vc_uffd_user_mode_only()) {
+            case .success(let descriptor): fd = descriptor
+            case .failure(let error):
+                let full = fullError.map { "full mode refused with \($0); " } ?? ""
+                return .failure(.userfaultfdUnavailable(reason: "\(full)user-mode-only refused with \(error)"))
+            }
+        }
+        switch Syscall.uffdAPI(fd, features: 0) {
+        case .success: break
+        case .failure(let error):
+            Syscall.close(fd)
+            return .failure(.userfaultfdUnavailable(reason: "UFFDIO_API handshake failed with \(error)"))
+        }
+        let wake: Int32
+        switch Syscall.eventfd() {
+        case .success(let descriptor): wake = descriptor
+        case .failure(let error):
+            Syscall.close(fd)
+            return .failure(.userfaultfdUnavailable(reason: "eventfd for the handler thread failed with \(error)"))
+        }
+        let handler = UserfaultfdHandler(fd: fd, mode: mode, wakeFD: wake)
+        if let error = handler.startThread() {
+            return .failure(.userfaultfdUnavailable(reason: "could not start the handler thread: \(error)"))
+        }
+        return .success(handler)
+    }
+
+    private init(fd: Int32, mode: UserfaultfdMode, wakeFD: Int32) {
+        self.fd = fd
+        self.mode = mode
+        self.wakeFD = wakeFD
+    }
+
+    /// Registers a region in MISSING mode; checks that UFFDIO_ZEROPAGE is available on it.
+    func register(_ region: Region) -> Result<Void, Errno> {
+        switch Syscall.uffdRegisterMissing(fd, region.base, byteCount: region.byteCount) {
+        case .success(let ioctls):
+            guard ioctls & (UInt64(1) << UInt64(_UFFDIO_ZEROPAGE)) != 0 else {
+                _ = Syscall.uffdUnregister(fd, region.base, byteCount: region.byteCount)
+                return .failure(.invalidArgument)
+            }
+            regions.withLock { $0.append(region) }
+            return .success(())
+        case .failure(let error):
+            return .failure(error)
+        }
+    }
+
+    /// Maps the zero page over `[address, address + byteCount)`, skipping pages that are
+    /// already present (UFFDIO_ZEROPAGE stops with EEXIST at them and says how far it got).
+    func mapZeroPages(_ address: UnsafeMutableRawPointer, byteCount: Int, pageSize: Int) -> Result<Void, Errno> {
+        var cursor = address
+        var remaining = byteCount
+        var attempts = 0
+        while remaining > 0 {
+            switch Syscall.uffdZeroPage(fd, cursor, byteCount: remaining) {
+            case .success:
+                return .success(())
+            case .failure(let failure):
+                let (error, mapped) = (failure.errno, failure.mapped)
+                if error == .exists {
+                    // Mapped up to the present page; step over it and go on.
+                    let step = mapped + pageSize
+                    cursor += step
+                    remaining -= step
+                } else if error == .tryAgain {
+                    // The address space was changing (or a partial copy): retry from where it stopped.
+                    cursor += mapped
+                    remaining -= mapped
+                    attempts += 1
+                    if attempts > 1000 { return .failure(error) }
+                } else {
+                    return .failure(error)
+                }
+            }
+        }
+        return .success(())
+    }
+
+    private func startThread() -> Errno? {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&thread, nil, { context in
+            let handler = Unmanaged<UserfaultfdHandler>.fromOpaque(context!).takeRetainedValue()
+            handler.run()
+            return nil
+        }, context)
+        if result != 0 {
+            Unmanaged<UserfaultfdHandler>.fromOpaque(context).release()
+            return Errno(rawValue: result)
+        }
+        self.thread.withLock { $0 = thread }
+        return nil
+    }
+
+    private func run() {
+        let messageSize = vc_uffd_msg_size()
+        let capacity = 64
+        let buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: messageSize * capacity, alignment: 8)
+        defer { buffer.deallocate() }
+        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeFD, events: Int16(POLLIN), revents: 0)]
+        while true {
+            fds[0].revents = 0
+            fds[1].revents = 0
+            let ready = fds.withUnsafeMutableBufferPointer { Syscall.poll($0.baseAddress!, count: 2, timeoutMilliseconds: -1) }
+            if case .failure = ready { continue }
+            if fds[1].revents != 0 { return }
+            guard fds[0].revents & Int16(POLLIN) != 0 else {
+                if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return }
+                continue
+            }
+            switch Syscall.read(fd, into: buffer) {
+            case .success(let count):
+                var offset = 0
+                while offset + messageSize <= count {
+                    var address: UInt64 = 0
+                    if vc_uffd_msg_pagefault(buffer.baseAddress! + offset, &address) == 1 {
+                        resolve(address: UInt(address))
+                    }
+                    offset += messageSize
+                }
+            case .failure:
+                continue  // EAGAIN: another wake-up raced us.
+            }
+        }
+    }
+
+    private func resolve(address: UInt) {
+        let region = regions.withLock { list in list.first { $0.contains(address) } }
+        guard let region else { return }
+        let page = Int(address - UInt(bitPattern: region.base)) / region.pageSize
+        region.markDropped(page: page)  // Before resolving: the pin must see it when it resumes.
+        let pageAddress = region.address(ofPage: page)
+        var attempts = 0
+        while true {
+            switch Syscall.uffdZeroPage(fd, pageAddress, byteCount: region.pageSize) {
+            case .success:
+                faultsHandled.add(1, ordering: .relaxed)
+                return
+            case .failure(let failure):
+                let error = failure.errno
+                if error == .exists {
+                    // Someone mapped it meanwhile; the faulting thread may still sleep.
+                    _ = Syscall.uffdWake(fd, pageAddress, byteCount: region.pageSize)
+                    faultsHandled.add(1, ordering: .relaxed)
+                    return
+                }
+                attempts += 1
+                if attempts > 100 {
+                    // Cannot map it (ENOMEM for a page table?): wake the thread so the fault is
+                    // retried and queued again rather than hanging forever.
+                    _ = Syscall.uffdWake(fd, pageAddress, byteCount: region.pageSize)
+                    return
+                }
+                usleep(100)
+            }
+        }
+    }
+
+    /// Stops the handler thread and closes the descriptors. Called once, by the arena's deinit.
+    func shutdown() {
+        var one: UInt64 = 1
+        _ = withUnsafeBytes(of: &one) { Syscall.write(wakeFD, from: $0) }
+        if let thread = self.thread.withLock({ $0 }) {
+            pthread_join(thread, nil)
+        }
+        Syscall.close(fd)  // Unregisters every range.
+        Syscall.close(wakeFD)
+    }
+}

@@ -1,0 +1,51 @@
+extension VolatileArena {
+    /// How an arena reserves memory and detects drops.
+    public struct Configuration: Hashable, Sendable {
+        /// Drop detection to use. Default: ``DropDetectionStrategy/automatic``.
+        public var strategy: DropDetectionStrategy
+        /// Size of each sparse reservation, rounded up to whole pages. Default: 1 GiB.
+        /// Reserving costs address space only (`MAP_NORESERVE`). When the kernel refuses a
+        /// reservation (e.g. `vm.overcommit_memory=2`), the arena halves it down to
+        /// ``minimumRegionByteCount`` and records why in ``VolatileArena/reservationNotes``.
+        public var regionByteCount: Int
+        /// The smallest reservation the arena falls back to. Default: 16 MiB.
+        public var minimumRegionByteCount: Int
+        /// Upper bound on address space reserved by all regions; `nil` for none. Default: nil.
+        public var maximumReservedBytes: Int?
+        /// The largest extent; requests above it throw ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``.
+        /// Defaults to the region size; a larger value gets a dedicated region when needed.
+        public var maximumExtentByteCount: Int?
+        /// Use `MADV_POPULATE_WRITE` when the kernel has it (default true). False forces the
+        /// per-page atomic-touch fallback (for tests of that path).
+        public var allowsPopulateWrite: Bool
+        /// Open userfaultfd in `UFFD_USER_MODE_ONLY` even when full mode is allowed (for tests
+        /// of the unprivileged path). Default false.
+        public var prefersUserModeOnlyUserfaultfd: Bool
+        /// Check residency with mincore before re-dirtying a volatile extent, so that pages
+        /// already dropped are mapped in one batch instead of one fault each. Default true.
+        public var usesResidencyPrecheck: Bool
+
+        /// Creates a configuration.
+        /// - Parameters:
+        ///   - strategy: Drop detection to use.
+        ///   - regionByteCount: Size of each reservation.
+        ///   - maximumReservedBytes: Bound on reserved address space, or nil.
+        public init(
+            strategy: DropDetectionStrategy = .automatic,
+            regionByteCount: Int = 1 << 30,
+            maximumReservedBytes: Int? = nil
+        ) {
+            self.strategy = strategy
+            self.regionByteCount = regionByteCount
+            self.minimumRegionByteCount = 16 << 20
+            self.maximumReservedBytes = maximumReservedBytes
+            self.maximumExtentByteCount = nil
+            self.allowsPopulateWrite = true
+            self.prefersUserModeOnlyUserfaultfd = false
+            self.usesResidencyPrecheck = true
+        }
+
+        /// The default configuration.
+        public static var `default`: Configuration { Configuration() }
+    }
+}

@@ -1,0 +1,98 @@
+import CVolatileShim
+
+// Drop injection for tests: real kernel drops with MADV_PAGEOUT (Linux 5.4), which reclaims
+// clean lazily-freed pages at once without global pressure. It is harmless on pinned pages:
+// they are dirty anonymous memory, which cannot be reclaimed without swap. So a range that is
+// re-pinned between the snapshot and the advice simply keeps its pages.
+extension VolatileArena {
+    /// Drops the resident pages of every volatile extent, now.
+    /// - Returns: The number of pages asked to be dropped.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Complexity: O(volatile extents) system calls.
+    @discardableResult
+    public func dropAllVolatilePages() throws(VolatileMemoryError) -> Int {
+        var pages = 0
+        for range in volatileRanges() {
+            try pageOut(range.base, pageCount: range.pageCount)
+            pages += range.pageCount
+        }
+        return pages
+    }
+
+    /// Drops a seeded random fraction of the pages of the volatile extents, now.
+    /// - Parameters:
+    ///   - fraction: The probability, from 0 to 1, that each volatile page is dropped.
+    ///   - seed: Seed of the page choice (same seed and same extents, same pages).
+    /// - Returns: The number of pages asked to be dropped.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Complexity: O(volatile pages).
+    @discardableResult
+    public func dropVolatilePages(fraction: Double, seed: UInt64) throws(VolatileMemoryError) -> Int {
+        var generator = SplitMix64(seed: seed)
+        var dropped = 0
+        // Sorted, so the choice depends on the seed and the extents only, not on hashing.
+        let ranges = volatileRanges().sorted { UInt(bitPattern: $0.base) < UInt(bitPattern: $1.base) }
+        let threshold = UInt64(max(0, min(1, fraction)) * Double(UInt64.max >> 11)) << 11
+        for range in ranges {
+            var runStart = -1
+            for page in 0...range.pageCount {
+                let chosen = page < range.pageCount && generator.next() < threshold
+                if chosen {
+                    if runStart < 0 { runStart = page }
+                } else if runStart >= 0 {
+                    try pageOut(range.base + runStart * pageSize, pageCount: page - runStart)
+                    dropped += page - runStart
+                    runStart = -1
+                }
+            }
+        }
+        return dropped
+    }
+
+    func pageOut(_ base: UnsafeMutableRawPointer, pageCount: Int) throws(VolatileMemoryError) {
+        if case .failure(let error) = Syscall.advise(base, byteCount: pageCount * pageSize, vc_madv_pageout()) {
+            throw .systemCall("madvise(MADV_PAGEOUT)", error)
+        }
+    }
+}
+
+extension VolatileExtent {
+    /// Drops the given pages of this volatile extent now, with `MADV_PAGEOUT`: a real kernel
+    /// drop, as under memory pressure. For tests.
+    /// - Parameter pages: Page indices (from 0) to drop; nil drops every page.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Complexity: One system call per run of consecutive pages.
+    public func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) {
+        let arena = token.arena.takeUnretainedValue()
+        guard let pages else {
+            try arena.pageOut(token.base, pageCount: token.pageCount)
+            return
+        }
+        let sorted = Set(pages.filter { $0 >= 0 && $0 < token.pageCount }).sorted()
+        var index = 0
+        while index < sorted.count {
+            var end = index + 1
+            while end < sorted.count && sorted[end] == sorted[end - 1] + 1 { end += 1 }
+            try arena.pageOut(token.base + sorted[index] * arena.pageSize, pageCount: end - index)
+            index = end
+        }
+    }
+}
+
+/// A small, fast, seedable generator (SplitMix64), for reproducible drop choices.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    /// Creates a generator from a seed.
+    /// - Parameter seed: Any value; equal seeds give equal sequences.
+    public init(seed: UInt64) { state = seed }
+
+    /// The next pseudo-random value.
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}

@@ -1,0 +1,94 @@
+extension VolatileArena {
+    /// A snapshot of an arena's figures. Lazily freed pages still count in the process's RSS
+    /// and its cgroup's usage until reclaimed; these figures say what is pinned and what the
+    /// kernel may take.
+    public struct Statistics: Hashable, Sendable {
+        /// Address space reserved by all regions, in bytes.
+        public var reservedBytes: Int
+        /// Number of regions (sparse reservations).
+        public var regionCount: Int
+        /// Extents currently allocated.
+        public var extentCount: Int
+        /// Bytes of pinned extents (whole pages).
+        public var pinnedBytes: Int
+        /// Bytes of volatile extents (whole pages), resident or not.
+        public var volatileBytes: Int
+        /// Bytes of extents whose content was discarded by a failed pin.
+        public var discardedBytes: Int
+        /// Pins of new or discarded extents.
+        public var freshPins: Int
+        /// Re-pins that found every page intact.
+        public var intactPins: Int
+        /// Re-pins that found dropped pages.
+        public var droppedPins: Int
+        /// Dropped pages detected by re-pins, in all.
+        public var droppedPagesDetected: Int
+        /// Unpins.
+        public var unpins: Int
+        /// Unpins where the kernel refused `MADV_FREE` (pages stayed resident).
+        public var unpinFailures: Int
+        /// Pins that failed (the extent was discarded).
+        public var pinFailures: Int
+        /// Missing faults resolved by the userfaultfd handler thread.
+        public var userfaultfdFaultsHandled: Int
+    }
+
+    /// The arena's figures now.
+    /// - Complexity: O(regions).
+    public var statistics: Statistics {
+        let faults = userfaultfd?.faultsHandled.load(ordering: .relaxed) ?? 0
+        let pageSize = self.pageSize
+        return state.withLock { state in
+            let counters = state.counters
+            return Statistics(
+                reservedBytes: state.reservedBytes,
+                regionCount: state.regions.count,
+                extentCount: state.allocators.reduce(0) { $0 + $1.allocatedExtents },
+                pinnedBytes: counters.pinnedPages * pageSize,
+                volatileBytes: counters.volatilePages * pageSize,
+                discardedBytes: counters.discardedPages * pageSize,
+                freshPins: counters.freshPins,
+                intactPins: counters.intactPins,
+                droppedPins: counters.droppedPins,
+                droppedPagesDetected: counters.droppedPagesDetected,
+                unpins: counters.unpins,
+                unpinFailures: counters.unpinFailures,
+                pinFailures: counters.pinFailures,
+                userfaultfdFaultsHandled: faults)
+        }
+    }
+
+    /// Bytes of volatile extents that are still resident, from mincore.
+    /// A snapshot: the kernel may drop more right after.
+    /// - Complexity: O(volatile pages), about 0.35 µs per MiB.
+    public func residentVolatileBytes() -> Int {
+        let ranges = volatileRanges()
+        var resident = 0
+        for range in ranges {
+            let count = range.pageCount
+            resident += withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { vector in
+                guard case .success = Syscall.residency(range.base, byteCount: count * pageSize, into: vector.baseAddress!)
+                else { return 0 }
+                var pages = 0
+                for index in 0..<count { pages &+= Int(vector[index] & 1) }
+                return pages
+            }
+        }
+        return resident * pageSize
+    }
+
+    struct VolatileRange {
+        var base: UnsafeMutableRawPointer
+        var pageCount: Int
+    }
+
+    /// The volatile extents now (their ranges may be re-pinned or freed right after; callers
+    /// only use them for advice that is harmless on non-volatile pages, or for statistics).
+    func volatileRanges() -> [VolatileRange] {
+        state.withLock { state in
+            state.volatileExtents.map { key, pageCount in
+                VolatileRange(base: state.regions[key.region].address(ofPage: key.firstPage), pageCount: pageCount)
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+import CVolatileShim
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Memory the kernel may take back: page-aligned extents in large sparse mappings, each
+/// either pinned (ordinary memory) or volatile (`MADV_FREE`: dropped under pressure,
+/// without swap I/O), with exact, race-free detection of what was dropped.
+///
+/// ```text
+///   allocate ──► PinnedExtent ──unpin()──► VolatileExtent ──pin()──► PinnedExtent
+///   (fresh)       read/write      MADV_FREE   no access      re-dirty   report: intact
+///                                             kernel may                 or dropped pages
+///                                             drop pages
+/// ```
+///
+/// An arena knows nothing of keys or eviction: that is the cache's business. It is safe to
+/// use from any thread; each extent is owned by one value at a time (`~Copyable`).
+/// Extents keep their arena alive.
+public final class VolatileArena: Sendable {
+    /// The configuration the arena was created with.
+    public let configuration: Configuration
+    /// The drop-detection mechanism in use, and why it was picked.
+    public let detection: DropDetection
+    /// How pages are re-dirtied on pin, and why.
+    public let populateMethod: PopulateMethod
+    /// The page size (bytes): extents are whole pages.
+    public let pageSize: Int
+    /// The largest extent this arena hands out, in bytes.
+    public let maximumExtentByteCount: Int
+
+    let userfaultfd: UserfaultfdHandler?
+    /// Non-zero value stored in each page's first word while volatile (canary strategy).
+    let cookie: UInt64
+    let state: Mutex<State>
+
+    struct ExtentKey: Hashable {
+        var region: Int
+        var firstPage: Int
+    }
+
+    struct State {
+        var regions: [Region] = []
+        var allocators: [ExtentAllocator] = []
+        var reservedBytes = 0
+        var notes: [String] = []
+        /// Volatile extents (for drop injection and residency figures): key -> page count.
+        var volatileExtents: [ExtentKey: Int] = [:]
+        var counters = Counters()
+    }
+
+    struct Counters {
+        var pinnedPages = 0
+        var volatilePages = 0
+        var discardedPages = 0
+        var freshPins = 0
+        var intactPins = 0
+        var droppedPins = 0
+        var droppedPagesDetected = 0
+        var unpins = 0
+        var unpinFailures = 0
+        var pinFailures = 0
+        var lastUnpinError: Errno? = nil
+    }
+
+    /// Creates an arena. Probes the kernel once: `MADV_FREE` must work, `MADV_POPULATE_WRITE`
+    /// is used if present, and userfaultfd if allowed (unless canaries are asked for).
+    /// No address space is reserved until the first allocation.
+    /// - Parameter configuration: Reservation sizes and strategy.
+    /// - Throws: ``VolatileMemoryError/madvFreeUnsupported(_:)`` on kernels without
+    ///   `MADV_FREE`; ``VolatileMemoryError/userfaultfdUnavailable(reason:)`` when
+    ///   `.userfaultfd` is asked for and refused.
+    public init(configuration: Configuration = .default) throws(VolatileMemoryError) {
+        let pageSize = systemPageSize
+        var configuration = configuration
+        configuration.regionByteCount = max(pageSize, roundUp(configuration.regionByteCount, to: pageSize))
+        configuration.minimumRegionByteCount = max(
+            pageSize, min(configuration.regionByteCount, roundUp(configuration.minimumRegionByteCount, to: pageSize)))
+        self.configuration = configuration
+        self.pageSize = pageSize
+        self.maximumExtentByteCount = roundUp(
+            configuration.maximumExtentByteCount ?? configuration.regionByteCount, to: pageSize)
+
+        let probe = try KernelProbe.run(pageSize: pageSize, allowsPopulateWrite: configuration.allowsPopulateWrite)
+        self.populateMethod = probe.populateMethod
+
+        switch configuration.strategy {
+        case .canary:
+            self.userfaultfd = nil
+            self.detection = DropDetection(mechanism: .canary, reason: "requested by configuration")
+        case .userfaultfd, .automatic:
+            switch UserfaultfdHandler.open(preferUserModeOnly: configuration.prefersUserModeOnlyUserfaultfd) {
+            case .success(let handler):
+                self.userfaultfd = handler
+                let why: String
+                switch (handler.mode, configuration.prefersUserModeOnlyUserfaultfd) {
+                case (.full, _): why = "full userfaultfd granted (kernel-mode faults reach the handler thread)"
+                case (.userModeOnly, true): why = "user-mode-only requested by configuration"
+                case (.userModeOnly, false): why = "full userfaultfd refused (EPERM); UFFD_USER_MODE_ONLY granted"
+                }
+                self.detection = DropDetection(mechanism: .userfaultfd(handler.mode), reason: why)
+            case .failure(let error):
+                if configuration.strategy == .userfaultfd { throw error }
+                self.userfaultfd = nil
+                let reason: String
+                if case .userfaultfdUnavailable(let why) = error { reason = why } else { reason = "\(error)" }
+                self.detection = DropDetection(mechanism: .canary, reason: "userfaultfd unavailable: \(reason)")
+            }
+        }
+        var cookie: UInt64 = 0
+        var generator = SystemRandomNumberGenerator()
+        while cookie == 0 { cookie = generator.next() }
+        self.cookie = cookie
+        self.state = Mutex(State())
+    }
+
+    deinit {
+        // Extents retain the arena, so none is left: only regions and the handler remain.
+        userfaultfd?.shutdown()
+    }
+
+    /// Notes about reservations the kernel refused and what the arena did instead.
+    public var reservationNotes: [String] { state.withLock { $0.notes } }
+
+    /// Allocates a fresh, pinned, zero-filled extent of at least `byteCount` bytes.
+    ///
+    /// The extent's pages are mapped and dirtied in one batch before returning, so the
+    /// first writes into it (a regenerator's) take no fault, and no userfaultfd round trip.
+    /// - Parameter byteCount: The bytes needed; the extent covers whole pages.
+    /// - Returns: The pinned extent, with report ``PinReport/fresh``.
+    /// - Throws: ``VolatileMemoryError/zeroByteCount``, ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``,
+    ///   ``VolatileMemoryError/reservationFailed(requestedBytes:_:)``,
+    ///   ``VolatileMemoryError/reservationLimitReached(limitBytes:)``, ``VolatileMemoryError/outOfMemory``.
+    /// - Complexity: O(1) for the bookkeeping, plus populating the pages.
+    public func allocate(byteCount: Int) throws(VolatileMemoryError) -> PinnedExtent {
+        guard byteCount > 0 else { throw .zeroByteCount }
+        guard byteCount <= maximumExtentByteCount else {
+            throw .extentTooLarge(requestedBytes: byteCount, maximumBytes: maximumExtentByteCount)
+        }
+        let pages = (byteCount + pageSize - 1) / pageSize
+        let token = try reserveExtent(pages: pages, byteCount: byteCount)
+        switch prepareFresh(token) {
+        case .success:
+            state.withLock { $0.counters.pinnedPages += pages; $0.counters.freshPins += 1 }
+            return PinnedExtent(token: token, report: .fresh)
+        case .failure(let error):
+            releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false)
+            token.arena.release()
+            throw error
+        }
+    }
+
+    // MARK: - Reservation
+
+    private func reserveExtent(pages: Int, byteCount: Int) throws(VolatileMemoryError) -> ExtentToken {
+        let result: Result<(Region, Int), VolatileMemoryError> = state.withLock { state in
+            for index in state.allocators.indices {
+                if let first = state.allocators[index].allocate(pages: pages) {
+                    return .success((state.regions[index], first))
+                }
+            }
+            switch reserveRegion(minimumPages: pages, state: &state) {
+            case .success(let region):
+                let first = state.allocators[region.index].allocate(pages: pages)!
+                return .success((region, first))
+            case .failure(let error):
+                return .failure(error)
+            }
+        }
+        let (region, first) = try result.get()
+        return ExtentToken(
+            arena: Unmanaged.passRetained(self), region: Unmanaged.passUnretained(region),
+            firstPage: first, pageCount: pages, byteCount: byteCount,
+            base: region.address(ofPage: first))
+    }
+
+    /// Reserves a new region able to hold `minimumPages`, halving the size on refusal.
+    private func reserveRegion(minimumPages: Int, state: inout State) -> Result<Region, VolatileMemoryError> {
+        let needed = minimumPages * pageSize
+        var size = max(configuration.regionByteCount, needed)
+        let floor = max(configuration.minimumRegionByteCount, needed)
+        if let limit = configuration.maximumReservedBytes {
+            let room = (limit - state.reservedBytes) / pageSize * pageSize
+            if room < needed { return .failure(.reservationLimitReached(limitBytes: limit)) }
+            size = min(size, room)
+        }
+        while true {
+            let reservation = Region.reserve(
+                index: state.regions.count, byteCount: size, pageSize: pageSize,
+                canary: detection.strategy == .canary, userfaultfd: userfaultfd != nil)
+            switch reservation {
+            case .success(let region):
+                if let userfaultfd {
+                    if case .failure(let error) = userfaultfd.register(region) {
+                        return .failure(.systemCall("ioctl(UFFDIO_REGISTER)", error))
+                    }
+                }
+                state.regions.append(region)
+                state.allocators.append(ExtentAllocator(pageCount: region.pageCount))
+                state.reservedBytes += size
+                return .success(region)
+            case .failure(let error):
+                let smaller = size / 2 / pageSize * pageSize
+                guard smaller >= floor else {
+                    state.notes.append("reservation of \(size) bytes refused with \(error); giving up")
+                    return .failure(.reservationFailed(requestedBytes: size, error))
+                }
+                state.notes.append("reservation of \(size) bytes refused with \(error); retrying with \(smaller)")
+                size = smaller
+            }
+        }
+    }
+
+    /// Returns an extent's pages to the kernel and its run to the allocator.
+    /// Does not release the token's arena reference (the caller does, last).
+    func releaseExtent(_ token: ExtentToken, wasVolatile: Bool, wasDiscarded: Bool, wasPinned: Bool) {
+        let region = token.region.takeUnretainedValue()
+        _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_dontneed())
+        region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
+        state.withLock { state in
+            state.allocators[region.index].free(start: token.firstPage, pages: token.pageCount)
+            if wasVolatile {
+                state.volatileExtents.removeValue(forKey: token.key)
+                state.counters.volatilePages -= token.pageCount
+            }
+            if wasDiscarded { state.counters.discardedPages -= token.pageCount }
+            if wasPinned { state.counters.pinnedPages -= token.pageCount }
+        }
+    }
+
+    /// Verifies the allocators' invariants (expensive; for tests).
+    package func checkInvariants() {
+        state.withLock { state in
+            for allocator in state.allocators { allocator.checkInvariants() }
+        }
+    }
+
+    /// Free-block counts and largest free runs per region, for fragmentation tests.
+    package func allocatorShape() -> [(freeBlocks: Int, largestFreeRun: Int, freePages: Int)] {
+        state.withLock { state in
+            state.allocators.map { ($0.freeBlockCount, $0.largestFreeRun, $0.freePages) }
+        }
+    }
+}
+
+/// Everything an extent value needs, trivially copyable so the `~Copyable` owners can hand
+/// it on between states. Holds one retain of the arena, released when the extent is freed.
+struct ExtentToken {
+    let arena: Unmanaged<VolatileArena>
+    let region: Unmanaged<Region>  // Kept alive by the arena.
+    let firstPage: Int
+    let pageCount: Int
+    let byteCount: Int
+    let base: UnsafeMutableRawPointer
+
+    var key: VolatileArena.ExtentKey {
+        VolatileArena.ExtentKey(region: region.takeUnretainedValue().index, firstPage: firstPage)
+    }
+}

@@ -1,0 +1,1 @@
+print("volatile-bench: not yet implemented")

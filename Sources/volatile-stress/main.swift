@@ -1,0 +1,1 @@
+print("volatile-stress: not yet implemented")

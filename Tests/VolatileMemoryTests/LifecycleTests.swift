@@ -1,0 +1,161 @@
+import Testing
+@testable import VolatileMemory
+
+@Suite("Extent lifecycle and drop detection")
+struct LifecycleTests {
+    @Test("A fresh extent is pinned, zero-filled and reports fresh", arguments: Variant.allCases)
+    func freshExtent(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var extent = try arena.allocate(byteCount: 5 * arena.pageSize + 17)
+        #expect(extent.report == .fresh)
+        #expect(extent.pageCount == 6)
+        #expect(extent.byteCount == 5 * arena.pageSize + 17)
+        let allZero = extent.withUnsafeBytes { $0.allSatisfy { $0 == 0 } }
+        #expect(allZero)
+        extent.withUnsafeMutableBytes { fill($0, seed: 1) }
+        #expect(extent.residentPageCount() == 6)
+        #expect(arena.statistics.pinnedBytes == 6 * arena.pageSize)
+    }
+
+    @Test("Unpin then pin with no pressure finds the extent intact, byte for byte", arguments: Variant.allCases)
+    func intactRoundTrip(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var pinned = try arena.allocate(byteCount: 16 * arena.pageSize)
+        pinned.withUnsafeMutableBytes { fill($0, seed: 7) }
+        let volatile = pinned.unpin()
+        #expect(arena.statistics.volatileBytes == 16 * arena.pageSize)
+        #expect(arena.statistics.pinnedBytes == 0)
+        let repinned = try volatile.pin().get()
+        #expect(repinned.report == .intact)
+        #expect(repinned.withUnsafeBytes { firstMismatch($0, seed: 7) } == nil)
+        #expect(arena.statistics.intactPins == 1)
+    }
+
+    @Test("Exactly the dropped pages are reported, the others are intact", arguments: Variant.allCases)
+    func exactDetection(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        let pageCount = 64
+        let wordsPerPage = arena.pageSize / 8
+        for (round, droppedPages) in [[0], [63], [1, 2, 3, 40], [5, 7, 9, 11, 13], Array(0..<64)].enumerated() {
+            var pinned = try arena.allocate(byteCount: pageCount * arena.pageSize)
+            let seed = UInt64(100 + round)
+            pinned.withUnsafeMutableBytes { fill($0, seed: seed) }
+            let volatile = pinned.unpin()
+            try volatile.dropPages(droppedPages)
+            #expect(volatile.residentPageCount() == pageCount - droppedPages.count, "MADV_PAGEOUT did not drop them")
+            var repinned = try volatile.pin().get()
+            #expect(repinned.report == .dropped(pages: droppedPages))
+            // Dropped pages read as zeros; every other page is exactly as written.
+            repinned.withUnsafeBytes { bytes in
+                let words = bytes.bindMemory(to: UInt64.self)
+                for page in 0..<pageCount {
+                    let range = page * wordsPerPage..<(page + 1) * wordsPerPage
+                    if droppedPages.contains(page) {
+                        #expect(words[range].allSatisfy { $0 == 0 }, "dropped page \(page) not zero")
+                    } else {
+                        #expect(range.allSatisfy { words[$0] == expectedWord(seed: seed, index: $0) }, "page \(page) corrupted")
+                    }
+                }
+            }
+            // Regenerate the dropped pages, cycle again with no drop: intact.
+            repinned.withUnsafeMutableBytes { fill($0, seed: seed) }
+            let again = try repinned.unpin().pin().get()
+            #expect(again.report == .intact)
+            #expect(again.withUnsafeBytes { firstMismatch($0, seed: seed) } == nil)
+        }
+        let statistics = arena.statistics
+        #expect(statistics.droppedPins == 5)
+        #expect(statistics.droppedPagesDetected == 1 + 1 + 4 + 5 + 64)
+    }
+
+    @Test("Drop injection over all volatile extents and a seeded fraction", arguments: [Variant.userfaultfdFull, .canary])
+    func dropInjection(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var volatiles: [Slot<VolatileExtent>] = []
+        for index in 0..<8 {
+            var pinned = try arena.allocate(byteCount: 32 * arena.pageSize)
+            pinned.withUnsafeMutableBytes { fill($0, seed: UInt64(index)) }
+            volatiles.append(Slot(pinned.unpin()))
+        }
+        #expect(arena.residentVolatileBytes() == 8 * 32 * arena.pageSize)
+        let asked = try arena.dropVolatilePages(fraction: 0.25, seed: 42)
+        #expect(asked > 0 && asked < 8 * 32)
+        #expect(arena.residentVolatileBytes() == (8 * 32 - asked) * arena.pageSize)
+        var detected = 0
+        for slot in volatiles {
+            let pinned = try slot.value.take()!.pin().get()
+            detected += pinned.report.droppedPages.count
+        }
+        #expect(detected == asked)
+        // Same seed, same choice.
+        var again: [Slot<VolatileExtent>] = []
+        for index in 0..<8 {
+            var pinned = try arena.allocate(byteCount: 32 * arena.pageSize)
+            pinned.withUnsafeMutableBytes { fill($0, seed: UInt64(index)) }
+            again.append(Slot(pinned.unpin()))
+        }
+        #expect(try arena.dropVolatilePages(fraction: 0.25, seed: 42) == asked)
+        #expect(try arena.dropAllVolatilePages() == 8 * 32)
+        #expect(arena.residentVolatileBytes() == 0)
+    }
+
+    @Test("Bad requests are typed errors")
+    func badRequests() throws {
+        let arena = try VolatileArena(configuration: .init(regionByteCount: 16 << 20))
+        #expect(throws: VolatileMemoryError.zeroByteCount) { _ = try arena.allocate(byteCount: 0) }
+        #expect(throws: VolatileMemoryError.zeroByteCount) { _ = try arena.allocate(byteCount: -5) }
+        #expect(throws: VolatileMemoryError.extentTooLarge(requestedBytes: (16 << 20) + 1, maximumBytes: 16 << 20)) {
+            _ = try arena.allocate(byteCount: (16 << 20) + 1)
+        }
+        var limited = VolatileArena.Configuration(regionByteCount: 16 << 20, maximumReservedBytes: 32 << 20)
+        limited.minimumRegionByteCount = 16 << 20
+        let small = try VolatileArena(configuration: limited)
+        let first = try small.allocate(byteCount: 16 << 20)
+        let second = try small.allocate(byteCount: 16 << 20)
+        #expect(throws: VolatileMemoryError.reservationLimitReached(limitBytes: 32 << 20)) {
+            _ = try small.allocate(byteCount: 4096)
+        }
+        _ = consume first
+        _ = consume second
+        #expect(small.statistics.regionCount == 2)
+        _ = try small.allocate(byteCount: 4096)
+    }
+
+    @Test("Freed extents give their pages back and leave nothing allocated", arguments: [Variant.userfaultfdFull, .canary])
+    func noLeaks(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        do {
+            var pinnedList: [Slot<PinnedExtent>] = []
+            var volatileList: [Slot<VolatileExtent>] = []
+            for index in 0..<20 {
+                var pinned = try arena.allocate(byteCount: (index + 1) * 3000)
+                pinned.withUnsafeMutableBytes { fill($0, seed: UInt64(index)) }
+                if index % 2 == 0 { volatileList.append(Slot(pinned.unpin())) } else { pinnedList.append(Slot(pinned)) }
+            }
+            #expect(arena.statistics.extentCount == 20)
+        }
+        let statistics = arena.statistics
+        #expect(statistics.extentCount == 0)
+        #expect(statistics.pinnedBytes == 0)
+        #expect(statistics.volatileBytes == 0)
+        #expect(arena.allocatorShape().allSatisfy { $0.freeBlocks == 1 })
+        arena.checkInvariants()
+    }
+
+    @Test("automatic reports what it picked and why")
+    func automaticReportsChoice() throws {
+        let arena = try VolatileArena()
+        #expect(!arena.detection.reason.isEmpty)
+        // As root on Linux 6.18 (this project's machines) full userfaultfd is granted.
+        if getuid() == 0 {
+            #expect(arena.detection.mechanism == .userfaultfd(.full))
+        }
+        #expect(arena.populateMethod == .populateWrite)
+        let forced = try VolatileArena(configuration: .init(strategy: .canary))
+        #expect(forced.detection.mechanism == .canary)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
