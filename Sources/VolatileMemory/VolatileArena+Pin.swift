@@ -134,6 +134,11 @@ extension VolatileArena {
     /// the absent pages are then recorded and mapped, and the call repeated until it succeeds.
     func populate(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
         let byteCount = token.pageCount * pageSize
+        if injectedPopulateFailures.load(ordering: .relaxed) > 0,
+            injectedPopulateFailures.subtract(1, ordering: .relaxed).newValue >= 0
+        {
+            return .failure(.outOfMemory)
+        }
         switch populateMethod {
         case .atomicTouch:
             // A user-mode write: an absent page faults to the userfaultfd handler (which records

@@ -36,6 +36,8 @@ public final class VolatileArena: Sendable {
     /// Non-zero value stored in each page's first word while volatile (canary strategy).
     let cookie: UInt64
     let state: Mutex<State>
+    /// Fault injection for tests: the next N populate calls fail as if the kernel said ENOMEM.
+    let injectedPopulateFailures = Atomic<Int>(0)
 
     struct ExtentKey: Hashable {
         var region: Int
@@ -229,6 +231,12 @@ public final class VolatileArena: Sendable {
             if wasDiscarded { state.counters.discardedPages -= token.pageCount }
             if wasPinned { state.counters.pinnedPages -= token.pageCount }
         }
+    }
+
+    /// Makes the next `count` populate calls (pin, allocate) fail as if the kernel had
+    /// returned ENOMEM, to test callers' out-of-memory paths without starving the machine.
+    package func injectOutOfMemory(count: Int = 1) {
+        injectedPopulateFailures.store(count, ordering: .relaxed)
     }
 
     /// Verifies the allocators' invariants (expensive; for tests).

@@ -68,6 +68,20 @@ struct LifecycleTests {
         #expect(statistics.droppedPagesDetected == 1 + 1 + 4 + 5 + 64)
     }
 
+    @Test("A re-pinned extent is dirty again: reclaim cannot take it", arguments: Variant.allCases)
+    func repinnedPagesSurviveReclaim(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var pinned = try arena.allocate(byteCount: 32 * arena.pageSize)
+        pinned.withUnsafeMutableBytes { fill($0, seed: 99) }
+        let repinned = try pinned.unpin().pin().get()
+        #expect(repinned.report == .intact)
+        // MADV_PAGEOUT drops clean lazily-freed pages at once. If the pin had not re-dirtied
+        // every page (a populate or touch that only read), this would drop them while pinned.
+        _ = madvise(repinned.baseAddress, 32 * arena.pageSize, 21 /* MADV_PAGEOUT */)
+        #expect(repinned.residentPageCount() == 32)
+        #expect(repinned.withUnsafeBytes { firstMismatch($0, seed: 99) } == nil)
+    }
+
     @Test("Drop injection over all volatile extents and a seeded fraction", arguments: [Variant.userfaultfdFull, .canary])
     func dropInjection(variant: Variant) throws {
         let arena = try variant.makeArena()
@@ -140,6 +154,42 @@ struct LifecycleTests {
         #expect(statistics.volatileBytes == 0)
         #expect(arena.allocatorShape().allSatisfy { $0.freeBlocks == 1 })
         arena.checkInvariants()
+    }
+
+    @Test("ENOMEM while pinning: typed error, extent discarded not half alive, later pins work",
+          arguments: [Variant.userfaultfdFull, .userfaultfdUserModeOnly, .canary])
+    func outOfMemoryOnPin(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var pinned = try arena.allocate(byteCount: 8 * arena.pageSize)
+        pinned.withUnsafeMutableBytes { fill($0, seed: 5) }
+        let volatile = pinned.unpin()
+        try volatile.dropPages([2])  // So the canary path also has to populate.
+        arena.injectOutOfMemory()
+        var discarded: VolatileExtent
+        let outcome = volatile.pin()
+        switch consume outcome {
+        case .pinned:
+            Issue.record("pin succeeded despite ENOMEM")
+            return
+        case .failed(let extent, let error):
+            #expect(error == .outOfMemory)
+            discarded = extent
+        }
+        #expect(discarded.residentPageCount() == 0, "a failed pin must release its pages")
+        #expect(arena.statistics.discardedBytes == 8 * arena.pageSize)
+        #expect(arena.statistics.pinFailures == 1)
+        var again = try discarded.pin().get()
+        #expect(again.report == .fresh)
+        #expect(again.withUnsafeBytes { $0.allSatisfy { $0 == 0 } })
+        again.withUnsafeMutableBytes { fill($0, seed: 6) }
+        let last = try again.unpin().pin().get()
+        #expect(last.report == .intact)
+        #expect(last.withUnsafeBytes { firstMismatch($0, seed: 6) } == nil)
+        #expect(arena.statistics.discardedBytes == 0)
+        // Allocation under ENOMEM: typed error, nothing leaked.
+        arena.injectOutOfMemory()
+        #expect(throws: VolatileMemoryError.outOfMemory) { _ = try arena.allocate(byteCount: 4096) }
+        #expect(arena.statistics.extentCount == 1)
     }
 
     @Test("automatic reports what it picked and why")

@@ -119,9 +119,17 @@ static inline uint64_t vc_atomic_fetch_and_u64(uint64_t *p, uint64_t bits) {
 static inline uint64_t vc_atomic_load_u64(const uint64_t *p) {
     return __atomic_load_n(p, __ATOMIC_SEQ_CST);
 }
-/// A write that does not change the value: re-dirties a page (cancels MADV_FREE).
+/// A write that does not change the value: re-dirties a page (cancels MADV_FREE), in one
+/// atomic instruction, so it either hits the present page or faults on an absent one.
+/// Written in assembly on x86-64 because compilers turn an idempotent atomic
+/// read-modify-write (fetch_add 0, fetch_or 0) into a plain load, which would not dirty.
 static inline void vc_atomic_touch(uint64_t *p) {
-    (void)__atomic_fetch_add(p, 0, __ATOMIC_RELAXED);
+#if defined(__x86_64__)
+    __asm__ __volatile__("lock; addq $0, %0" : "+m"(*p) : : "memory", "cc");
+#else
+    uint64_t expected = __atomic_load_n(p, __ATOMIC_RELAXED);
+    while (!__atomic_compare_exchange_n(p, &expected, expected, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
+#endif
 }
 
 #endif

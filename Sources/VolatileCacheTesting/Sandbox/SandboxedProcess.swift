@@ -1,0 +1,370 @@
+import Glibc
+import Synchronization
+import VolatileCache
+
+/// A child running in a ``MemoryPressureSandbox`` cgroup.
+///
+/// A supervisor thread captures the child's output, enforces the timeout, reaps the child and
+/// removes its cgroup; ``result()`` returns once all of that is done.
+public final class SandboxedProcess: Sendable {
+    /// The child's process id (it stays a zombie until the sandbox reaps it, so the id is not
+    /// reused while the child is running).
+    public let pid: Int32
+    /// The child's cgroup folder (removed after the child is reaped).
+    public var cgroupPath: String { group.path }
+
+    let group: SandboxControlGroup
+    private let completion: SandboxCompletion
+
+    private init(pid: Int32, group: SandboxControlGroup, completion: SandboxCompletion) {
+        self.pid = pid
+        self.group = group
+        self.completion = completion
+    }
+
+    /// Changes the memory limit while the child runs.
+    ///
+    /// On cgroup v2 a limit below the usage makes the kernel reclaim and then OOM-kill. On cgroup
+    /// v1 the write fails with EBUSY when reclaim cannot bring the usage below the new limit.
+    ///
+    /// - Parameter bytes: The new limit in bytes.
+    /// - Throws: ``MemoryPressureSandboxError/limitRejected(bytes:errno:)`` when the kernel
+    ///   refuses it, or ``MemoryPressureSandboxError/cgroupOperationFailed(path:errno:operation:)``
+    ///   once the child is gone.
+    public func setMemoryLimit(_ bytes: Int) throws(MemoryPressureSandboxError) {
+        try group.setLimit(bytes)
+    }
+
+    /// The memory limit in force, in bytes.
+    ///
+    /// - Returns: The limit (`Int.max` when unlimited).
+    /// - Throws: ``MemoryPressureSandboxError/cgroupOperationFailed(path:errno:operation:)``.
+    public func memoryLimit() throws(MemoryPressureSandboxError) -> Int {
+        try group.limit()
+    }
+
+    /// The cgroup's current memory usage in bytes (lazily freed pages count until reclaimed).
+    ///
+    /// - Returns: The usage.
+    /// - Throws: ``MemoryPressureSandboxError/cgroupOperationFailed(path:errno:operation:)``
+    ///   once the child is gone.
+    public func memoryUsage() throws(MemoryPressureSandboxError) -> Int {
+        try group.usage()
+    }
+
+    /// Sends SIGKILL to every process in the child's cgroup.
+    public func kill() {
+        group.killAll()
+    }
+
+    /// Waits for the child to end and its cgroup to be removed. Cancelling the waiting task kills
+    /// the child.
+    ///
+    /// - Returns: The outcome; the same value on every call.
+    /// - Throws: ``MemoryPressureSandboxError/placementFailed(message:)`` when the child could not
+    ///   join its cgroup.
+    public func result() async throws(MemoryPressureSandboxError) -> SandboxResult {
+        let outcome = await withTaskCancellationHandler {
+            await completion.wait()
+        } onCancel: {
+            group.killAll()
+        }
+        return try outcome.get()
+    }
+
+    // MARK: Spawning
+
+    // Placement. The child must be in the cgroup before any of its own code runs, or its first
+    // allocations escape the limit (and a fast workload could finish before being moved). Options:
+    // - clone3(CLONE_INTO_CGROUP) does exactly this, but only for cgroup v2 and not from Swift;
+    // - fork + write cgroup.procs in the child is not safe in a multi-threaded Swift process
+    //   (only async-signal-safe calls may follow fork);
+    // - moving the spawning thread into the cgroup first charges the wrong task on v1.
+    // So a tiny /bin/sh launcher writes its own pid ($$) to cgroup.procs and then execs the real
+    // program: exec keeps the pid and the cgroup, nothing of the target runs before the move,
+    // and a failed write stops the launcher with a marker the supervisor recognises.
+    static let launcherScript =
+        #"echo $$ > "$1" || { echo "\#(placementMarker) $1" >&2; exit 125; }; shift; exec "$@""#
+    static let placementMarker = "volatile-sandbox: cannot join the cgroup through"
+
+    static func spawn(
+        _ command: SandboxCommand.Resolved,
+        in group: SandboxControlGroup,
+        timeout: Duration?,
+        teeOutput: Bool
+    ) throws(MemoryPressureSandboxError) -> SandboxedProcess {
+        let output = try makePipe()
+        let errors: (read: Int32, write: Int32)
+        do {
+            errors = try makePipe()
+        } catch {
+            close(output.read)
+            close(output.write)
+            throw error
+        }
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        defer { posix_spawn_file_actions_destroy(&fileActions) }
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&fileActions, output.write, 1)
+        posix_spawn_file_actions_adddup2(&fileActions, errors.write, 2)
+        // Descriptors another thread opened without O_CLOEXEC must not leak into the child
+        // (a leaked pipe end would keep someone else's pipe open).
+        if let closeFrom = SpawnSymbols.addCloseFrom {
+            _ = closeFrom(&fileActions, 3)
+        }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+
+        let arguments = ["/bin/sh", "-c", launcherScript, "volatile-sandbox", group.path + "/cgroup.procs", command.path]
+            + command.arguments
+        var argv = arguments.map { strdup($0) } + [nil]
+        var envp = command.environment.map { strdup($0) } + [nil]
+        defer {
+            for pointer in argv { free(pointer) }
+            for pointer in envp { free(pointer) }
+        }
+        var pid: pid_t = 0
+        let started = ContinuousClock.now
+        let status = posix_spawn(&pid, "/bin/sh", &fileActions, &attributes, &argv, &envp)
+        close(output.write)
+        close(errors.write)
+        guard status == 0 else {
+            close(output.read)
+            close(errors.read)
+            throw .spawnFailed(errno: status, operation: "posix_spawn /bin/sh")
+        }
+        let completion = SandboxCompletion()
+        let supervisor = SandboxSupervisor(
+            pid: pid, group: group, outputFD: output.read, errorFD: errors.read,
+            started: started, deadline: timeout.map { started + $0 }, teeOutput: teeOutput,
+            completion: completion)
+        supervisor.start()
+        return SandboxedProcess(pid: pid, group: group, completion: completion)
+    }
+
+    private static func makePipe() throws(MemoryPressureSandboxError) -> (read: Int32, write: Int32) {
+        var fds: [Int32] = [-1, -1]
+        if let pipe2 = SpawnSymbols.pipe2 {
+            guard pipe2(&fds, O_CLOEXEC) == 0 else { throw .spawnFailed(errno: errno, operation: "pipe2") }
+        } else {
+            // Without pipe2 another thread's spawn may briefly inherit the pipe; it is closed
+            // again at that child's exec.
+            guard pipe(&fds) == 0 else { throw .spawnFailed(errno: errno, operation: "pipe") }
+            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
+            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
+        }
+        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
+        return (fds[0], fds[1])
+    }
+}
+
+/// Functions the Glibc module map does not export (their headers need _GNU_SOURCE or are not
+/// in it), looked up once; each has a fallback.
+enum SpawnSymbols {
+    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
+    typealias PidFDOpen = @convention(c) (pid_t, UInt32) -> Int32
+    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+
+    static let addCloseFrom: AddCloseFrom? = lookUp("posix_spawn_file_actions_addclosefrom_np")
+    static let pidfdOpen: PidFDOpen? = lookUp("pidfd_open")
+    static let pipe2: Pipe2? = lookUp("pipe2")
+
+    private static func lookUp<Function>(_ name: String) -> Function? {
+        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
+        return unsafeBitCast(symbol, to: Function.self)
+    }
+}
+
+/// The outcome of a child, set once by its supervisor; waiters are resumed outside the lock.
+final class SandboxCompletion: Sendable {
+    typealias Outcome = Result<SandboxResult, MemoryPressureSandboxError>
+
+    private struct State {
+        var outcome: Outcome?
+        var waiters: [CheckedContinuation<Outcome, Never>] = []
+    }
+
+    private let state = Mutex(State())
+
+    func wait() async -> Outcome {
+        await withCheckedContinuation { continuation in
+            let ready: Outcome? = state.withLock { state in
+                if let outcome = state.outcome { return outcome }
+                state.waiters.append(continuation)
+                return nil
+            }
+            if let ready { continuation.resume(returning: ready) }
+        }
+    }
+
+    func finish(_ outcome: Outcome) {
+        let waiters = state.withLock { state in
+            state.outcome = outcome
+            defer { state.waiters.removeAll() }
+            return state.waiters
+        }
+        for waiter in waiters { waiter.resume(returning: outcome) }
+    }
+}
+
+/// Runs on its own thread: captures output, enforces the deadline, reaps the child, reads the
+/// cgroup's counters and removes the cgroup. Its state is confined to that thread; the type is
+/// `@unchecked Sendable` only to be handed to it once.
+final class SandboxSupervisor: @unchecked Sendable {
+    private let pid: pid_t
+    private let group: SandboxControlGroup
+    private var outputFD: Int32
+    private var errorFD: Int32
+    private let started: ContinuousClock.Instant
+    private let deadline: ContinuousClock.Instant?
+    private let teeOutput: Bool
+    private let completion: SandboxCompletion
+    private var output: [UInt8] = []
+    private var errors: [UInt8] = []
+
+    init(
+        pid: pid_t, group: SandboxControlGroup, outputFD: Int32, errorFD: Int32,
+        started: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, teeOutput: Bool,
+        completion: SandboxCompletion
+    ) {
+        self.pid = pid
+        self.group = group
+        self.outputFD = outputFD
+        self.errorFD = errorFD
+        self.started = started
+        self.deadline = deadline
+        self.teeOutput = teeOutput
+        self.completion = completion
+    }
+
+    func start() {
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let status = pthread_create(&thread, nil, { context in
+            let supervisor = Unmanaged<SandboxSupervisor>.fromOpaque(context!).takeRetainedValue()
+            supervisor.run()
+            return nil
+        }, context)
+        if status == 0 {
+            pthread_detach(thread)
+        } else {
+            // No thread: supervise on this one rather than leak a child and a cgroup.
+            Unmanaged<SandboxSupervisor>.fromOpaque(context).release()
+            run()
+        }
+    }
+
+    private func run() {
+        // A pidfd makes the exit wake poll at once; without one (Linux < 5.3) poll ticks.
+        let pidFD = SpawnSymbols.pidfdOpen.map { $0(pid, 0) } ?? -1
+        defer { if pidFD >= 0 { close(pidFD) } }
+        var waitStatus: Int32 = 0
+        var timedOut = false
+        while true {
+            var fds: [pollfd] = []
+            if outputFD >= 0 { fds.append(pollfd(fd: outputFD, events: Int16(POLLIN), revents: 0)) }
+            if errorFD >= 0 { fds.append(pollfd(fd: errorFD, events: Int16(POLLIN), revents: 0)) }
+            if pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
+            var waitMilliseconds: Int32 = pidFD >= 0 ? -1 : 20
+            if let deadline, !timedOut {
+                let left = ContinuousClock.now.duration(to: deadline)
+                let milliseconds = max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+                waitMilliseconds = waitMilliseconds < 0 ? Int32(min(milliseconds, 60_000)) : min(waitMilliseconds, Int32(min(milliseconds, 60_000)))
+            }
+            _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: waitMilliseconds)
+            drainPipes()
+            if reap(&waitStatus) { break }
+            if let deadline, !timedOut, ContinuousClock.now >= deadline {
+                timedOut = true
+                group.killAll()
+                Glibc.kill(pid, SIGKILL)
+            }
+        }
+        let wallTime = started.duration(to: .now)
+        // Grandchildren may still hold the pipes: kill what is left in the cgroup, then read to
+        // end of file (bounded, in case a process outside the cgroup inherited them).
+        let oomKills = group.oomKillCount()
+        let peak = group.peakUsage()
+        let limitHits = group.limitHitCount()
+        let limit = try? group.limit()
+        group.killAll()
+        let drainDeadline = ContinuousClock.now + .seconds(1)
+        while (outputFD >= 0 || errorFD >= 0) && ContinuousClock.now < drainDeadline {
+            var fds: [pollfd] = []
+            if outputFD >= 0 { fds.append(pollfd(fd: outputFD, events: Int16(POLLIN), revents: 0)) }
+            if errorFD >= 0 { fds.append(pollfd(fd: errorFD, events: Int16(POLLIN), revents: 0)) }
+            _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: 50)
+            drainPipes()
+        }
+        if outputFD >= 0 { close(outputFD) }
+        if errorFD >= 0 { close(errorFD) }
+        let cleanupFailure = group.remove()
+
+        let termination: SandboxResult.Termination =
+            waitStatus == -1 ? .reapedElsewhere
+            : waitStatus & 0x7f == 0 ? .exited((waitStatus >> 8) & 0xff) : .signaled(waitStatus & 0x7f)
+        let errorText = String(decoding: errors, as: UTF8.self)
+        if termination == .exited(125) && errorText.contains(SandboxedProcess.placementMarker) {
+            completion.finish(.failure(.placementFailed(message: errorText)))
+            return
+        }
+        completion.finish(.success(SandboxResult(
+            termination: termination, oomKillCount: oomKills, peakMemoryBytes: peak,
+            limitHitCount: limitHits, finalMemoryLimit: limit, wallTime: wallTime, timedOut: timedOut,
+            standardOutput: output, standardError: errors, cgroupPath: group.path,
+            cleanupFailure: cleanupFailure)))
+    }
+
+    /// Reaps the child if it has ended; only ever waits for our own pid.
+    private func reap(_ status: inout Int32) -> Bool {
+        while true {
+            let result = waitpid(pid, &status, WNOHANG)
+            if result == pid { return true }
+            if result == 0 { return false }
+            if errno == EINTR { continue }
+            // ECHILD: something else in this process reaped it (waitpid(-1) in a SIGCHLD
+            // handler); the status is lost. Done once the cgroup is empty.
+            if group.processes().isEmpty {
+                status = -1
+                return true
+            }
+            return false
+        }
+    }
+
+    private func drainPipes() {
+        drain(&outputFD, into: &output)
+        drain(&errorFD, into: &errors)
+    }
+
+    private func drain(_ fd: inout Int32, into buffer: inout [UInt8]) {
+        guard fd >= 0 else { return }
+        while true {
+            switch PressureSyscalls.read(fd, capacity: 65536) {
+            case .success(let chunk) where chunk.isEmpty:
+                close(fd)
+                fd = -1
+                return
+            case .success(let chunk):
+                buffer += chunk
+                if teeOutput {
+                    _ = chunk.withUnsafeBytes { raw in
+                        Glibc.write(2, raw.baseAddress, raw.count)
+                    }
+                }
+            case .failure:
+                return  // EAGAIN: nothing more for now
+            }
+        }
+    }
+}
