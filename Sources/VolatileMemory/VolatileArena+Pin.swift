@@ -12,7 +12,7 @@ import Musl
 extension VolatileArena {
     /// Re-pins a volatile (or discarded) extent. Bookkeeping first, so drop injection no
     /// longer targets it; on failure the extent is discarded (its pages released).
-    func repin(_ token: ExtentToken, discarded: Bool) -> Result<PinReport, VolatileMemoryError> {
+    func repin(_ token: ExtentToken, discarded: Bool, discardingContent: Bool = false) -> Result<PinReport, VolatileMemoryError> {
         state.withLock { state in
             if discarded {
                 state.counters.discardedPages -= token.pageCount
@@ -23,6 +23,9 @@ extension VolatileArena {
         }
         let result: Result<PinReport, VolatileMemoryError>
         if discarded {
+            result = prepareFresh(token).map { .fresh }
+        } else if discardingContent {
+            discard(token)
             result = prepareFresh(token).map { .fresh }
         } else {
             switch detection.mechanism {

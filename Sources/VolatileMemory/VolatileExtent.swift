@@ -36,9 +36,12 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     ///   ``PinOutcome/failed(_:_:)`` with the extent back, discarded, and the error
     ///   (``VolatileMemoryError/outOfMemory`` when the kernel could not provide the pages).
     /// - Complexity: O(pages): one populate call or one atomic operation per page.
-    public consuming func pin() -> PinOutcome {
+    /// - Parameter discardingContent: Skip detection and start fresh (``PinReport/fresh``,
+    ///   zero-filled). Use it when the content will be regenerated whole anyway, e.g. after
+    ///   ``residentPageCount()`` said that nothing is left: the pin then costs no fault at all.
+    public consuming func pin(discardingContent: Bool = false) -> PinOutcome {
         let arena = token.arena.takeUnretainedValue()
-        let result = arena.repin(token, discarded: isDiscarded)
+        let result = arena.repin(token, discarded: isDiscarded, discardingContent: discardingContent)
         ownsExtent = false
         switch result {
         case .success(let report):

@@ -192,6 +192,25 @@ struct LifecycleTests {
         #expect(arena.statistics.extentCount == 1)
     }
 
+    @Test("A doomed pin can be skipped: residency pre-check, then pin discarding content",
+          arguments: [Variant.userfaultfdFull, .canary])
+    func discardingPin(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        var pinned = try arena.allocate(byteCount: 16 * arena.pageSize)
+        pinned.withUnsafeMutableBytes { fill($0, seed: 8) }
+        let volatile = pinned.unpin()
+        try volatile.dropPages()
+        #expect(volatile.residentPageCount() == 0)
+        var fresh = try volatile.pin(discardingContent: true).get()
+        #expect(fresh.report == .fresh)
+        #expect(fresh.withUnsafeBytes { $0.allSatisfy { $0 == 0 } })
+        fresh.withUnsafeMutableBytes { fill($0, seed: 9) }
+        let again = try fresh.unpin().pin().get()
+        #expect(again.report == .intact)
+        #expect(again.withUnsafeBytes { firstMismatch($0, seed: 9) } == nil)
+        #expect(arena.statistics.userfaultfdFaultsHandled == 0, "a fresh pin must not fault through the handler")
+    }
+
     @Test("automatic reports what it picked and why")
     func automaticReportsChoice() throws {
         let arena = try VolatileArena()
