@@ -77,6 +77,30 @@ extension VolatileArena {
         return resident * pageSize
     }
 
+    /// Resident bytes over every region, allocated or not, from mincore: what the arena
+    /// really holds in memory. After every extent is freed it is zero.
+    /// - Complexity: O(reserved pages); meant for tests and diagnostics.
+    package func residentBytesInRegions() -> Int {
+        let regions = state.withLock { $0.regions }
+        var resident = 0
+        let chunkPages = 1 << 16
+        for region in regions {
+            var page = 0
+            while page < region.pageCount {
+                let count = min(chunkPages, region.pageCount - page)
+                resident += withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { vector in
+                    guard case .success = Syscall.residency(region.address(ofPage: page), byteCount: count * pageSize, into: vector.baseAddress!)
+                    else { return 0 }
+                    var pages = 0
+                    for index in 0..<count { pages &+= Int(vector[index] & 1) }
+                    return pages
+                }
+                page += count
+            }
+        }
+        return resident * pageSize
+    }
+
     struct VolatileRange {
         var base: UnsafeMutableRawPointer
         var pageCount: Int

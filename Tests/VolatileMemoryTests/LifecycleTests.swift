@@ -147,8 +147,10 @@ struct LifecycleTests {
                 if index % 2 == 0 { volatileList.append(Slot(pinned.unpin())) } else { pinnedList.append(Slot(pinned)) }
             }
             #expect(arena.statistics.extentCount == 20)
+            #expect(arena.residentBytesInRegions() >= (1...20).reduce(0) { $0 + $1 * 3000 })
         }
         let statistics = arena.statistics
+        #expect(arena.residentBytesInRegions() == 0, "freed extents must give their pages back")
         #expect(statistics.extentCount == 0)
         #expect(statistics.pinnedBytes == 0)
         #expect(statistics.volatileBytes == 0)
