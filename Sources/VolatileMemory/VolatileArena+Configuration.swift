@@ -24,6 +24,9 @@ extension VolatileArena {
         /// Check residency with mincore before re-dirtying a volatile extent, so that pages
         /// already dropped are mapped in one batch instead of one fault each. Default true.
         public var usesResidencyPrecheck: Bool
+        /// Test hook: behave as if the kernel refused `userfaultfd(2)` with this error, to
+        /// exercise the fallback on machines where it is granted.
+        package var simulatedUserfaultfdRefusal: Errno?
 
         /// Creates a configuration.
         /// - Parameters:
@@ -43,6 +46,7 @@ extension VolatileArena {
             self.allowsPopulateWrite = true
             self.prefersUserModeOnlyUserfaultfd = false
             self.usesResidencyPrecheck = true
+            self.simulatedUserfaultfdRefusal = nil
         }
 
         /// The default configuration.

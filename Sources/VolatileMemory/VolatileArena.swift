@@ -94,7 +94,9 @@ public final class VolatileArena: Sendable {
             self.userfaultfd = nil
             self.detection = DropDetection(mechanism: .canary, reason: "requested by configuration")
         case .userfaultfd, .automatic:
-            switch UserfaultfdHandler.open(preferUserModeOnly: configuration.prefersUserModeOnlyUserfaultfd) {
+            switch UserfaultfdHandler.open(
+                preferUserModeOnly: configuration.prefersUserModeOnlyUserfaultfd,
+                simulatedRefusal: configuration.simulatedUserfaultfdRefusal) {
             case .success(let handler):
                 self.userfaultfd = handler
                 let why: String

@@ -213,6 +213,24 @@ struct LifecycleTests {
         #expect(arena.statistics.userfaultfdFaultsHandled == 0, "a fresh pin must not fault through the handler")
     }
 
+    @Test("userfaultfd refused: automatic falls back to canaries and says why; explicit userfaultfd throws")
+    func userfaultfdRefused() throws {
+        var configuration = VolatileArena.Configuration(regionByteCount: 16 << 20)
+        configuration.simulatedUserfaultfdRefusal = .notPermitted
+        let arena = try VolatileArena(configuration: configuration)
+        #expect(arena.detection.mechanism == .canary)
+        #expect(arena.detection.reason.contains("EPERM"))
+        // And the fallback really detects drops.
+        var pinned = try arena.allocate(byteCount: 4 * arena.pageSize)
+        pinned.withUnsafeMutableBytes { fill($0, seed: 4) }
+        let volatile = pinned.unpin()
+        try volatile.dropPages([1])
+        #expect(try volatile.pin().get().report == .dropped(pages: [1]))
+
+        configuration.strategy = .userfaultfd
+        #expect(throws: VolatileMemoryError.self) { _ = try VolatileArena(configuration: configuration) }
+    }
+
     @Test("automatic reports what it picked and why")
     func automaticReportsChoice() throws {
         let arena = try VolatileArena()

@@ -26,7 +26,11 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     let faultsHandled = Atomic<Int>(0)
 
     /// Opens a userfaultfd: full mode unless refused (or not wanted), then user-mode only.
-    static func open(preferUserModeOnly: Bool) -> Result<UserfaultfdHandler, VolatileMemoryError> {
+    static func open(preferUserModeOnly: Bool, simulatedRefusal: Errno? = nil) -> Result<UserfaultfdHandler, VolatileMemoryError> {
+        if let simulatedRefusal {
+            return .failure(.userfaultfdUnavailable(
+                reason: "full mode refused with \(simulatedRefusal); user-mode-only refused with \(simulatedRefusal)"))
+        }
         let baseFlags = O_CLOEXEC | O_NONBLOCK
         var fd: Int32 = -1
         var mode = UserfaultfdMode.full
