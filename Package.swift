@@ -42,7 +42,7 @@ let package = Package(
         .testTarget(name: "VolatileCacheTests", dependencies: ["VolatileCache", "VolatileCacheTesting"], swiftSettings: strictSettings),
         .testTarget(
             name: "VolatileCacheTestingTests",
-            dependencies: ["VolatileCacheTesting", "VolatileCache", "volatile-stress"],
+            dependencies: ["VolatileCacheTesting", "VolatileCache", "volatile-stress", "ImageDecoderDemo"],
             swiftSettings: strictSettings
         ),
         .testTarget(name: "PNGDecoderTests", dependencies: ["PNGDecoder"], swiftSettings: strictSettings),

@@ -1,0 +1,134 @@
+import Glibc
+import VolatileCacheTesting
+
+/// `--compare`: every cache in turn, each in its own child process under the same limit, then a
+/// side-by-side table, the goal's verdict, an SVG chart, and one RESULT line per cache.
+enum Comparison {
+    static let order: [CacheKind] = [.volatile, .nscache, .nscacheTuned, .none]
+
+    /// Runs the comparison.
+    /// - Parameters:
+    ///   - options: The options.
+    ///   - photos: The resolved photo folder.
+    ///   - gallery: The gallery (for the heading; each child builds its own).
+    /// - Returns: The process exit status.
+    static func run(options: DemoOptions, photos: String, gallery: Gallery) async -> Int32 {
+        let sandbox = sandboxOrNotice(options)
+        Output.line(DemoRun.galleryLine(gallery, options: options))
+        Output.line("comparing \(order.map(\.rawValue).joined(separator: ", ")), \(fixed(options.seconds, 0)) s each, "
+            + (sandbox != nil ? "each in a cgroup limited to \(options.memoryLimitMiB) MiB" : "without a memory limit"))
+        var outcomes: [ChildOutcome] = []
+        for (position, cache) in order.enumerated() {
+            Output.error("[\(position + 1)/\(order.count)] \(cache.rawValue)…")
+            do {
+                let outcome = try await SandboxedRun.run(cache: cache, options: options, photos: photos, sandbox: sandbox)
+                outcomes.append(outcome)
+                Output.error("[\(position + 1)/\(order.count)] \(cache.rawValue): \(outcome.ending), "
+                    + "\(fixed(outcome.accessesPerSecond, 0)) accesses/s, hits \(fixed(outcome.hitRate * 100, 1)) %")
+                if !outcome.finished && !outcome.oom && !outcome.standardError.isEmpty {
+                    Output.error(outcome.standardError)
+                }
+            } catch {
+                Output.error("image-decoder-demo: cannot run the \(cache.rawValue) child: \(error)")
+                return 1
+            }
+        }
+        for line in table(outcomes) { Output.line(line) }
+        let verdict = goalVerdict(outcomes, sandboxed: sandbox != nil, limit: options.memoryLimitMiB)
+        for line in verdict.lines { Output.line(line) }
+        let chart = ComparisonChart(
+            title: "Image gallery, \(gallery.items.count) decoded images (\(mebibytes(gallery.totalByteCount)) MiB), "
+                + (sandbox != nil ? "\(options.memoryLimitMiB) MiB memory limit" : "no memory limit"),
+            subtitle: "Zipf s=\(options.zipfExponent) accesses (seed \(options.seed)), \(fixed(options.seconds, 0)) s per cache, each in its own child process",
+            footnote: "volatile: VolatileCache; nscache: NSCache, no limit; nscache-tuned: NSCache, totalCostLimit fitted to the limit; none: decode every access",
+            outcomes: outcomes, memoryLimitMiB: sandbox != nil ? Double(options.memoryLimitMiB) : nil)
+        if writeFile(options.svgPath, chart.svg) {
+            Output.line("chart: \(options.svgPath)")
+        } else {
+            Output.error("image-decoder-demo: cannot write \(options.svgPath): \(String(cString: strerror(errno)))")
+        }
+        for outcome in outcomes { Output.line(outcome.resultLine) }
+        let broken = outcomes.contains { $0.verificationFailures > 0 || (!$0.finished && !$0.oom) }
+        return broken ? 1 : 0
+    }
+
+    /// The sandbox, or nil with a one-line notice saying why there is none.
+    static func sandboxOrNotice(_ options: DemoOptions) -> MemoryPressureSandbox? {
+        if options.noSandbox { return nil }
+        switch MemoryPressureSandbox.availability {
+        case .available:
+            do {
+                return try MemoryPressureSandbox()
+            } catch {
+                Output.error("note: running without a memory limit: \(error)")
+                return nil
+            }
+        case .unavailable(let reason):
+            Output.error("note: running without a memory limit, memory cgroups are unavailable here: \(reason)")
+            return nil
+        }
+    }
+
+    /// The side-by-side table.
+    static func table(_ outcomes: [ChildOutcome]) -> [String] {
+        let baseline = outcomes.first { $0.cache == .none }
+        let header = pad("cache", 14, right: true) + pad("ended", 11) + pad("seconds", 8) + pad("accesses", 9)
+            + pad("per s", 7) + pad("vs none", 8) + pad("per CPU s", 10) + pad("vs none", 8) + pad("hits", 7)
+            + pad("decodes", 8) + pad("decode s", 9) + pad("drops", 6) + pad("peak MiB", 9) + pad("verify", 7)
+        var lines = ["", header, String(repeating: "-", count: header.count)]
+        for outcome in outcomes {
+            func ratio(_ value: Double, _ base: Double?) -> String {
+                guard let base, base > 0 else { return "-" }
+                return fixed(value / base, 2) + "x"
+            }
+            let drops = outcome.cache == .volatile ? "\(dropsFrom(outcome))" : "-"
+            lines.append(
+                pad(outcome.cache.rawValue, 14, right: true) + pad(outcome.ending, 11) + pad(fixed(outcome.seconds, 1), 8)
+                    + pad("\(outcome.accesses)", 9) + pad(fixed(outcome.accessesPerSecond, 0), 7)
+                    + pad(ratio(outcome.accessesPerSecond, baseline?.accessesPerSecond), 8)
+                    + pad(fixed(outcome.accessesPerCPUSecond, 0), 10)
+                    + pad(ratio(outcome.accessesPerCPUSecond, baseline?.accessesPerCPUSecond), 8)
+                    + pad(fixed(outcome.hitRate * 100, 1) + "%", 7) + pad("\(outcome.regenerations)", 8)
+                    + pad(fixed(outcome.decodeSeconds, 1), 9) + pad(drops, 6)
+                    + pad(fixed(outcome.peakMiB, 1), 9) + pad(outcome.finished ? "\(outcome.verificationFailures)" : "-", 7))
+        }
+        lines.append("per s: accesses per wall-clock second; per CPU s: per second of the child's CPU time (user + system,")
+        lines.append("  reclaim included), less sensitive to other load on the machine; decode s: time spent decoding;")
+        lines.append("  peak MiB: the cgroup's max_usage (lazily freed pages count until taken); verify: mismatched images")
+        lines.append("")
+        return lines
+    }
+
+    private static func dropsFrom(_ outcome: ChildOutcome) -> Int {
+        for line in outcome.otherLines where line.hasPrefix("drops detected") {
+            if let count = line.split(separator: " ").last.flatMap({ Int($0) }) { return count }
+        }
+        return 0
+    }
+
+    /// Whether the run shows the README's point.
+    static func goalVerdict(_ outcomes: [ChildOutcome], sandboxed: Bool, limit: Int) -> (met: Bool, lines: [String]) {
+        func find(_ kind: CacheKind) -> ChildOutcome? { outcomes.first { $0.cache == kind } }
+        guard sandboxed, let volatile = find(.volatile), let plain = find(.nscache), let tuned = find(.nscacheTuned), let none = find(.none) else {
+            return (false, ["goal: not evaluated (needs all four caches under a memory limit)"])
+        }
+        let checks: [(String, Bool)] = [
+            ("volatile finishes under \(limit) MiB", volatile.finished && !volatile.oom),
+            ("plain NSCache is OOM-killed", plain.oom),
+            ("volatile throughput >= nscache-tuned (\(fixed(volatile.accessesPerSecond, 0)) vs \(fixed(tuned.accessesPerSecond, 0))/s)",
+             volatile.accessesPerSecond >= tuned.accessesPerSecond),
+            ("volatile throughput >= 3x none (\(fixed(none.accessesPerSecond > 0 ? volatile.accessesPerSecond / none.accessesPerSecond : 0, 2))x)",
+             volatile.accessesPerSecond >= 3 * none.accessesPerSecond),
+        ]
+        let met = checks.allSatisfy(\.1)
+        return (met, checks.map { "goal: [\($0.1 ? "yes" : "NO ")] \($0.0)" } + ["goal: \(met ? "met" : "missed")"])
+    }
+
+    private static func writeFile(_ path: String, _ text: String) -> Bool {
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        Output.write(text, to: fd)
+        return true
+    }
+}

@@ -1,0 +1,46 @@
+import VolatileCache
+
+/// The gallery on `VolatileCache`: each decoded image is written by the decoder straight into
+/// cache memory (size first: the item knows its decoded size before decoding). Recently used
+/// images stay in the hot set; older ones are volatile and the kernel may take their pages
+/// when the cgroup runs short, after which the next access decodes again.
+final class VolatileGalleryCache: GalleryCache {
+    let kind = CacheKind.volatile
+    let configurationNote: String
+    private let gallery: Gallery
+    private let cache: VolatileCache<Int>
+
+    /// - Parameters:
+    ///   - gallery: The gallery.
+    ///   - hotMiB: The hot-set budget; nil keeps the cache's default.
+    /// - Throws: The cache's error when it cannot create its arena.
+    init(gallery: Gallery, hotMiB: Int?) throws {
+        var configuration = VolatileCache<Int>.Configuration()
+        if let hotMiB { configuration.hotByteLimit = hotMiB << 20 }
+        self.gallery = gallery
+        self.cache = try VolatileCache<Int>(configuration: configuration)
+        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, no cost limit (the kernel decides)"
+    }
+
+    func access(_ item: GalleryItem) throws -> UInt64? {
+        let gallery = self.gallery
+        return try cache.withValue(DecodedImage.self, forKey: item.index, regenerate: { context in
+            // Size first: the header gives the object's size; the decoder then writes the
+            // pixels straight into cache memory after it. After a drop the whole image is
+            // decoded again: every decode inflates the whole PNG anyway, so rewriting only the
+            // dropped pages would save little.
+            try context.write(DecodedImage.self, header: DecodedImage.Header(item)) { pixels in
+                try DecodedImage.decodePixels(item, of: gallery, into: pixels)
+            }
+        }) { view in
+            DecodedImage.sampledChecksum(view, for: item)
+        }
+    }
+
+    func figures() -> CacheFigures {
+        let statistics = cache.statistics
+        return CacheFigures(
+            hits: statistics.hits, regenerations: statistics.regenerations, drops: statistics.droppedObjects,
+            evictions: statistics.evictions, residentBytes: statistics.hotBytes + cache.residentVolatileBytes())
+    }
+}

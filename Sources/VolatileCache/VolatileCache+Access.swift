@@ -1,0 +1,310 @@
+public import Synchronization
+import VolatileMemory
+
+/// A reader's hold on a hot entry's content (released with `VolatileCache.release(_:)`).
+@usableFromInline
+struct Hold<Key: Hashable & Sendable> {
+    @usableFromInline let entry: CacheEntry<Key>
+    @usableFromInline let base: UnsafeRawPointer
+    @usableFromInline let byteCount: Int
+
+    @inlinable
+    init(entry: CacheEntry<Key>, base: UnsafeRawPointer, byteCount: Int) {
+        self.entry = entry
+        self.base = base
+        self.byteCount = byteCount
+    }
+}
+
+/// What one look-up under the shard lock decided; the work happens after the lock.
+enum LookupStep<Key: Hashable & Sendable>: ~Copyable {
+    case hit(CacheEntry<Key>, UnsafeRawPointer, Int)
+    case absent
+    case wait(Flight)
+    case load(CacheEntry<Key>, Flight)
+    case repin(CacheEntry<Key>, Flight, VolatileExtent)
+}
+
+/// When a regenerator is offered to repair only the dropped pages.
+@usableFromInline
+enum RepairOffer {
+    case never
+    case always
+    /// Typed values: their header is read back from the first page.
+    case ifFirstPageSurvived
+
+    func offers(_ droppedPages: [Int]) -> Bool {
+        switch self {
+        case .never: return false
+        case .always: return true
+        case .ifFirstPageSurvived: return droppedPages.first != 0
+        }
+    }
+}
+
+/// What re-pinning a volatile entry found.
+enum RepinStep<Key: Hashable & Sendable>: ~Copyable {
+    case hit(CacheEntry<Key>, UnsafeRawPointer, Int)
+    /// Pages were dropped: regenerate (all, or repair the surviving extent).
+    case regenerate(CacheEntry<Key>, Flight, PinnedExtent, droppedPages: [Int]?)
+    /// Dropped and nothing to regenerate with: the entry is gone.
+    case gone
+    /// The re-pin failed (the entry is gone and its waiters got the error).
+    case failed(VolatileCacheError)
+}
+
+extension VolatileCache {
+    /// Calls `body` with the object's bytes, regenerating them first on a miss or a drop.
+    ///
+    /// A hit on a hot entry takes a shard lock and makes no system call. A volatile entry is
+    /// re-pinned; if the kernel dropped some of its pages, `regenerate` runs (it may repair
+    /// only those pages, see ``RegenerationContext/droppedPages``). Concurrent callers for the
+    /// same key share one regeneration and all get its result or its error.
+    ///
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - regenerate: Writes the object through the context. Runs with no cache lock held;
+    ///     it may use the cache for other keys, but asking for `key` itself throws
+    ///     ``VolatileCacheError/reentrantAccess``.
+    ///   - body: Reads the bytes; they stay pinned (never dropped) until it returns. Do not
+    ///     escape the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `regenerate` or `body` throws, or a ``VolatileCacheError``. Nothing is
+    ///   cached when regeneration fails.
+    @inlinable
+    public func withBytes<Result>(
+        forKey key: Key,
+        regenerate: (inout RegenerationContext<Key>) throws -> Void,
+        _ body: (UnsafeRawBufferPointer) throws -> Result
+    ) throws -> Result {
+        // The hot hit is inlined into the caller (specialized for its key type); everything
+        // else goes through `acquire`.
+        let hold = try hotHit(key) ?? acquire(key, offersRepair: .always, canRegenerate: true, regenerate)!
+        defer { release(hold.entry) }
+        return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
+    }
+
+    /// Calls `body` with the object's bytes if the cache holds them, without regenerating.
+    /// A volatile entry whose pages were dropped is removed and counts as a miss.
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - body: Reads the bytes. Do not escape the pointer.
+    /// - Returns: What `body` returns, or nil on a miss.
+    /// - Throws: What `body` throws, ``VolatileCacheError/memoryUnavailable(_:)`` if a
+    ///   re-pin fails, ``VolatileCacheError/reentrantAccess``.
+    public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
+        guard let hold = try acquire(key, offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
+        defer { release(hold.entry) }
+        return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
+    }
+
+    /// The object's bytes, copied out, regenerating them first on a miss or a drop.
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - regenerate: As in ``withBytes(forKey:regenerate:_:)``.
+    /// - Returns: A copy of the bytes.
+    /// - Throws: As ``withBytes(forKey:regenerate:_:)``.
+    public func bytes(forKey key: Key, regenerate: (inout RegenerationContext<Key>) throws -> Void) throws -> [UInt8] {
+        try withBytes(forKey: key, regenerate: regenerate) { Array($0) }
+    }
+
+    /// The object's bytes, copied out, or nil on a miss (no regeneration).
+    /// - Parameter key: The key.
+    /// - Returns: A copy of the bytes, or nil.
+    /// - Throws: As ``withBytes(forKey:_:)``.
+    public func bytes(forKey key: Key) throws -> [UInt8]? {
+        try withBytes(forKey: key) { Array($0) }
+    }
+
+    /// A hit on a hot entry: under the shard lock, bump the LRU and take a hold. No syscall.
+    @inlinable
+    func hotHit(_ key: Key) -> Hold<Key>? {
+        shard(for: key).state.withLock { state -> Hold<Key>? in
+            guard let entry = state.entries[key], entry.phase == .hot else { return nil }
+            entry.stamp = tick()
+            state.hot.moveToNewest(entry)
+            entry.holds.add(2, ordering: .acquiringAndReleasing)
+            state.counters.hotHits += 1
+            return Hold(entry: entry, base: entry.base!, byteCount: entry.byteCount)
+        }
+    }
+
+    // MARK: - The sync acquisition loop
+
+    @usableFromInline
+    func acquire(
+        _ key: Key, offersRepair: RepairOffer, canRegenerate: Bool,
+        _ regenerate: (inout RegenerationContext<Key>) throws -> Void
+    ) throws -> Hold<Key>? {
+        let shard = shard(for: key)
+        while true {
+            switch lookup(key, in: shard, canCreate: canRegenerate) {
+            case .hit(let entry, let base, let count):
+                return Hold(entry: entry, base: base, byteCount: count)
+            case .absent:
+                return nil
+            case .wait(let flight):
+                switch try flight.wait() {
+                case .ready: continue
+                case .failed(let error): throw error
+                }
+            case .load(let entry, let flight):
+                var context = makeContext(key: key, previous: nil, droppedPages: nil)
+                let start = ContinuousClock.now
+                do {
+                    try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
+                        try regenerate(&context)
+                    }
+                } catch {
+                    _ = consume context
+                    abandon(entry, flight: flight, in: shard, error: error)
+                    throw error
+                }
+                return try complete(entry, flight: flight, context: context, since: start, in: shard)
+            case .repin(let entry, let flight, let extent):
+                switch repin(entry, flight: flight, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
+                case .hit(let entry, let base, let count):
+                    return Hold(entry: entry, base: base, byteCount: count)
+                case .gone:
+                    return nil
+                case .failed(let error):
+                    throw error
+                case .regenerate(let entry, let flight, let previous, let dropped):
+                    var context = makeContext(key: key, previous: previous, droppedPages: dropped)
+                    let start = ContinuousClock.now
+                    do {
+                        try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
+                            try regenerate(&context)
+                        }
+                    } catch {
+                        _ = consume context
+                        abandon(entry, flight: flight, in: shard, error: error)
+                        throw error
+                    }
+                    return try complete(entry, flight: flight, context: context, since: start, in: shard)
+                }
+            }
+        }
+    }
+
+    // MARK: - Steps shared with the async path
+
+    /// The decision under the shard lock. A hot hit bumps the LRU and takes a hold, nothing else.
+    @inline(__always)
+    func lookup(_ key: Key, in shard: CacheShard<Key>, canCreate: Bool) -> LookupStep<Key> {
+        shard.state.withLock { state -> LookupStep<Key> in
+            guard let entry = state.entries[key] else {
+                state.counters.misses += 1
+                guard canCreate else { return .absent }
+                let flight = Flight()
+                state.entries[key] = CacheEntry(key: key, phase: .loading, flight: flight)
+                return .load(state.entries[key]!, flight)
+            }
+            switch entry.phase {
+            case .hot:
+                entry.stamp = tick()
+                state.hot.moveToNewest(entry)
+                entry.holds.add(2, ordering: .acquiringAndReleasing)
+                state.counters.hotHits += 1
+                return .hit(entry, entry.base!, entry.byteCount)
+            case .volatile:
+                let extent = entry.volatile.take()!
+                state.volatile.remove(entry)
+                entry.list = .none
+                entry.phase = .busy
+                let flight = Flight()
+                entry.flight = flight
+                state.busyCount += 1
+                totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
+                return .repin(entry, flight, extent)
+            case .loading, .busy:
+                return .wait(entry.flight!)
+            }
+        }
+    }
+
+    /// Re-pins a volatile entry (outside the lock) and decides what follows.
+    func repin(
+        _ entry: CacheEntry<Key>, flight: Flight, extent: consuming VolatileExtent, in shard: CacheShard<Key>,
+        offersRepair: RepairOffer, canRegenerate: Bool
+    ) -> RepinStep<Key> {
+        switch extent.pin() {
+        case .pinned(let pinned):
+            let report = pinned.report
+            switch report {
+            case .intact:
+                let (base, count) = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true)
+                shard.state.withLock { $0.counters.volatileHits += 1 }
+                return .hit(entry, base, count)
+            case .dropped(let pages):
+                shard.state.withLock { state in
+                    state.counters.droppedObjects += 1
+                    state.counters.droppedPages += pages.count
+                    if !canRegenerate { state.counters.misses += 1 }
+                }
+                guard canRegenerate else {
+                    free(pinned)
+                    abandon(entry, flight: flight, in: shard, error: nil)
+                    return .gone
+                }
+                return .regenerate(entry, flight, pinned, droppedPages: offersRepair.offers(pages) ? pages : nil)
+            case .fresh:
+                guard canRegenerate else {
+                    free(pinned)
+                    abandon(entry, flight: flight, in: shard, error: nil)
+                    return .gone
+                }
+                return .regenerate(entry, flight, pinned, droppedPages: nil)
+            }
+        case .failed(let discarded, let error):
+            _ = consume discarded
+            abandon(entry, flight: flight, in: shard, error: VolatileCacheError.memoryUnavailable(error))
+            return .failed(.memoryUnavailable(error))
+        }
+    }
+
+    /// Validates a regenerator's work and installs it hot with one hold for the caller.
+    func complete(
+        _ entry: CacheEntry<Key>, flight: Flight, context: consuming RegenerationContext<Key>,
+        since start: ContinuousClock.Instant, in shard: CacheShard<Key>
+    ) throws -> Hold<Key> {
+        let product: Product
+        do {
+            product = try context.finish()
+        } catch {
+            abandon(entry, flight: flight, in: shard, error: error)
+            throw error
+        }
+        let repaired = product.repaired
+        let cost = product.cost
+        let elapsed = ContinuousClock.now - start
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        shard.state.withLock { state in
+            state.counters.regenerations += 1
+            if repaired { state.counters.partialRegenerations += 1 }
+            state.counters.regenerationNanoseconds += nanoseconds
+        }
+        let (base, count) = install(entry, extent: product.extent, cost: repaired ? (cost ?? entry.cost) : cost, in: shard, holding: true)
+        enforceLimits(protecting: entry)
+        return Hold(entry: entry, base: base, byteCount: count)
+    }
+
+    /// Gives up on a loading or busy entry: it leaves the cache, and its waiters get `error`
+    /// (or retry, when there is none).
+    func abandon(_ entry: CacheEntry<Key>, flight: Flight, in shard: CacheShard<Key>, error: (any Error)?) {
+        var garbage = Garbage()
+        shard.state.withLock { state in
+            if error != nil { state.counters.regenerationFailures += 1 }
+            entry.flight = nil
+            detach(entry, from: &state, into: &garbage)
+        }
+        garbage.dispose()
+        if let error { flight.finish(.failed(error)) } else { flight.finish(.ready) }
+    }
+
+    func makeContext(key: Key, previous: consuming PinnedExtent?, droppedPages: [Int]?) -> RegenerationContext<Key> {
+        RegenerationContext(
+            key: key, maximumByteCount: maximumObjectByteCount, arena: arena, previous: previous,
+            droppedPages: droppedPages, reclaim: { [unowned self] in self.evictForMemory() })
+    }
+}

@@ -1,0 +1,116 @@
+// The async access path: the same steps as the sync one, but waiters suspend instead of
+// blocking a thread, and the regenerator may suspend (it writes into pinned cache memory
+// that no one else can see until it returns).
+//
+// Cancellation: a cancelled waiter resumes alone with `CancellationError`. If the task that
+// runs the regenerator is cancelled and the regeneration fails, the other waiters are not
+// given its `CancellationError`: they retry, and one of them regenerates.
+extension VolatileCache {
+    /// Calls `body` with the object's bytes, regenerating them first (asynchronously) on a
+    /// miss or a drop. See ``withBytes(forKey:regenerate:_:)`` for the behaviour.
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - isolation: The caller's actor; the closures run there.
+    ///   - regenerate: Writes the object through the context; may suspend.
+    ///   - body: Reads the bytes. Do not escape the pointer.
+    /// - Returns: What `body` returns.
+    /// - Throws: What `regenerate` or `body` throws, a ``VolatileCacheError``, or
+    ///   `CancellationError` when this task is cancelled while waiting for another's regeneration.
+    public func withBytes<Result>(
+        forKey key: Key,
+        isolation: isolated (any Actor)? = #isolation,
+        regenerate: (inout RegenerationContext<Key>) async throws -> Void,
+        _ body: (UnsafeRawBufferPointer) throws -> Result
+    ) async throws -> Result {
+        let hold = try await acquire(key, offersRepair: .always, regenerate)
+        defer { release(hold.entry) }
+        return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
+    }
+
+    /// The object's bytes, copied out, regenerating them first (asynchronously) if needed.
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - isolation: The caller's actor.
+    ///   - regenerate: Writes the object through the context; may suspend.
+    /// - Returns: A copy of the bytes.
+    /// - Throws: As ``withBytes(forKey:isolation:regenerate:_:)``.
+    public func bytes(
+        forKey key: Key,
+        isolation: isolated (any Actor)? = #isolation,
+        regenerate: (inout RegenerationContext<Key>) async throws -> Void
+    ) async throws -> [UInt8] {
+        let hold = try await acquire(key, offersRepair: .always, regenerate)
+        defer { release(hold.entry) }
+        return Array(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
+    }
+
+    /// Pins the object's bytes, regenerating them first (asynchronously) if needed.
+    /// - Parameters:
+    ///   - key: The key.
+    ///   - isolation: The caller's actor.
+    ///   - regenerate: Writes the object through the context; may suspend.
+    /// - Returns: The pin; the bytes stay pinned until it is dropped.
+    /// - Throws: As ``withBytes(forKey:isolation:regenerate:_:)``.
+    public func pinnedValue(
+        forKey key: Key,
+        isolation: isolated (any Actor)? = #isolation,
+        regenerate: (inout RegenerationContext<Key>) async throws -> Void
+    ) async throws -> PinnedValue {
+        let hold = try await acquire(key, offersRepair: .always, regenerate)
+        return PinnedValue(cache: self, hold: hold)
+    }
+
+    func acquire(
+        _ key: Key, offersRepair: RepairOffer,
+        isolation: isolated (any Actor)? = #isolation,
+        _ regenerate: (inout RegenerationContext<Key>) async throws -> Void
+    ) async throws -> Hold<Key> {
+        let shard = shard(for: key)
+        while true {
+            var context: RegenerationContext<Key>
+            let entry: CacheEntry<Key>
+            let flight: Flight
+            switch lookup(key, in: shard, canCreate: true) {
+            case .hit(let hit, let base, let count):
+                return Hold(entry: hit, base: base, byteCount: count)
+            case .absent:
+                fatalError("unreachable: look-ups that may create never find nothing")
+            case .wait(let other):
+                switch try await other.wait() {
+                case .ready: continue
+                case .failed(let error): throw error
+                }
+            case .load(let loading, let own):
+                entry = loading
+                flight = own
+                context = makeContext(key: key, previous: nil, droppedPages: nil)
+            case .repin(let busy, let own, let extent):
+                switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: true) {
+                case .hit(let hit, let base, let count):
+                    return Hold(entry: hit, base: base, byteCount: count)
+                case .gone:
+                    continue
+                case .failed(let error):
+                    throw error
+                case .regenerate(let dropped, let own, let previous, let pages):
+                    entry = dropped
+                    flight = own
+                    context = makeContext(key: key, previous: previous, droppedPages: pages)
+                }
+            }
+            let start = ContinuousClock.now
+            do {
+                try await RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
+                    try await regenerate(&context)
+                }
+            } catch {
+                _ = consume context
+                // A cancelled regenerating task fails alone: the waiters retry.
+                let cancelled = error is CancellationError || Task.isCancelled
+                abandon(entry, flight: flight, in: shard, error: cancelled ? nil : error)
+                throw error
+            }
+            return try complete(entry, flight: flight, context: context, since: start, in: shard)
+        }
+    }
+}

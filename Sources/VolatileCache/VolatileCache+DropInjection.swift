@@ -1,0 +1,51 @@
+// Hooks for the VolatileCacheTesting module's drop injection: real kernel drops
+// (MADV_PAGEOUT) of cached entries' volatile pages, as memory pressure would do.
+extension VolatileCache {
+    /// Drops the given pages of the volatile entries for `keys`, now. Hot, pinned, busy or
+    /// missing entries are skipped (their pages are not volatile).
+    /// - Parameters:
+    ///   - keys: The keys.
+    ///   - pages: Page indices to drop; nil for all.
+    /// - Returns: The number of entries whose pages were dropped.
+    package func dropVolatilePages(forKeys keys: some Sequence<Key>, pages: [Int]? = nil) throws -> Int {
+        var dropped = 0
+        for key in keys {
+            try shard(for: key).state.withLock { state in
+                guard let entry = state.entries[key], entry.phase == .volatile, entry.volatile != nil else { return }
+                try entry.volatile?.dropPages(pages)
+                dropped += 1
+            }
+        }
+        return dropped
+    }
+
+    /// The keys of the volatile entries now.
+    package var volatileKeys: [Key] {
+        shards.flatMap { shard in
+            shard.state.withLock { state in
+                var keys: [Key] = []
+                var cursor = state.volatile.newest
+                while let entry = cursor {
+                    keys.append(entry.key)
+                    cursor = entry.older
+                }
+                return keys
+            }
+        }
+    }
+
+    /// The keys of the hot entries now, most recently used first within each shard.
+    package var hotKeys: [Key] {
+        shards.flatMap { shard in
+            shard.state.withLock { state in
+                var keys: [Key] = []
+                var cursor = state.hot.newest
+                while let entry = cursor {
+                    keys.append(entry.key)
+                    cursor = entry.older
+                }
+                return keys
+            }
+        }
+    }
+}

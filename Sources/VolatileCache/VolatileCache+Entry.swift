@@ -1,0 +1,138 @@
+public import Synchronization
+import VolatileMemory
+
+/// Where an entry's content is.
+@usableFromInline
+enum EntryPhase: UInt8 {
+    /// Being generated for the first time (or after a drop): its flight's waiters wait.
+    case loading
+    /// A syscall is moving it between hot and volatile, outside the shard lock: waiters wait.
+    case busy
+    /// Pinned and in the shard's hot list: hits make no syscall.
+    case hot
+    /// Volatile (`MADV_FREE`) and in the shard's volatile list: a hit re-pins it.
+    case volatile
+}
+
+/// One cached object. Its `var`s are guarded by its shard's mutex, with two exceptions:
+/// `holds` is atomic (readers release without the lock), and once an entry is removed with
+/// no holds left, exactly one thread (the one that saw the last hold go) owns its extent.
+@usableFromInline
+final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {
+    @usableFromInline let key: Key
+    @usableFromInline var phase: EntryPhase
+    /// The single-flight record while `loading` or `busy`.
+    var flight: Flight?
+    var pinned: PinnedExtent?
+    var volatile: VolatileExtent?
+    /// First byte of the content while hot (stays valid while any hold exists).
+    @usableFromInline var base: UnsafeRawPointer?
+    @usableFromInline var byteCount = 0
+    /// Whole pages, for the hot / volatile byte figures.
+    var footprint = 0
+    var cost = 0
+    /// Global access clock value of the last access (LRU order across shards).
+    @usableFromInline var stamp: UInt64 = 0
+    var isRemoved = false
+    var list: ListMembership = .none
+    @usableFromInline unowned(unsafe) var newer: CacheEntry?
+    @usableFromInline unowned(unsafe) var older: CacheEntry?
+    /// Readers holding the content: `2 * count`, plus bit 0 once the entry is removed. The
+    /// thread that moves it to exactly 1 (removed, no readers) frees the extent.
+    @usableFromInline let holds = Atomic<Int>(0)
+
+    init(key: Key, phase: EntryPhase, flight: Flight?) {
+        self.key = key
+        self.phase = phase
+        self.flight = flight
+    }
+
+    enum ListMembership: UInt8 { case none, hot, volatile }
+}
+
+/// An intrusive LRU list (newest at the head). Links are unowned: the shard's dictionary
+/// owns the entries, and an entry leaves the list before it leaves the dictionary.
+@usableFromInline
+struct EntryList<Key: Hashable & Sendable> {
+    @usableFromInline unowned(unsafe) var newest: CacheEntry<Key>?
+    @usableFromInline unowned(unsafe) var oldest: CacheEntry<Key>?
+    @usableFromInline var count = 0
+
+    init() {}
+
+    @inlinable
+    mutating func pushNewest(_ entry: CacheEntry<Key>) {
+        entry.older = newest
+        entry.newer = nil
+        if let newest { newest.newer = entry } else { oldest = entry }
+        newest = entry
+        count += 1
+    }
+
+    /// Inserts by stamp (most demotions land at the head, so the walk is short).
+    mutating func insertOrdered(_ entry: CacheEntry<Key>) {
+        var cursor = newest
+        while let current = cursor, current.stamp > entry.stamp { cursor = current.older }
+        guard let before = cursor else {
+            // Older than everything: becomes the oldest.
+            entry.newer = oldest
+            entry.older = nil
+            if let oldest { oldest.older = entry } else { newest = entry }
+            oldest = entry
+            count += 1
+            return
+        }
+        if before === newest { pushNewest(entry); return }
+        // Between `before` (older) and `before.newer`.
+        let after = before.newer!
+        entry.older = before
+        entry.newer = after
+        before.newer = entry
+        after.older = entry
+        count += 1
+    }
+
+    @inlinable
+    mutating func remove(_ entry: CacheEntry<Key>) {
+        if let newer = entry.newer { newer.older = entry.older } else { newest = entry.older }
+        if let older = entry.older { older.newer = entry.newer } else { oldest = entry.newer }
+        entry.newer = nil
+        entry.older = nil
+        count -= 1
+    }
+
+    @inlinable
+    mutating func moveToNewest(_ entry: CacheEntry<Key>) {
+        if entry === newest { return }
+        remove(entry)
+        pushNewest(entry)
+    }
+}
+
+/// Extents taken out of entries under a shard lock, freed (a syscall each) after it.
+struct Garbage: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
+    var pinned: [PinnedBox] = []
+    var volatile: [VolatileBox] = []
+    var flights: [Flight] = []
+
+    mutating func add(_ extent: consuming PinnedExtent) { pinned.append(PinnedBox(extent)) }
+    mutating func add(_ extent: consuming VolatileExtent) { volatile.append(VolatileBox(extent)) }
+
+    var isEmpty: Bool { pinned.isEmpty && volatile.isEmpty && flights.isEmpty }
+
+    /// Frees the extents and wakes the waiters of abandoned flights (they retry).
+    func dispose() {
+        for flight in flights { flight.finish(.ready) }
+    }
+}
+
+/// Boxes so that arrays can carry `~Copyable` extents; freeing the box frees the extent.
+final class PinnedBox: @unchecked Sendable {  // Owns its extent exclusively.
+    var extent: PinnedExtent?
+    init(_ extent: consuming PinnedExtent) { self.extent = .some(extent) }
+}
+
+final class VolatileBox: @unchecked Sendable {  // Owns its extent exclusively.
+    var extent: VolatileExtent?
+    init(_ extent: consuming VolatileExtent) { self.extent = .some(extent) }
+}

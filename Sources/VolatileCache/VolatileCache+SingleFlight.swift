@@ -1,0 +1,105 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// How a flight ended.
+enum FlightOutcome: @unchecked Sendable {  // `any Error` values are sent once, to waiters.
+    /// The entry is ready (or gone): waiters look the key up again.
+    case ready
+    /// The regeneration failed: every waiter gets the error.
+    case failed(any Error)
+}
+
+/// The single-flight record of one key while it is loading, being re-pinned, or demoted.
+/// Sync waiters block on a condition variable; async waiters suspend on continuations, and a
+/// cancelled async waiter resumes alone (the others keep waiting).
+final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex`.
+    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    private let condition: UnsafeMutablePointer<pthread_cond_t>
+    private var outcome: FlightOutcome?
+    private var continuations: [Int: UnsafeContinuation<Void, Never>] = [:]
+    private var cancelledEarly: Set<Int> = []
+    private var nextWaiter = 0
+
+    init() {
+        mutex = .allocate(capacity: 1)
+        condition = .allocate(capacity: 1)
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(condition, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    private func locked<R>(_ body: () -> R) -> R {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return body()
+    }
+
+    /// Ends the flight and wakes every waiter. Later calls are ignored.
+    func finish(_ result: FlightOutcome) {
+        let waiting: [UnsafeContinuation<Void, Never>] = locked {
+            guard outcome == nil else { return [] }
+            outcome = result
+            pthread_cond_broadcast(condition)
+            defer { continuations = [:] }
+            return Array(continuations.values)
+        }
+        for continuation in waiting { continuation.resume() }
+    }
+
+    /// Blocks the calling thread until the flight ends.
+    /// - Throws: ``VolatileCacheError/reentrantAccess`` when the calling context is running
+    ///   this flight's own regeneration (it would wait for itself).
+    func wait() throws(VolatileCacheError) -> FlightOutcome {
+        if RegenerationScope.isRunning(self) { throw .reentrantAccess }
+        pthread_mutex_lock(mutex)
+        while outcome == nil { pthread_cond_wait(condition, mutex) }
+        let result = outcome!
+        pthread_mutex_unlock(mutex)
+        return result
+    }
+
+    /// Suspends until the flight ends or this task is cancelled (only this waiter resumes then).
+    /// - Throws: ``VolatileCacheError/reentrantAccess``, or `CancellationError`.
+    func wait() async throws -> FlightOutcome {
+        if RegenerationScope.isRunning(self) { throw VolatileCacheError.reentrantAccess }
+        let id: Int = locked { nextWaiter += 1; return nextWaiter }
+        await withTaskCancellationHandler {
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
+                let resumeNow: Bool = locked {
+                    if outcome != nil || cancelledEarly.remove(id) != nil { return true }
+                    continuations[id] = continuation
+                    return false
+                }
+                if resumeNow { continuation.resume() }
+            }
+        } onCancel: {
+            let continuation: UnsafeContinuation<Void, Never>? = locked {
+                if let continuation = continuations.removeValue(forKey: id) { return continuation }
+                if outcome == nil { cancelledEarly.insert(id) }
+                return nil
+            }
+            continuation?.resume()
+        }
+        if let result = locked({ outcome }) { return result }
+        throw CancellationError()
+    }
+}
+
+/// The flights whose regenerators are running in the current task or thread (task-local, so
+/// it follows both sync calls and child tasks). Read only on the waiting path, never on a hit.
+enum RegenerationScope {
+    @TaskLocal static var running: [ObjectIdentifier] = []
+
+    static func isRunning(_ flight: Flight) -> Bool {
+        running.contains(ObjectIdentifier(flight))
+    }
+}

@@ -1,0 +1,165 @@
+public import VolatileCache
+public import VolatileMemory
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+
+/// Drops a random fraction of an arena's volatile pages at a steady rate, on a background
+/// thread, until stopped: a reproducible stand-in for memory pressure in stress tests.
+///
+/// Round `n` uses the `n`-th value of a ``SplitMix64`` seeded with ``seed``, so a run with the
+/// same seed and the same volatile extents at each round drops the same pages.
+public final class BackgroundDropInjector: Sendable {
+    /// The arena whose volatile pages are dropped.
+    public let arena: VolatileArena
+    /// The fraction of volatile pages dropped each round.
+    public let fraction: Double
+    /// The time between rounds.
+    public let interval: Duration
+    /// The seed of the rounds' page choices.
+    public let seed: UInt64
+
+    private let worker: Worker
+    private let thread = Mutex<pthread_t?>(nil)
+
+    /// Creates an injector (not started) for a cache.
+    /// - Parameters:
+    ///   - cache: The cache whose volatile entries are dropped.
+    ///   - fraction: The fraction of volatile pages dropped each round (0 to 1).
+    ///   - interval: The time between rounds.
+    ///   - seed: The seed of the page choices.
+    public convenience init<Key>(cache: VolatileCache<Key>, fraction: Double, interval: Duration, seed: UInt64) {
+        self.init(arena: cache.arena, fraction: fraction, interval: interval, seed: seed)
+    }
+
+    /// Creates an injector (not started) for an arena.
+    /// - Parameters:
+    ///   - arena: The arena.
+    ///   - fraction: The fraction of volatile pages dropped each round (0 to 1).
+    ///   - interval: The time between rounds.
+    ///   - seed: The seed of the page choices.
+    public init(arena: VolatileArena, fraction: Double, interval: Duration, seed: UInt64) {
+        self.arena = arena
+        self.fraction = fraction
+        self.interval = interval
+        self.seed = seed
+        self.worker = Worker(arena: arena, fraction: fraction, interval: interval, seed: seed)
+    }
+
+    deinit { stop() }
+
+    /// Rounds run so far.
+    public var rounds: Int { worker.rounds.load(ordering: .acquiring) }
+    /// Pages asked to be dropped so far.
+    public var droppedPages: Int { worker.pages.load(ordering: .acquiring) }
+    /// The first error a round met (`MADV_PAGEOUT` unsupported), if any; the thread stops then.
+    public var error: VolatileMemoryError? { worker.control.withLock { $0.error } }
+
+    /// Starts the background thread (no effect if it runs).
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the thread cannot be created.
+    public func start() throws {
+        try thread.withLock { handle in
+            guard handle == nil else { return }
+            worker.control.withLock { $0.stopRequested = false }
+            let context = Unmanaged.passRetained(worker).toOpaque()
+            var created = pthread_t()
+            let status = pthread_create(&created, nil, { context in
+                Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue().run()
+                return nil
+            }, context)
+            guard status == 0 else {
+                Unmanaged<Worker>.fromOpaque(context).release()
+                throw VolatileMemoryError.systemCall("pthread_create", Errno(rawValue: status))
+            }
+            handle = created
+        }
+    }
+
+    /// Stops the thread and waits for its round in progress to end. Safe to call more than once.
+    public func stop() {
+        guard let handle = thread.withLock({ handle in defer { handle = nil }; return handle }) else { return }
+        worker.requestStop()
+        pthread_join(handle, nil)
+    }
+}
+
+/// The thread's state: the mutable parts behind `Mutex` and `Atomic`; the condition variable
+/// only sleeps between rounds and wakes early on stop.
+private final class Worker: @unchecked Sendable {  // `mutex`/`condition` guard nothing but the sleep.
+    let arena: VolatileArena
+    let fraction: Double
+    let interval: Duration
+    let seed: UInt64
+    let rounds = Atomic<Int>(0)
+    let pages = Atomic<Int>(0)
+    let control = Mutex(Control())
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+
+    struct Control {
+        var stopRequested = false
+        var error: VolatileMemoryError?
+    }
+
+    init(arena: VolatileArena, fraction: Double, interval: Duration, seed: UInt64) {
+        self.arena = arena
+        self.fraction = fraction
+        self.interval = interval
+        self.seed = seed
+        pthread_mutex_init(mutex, nil)
+        var attributes = pthread_condattr_t()
+        pthread_condattr_init(&attributes)
+        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
+        pthread_cond_init(condition, &attributes)
+        pthread_condattr_destroy(&attributes)
+    }
+
+    deinit {
+        pthread_cond_destroy(condition)
+        pthread_mutex_destroy(mutex)
+        condition.deallocate()
+        mutex.deallocate()
+    }
+
+    func requestStop() {
+        control.withLock { $0.stopRequested = true }
+        pthread_mutex_lock(mutex)
+        pthread_cond_broadcast(condition)
+        pthread_mutex_unlock(mutex)
+    }
+
+    private var stopRequested: Bool { control.withLock { $0.stopRequested } }
+
+    func run() {
+        var generator = SplitMix64(seed: seed)
+        // Resume the sequence where a previous start left it.
+        for _ in 0..<rounds.load(ordering: .relaxed) { _ = generator.next() }
+        while !stopRequested {
+            sleepOneInterval()
+            if stopRequested { break }
+            do {
+                let dropped = try arena.dropVolatilePages(fraction: fraction, seed: generator.next())
+                pages.add(dropped, ordering: .releasing)
+                rounds.add(1, ordering: .releasing)
+            } catch {
+                control.withLock { $0.error = error; $0.stopRequested = true }
+            }
+        }
+    }
+
+    private func sleepOneInterval() {
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let (seconds, attoseconds) = interval.components
+        var nanoseconds = Int64(now.tv_nsec) + attoseconds / 1_000_000_000
+        var deadline = timespec(tv_sec: now.tv_sec + Int(seconds) + Int(nanoseconds / 1_000_000_000), tv_nsec: 0)
+        nanoseconds %= 1_000_000_000
+        deadline.tv_nsec = Int(nanoseconds)
+        pthread_mutex_lock(mutex)
+        if !stopRequested { _ = pthread_cond_timedwait(condition, mutex, &deadline) }
+        pthread_mutex_unlock(mutex)
+    }
+}

@@ -1,0 +1,198 @@
+// Cache benchmarks for the lead's `volatile-bench` main: each returns its figures (median
+// nanoseconds) and the ratios against baselines measured in the same run.
+import Foundation
+import Synchronization
+import VolatileCache
+import VolatileMemory
+
+/// Hot-hit figures: per lookup, median of several rounds.
+struct HotHitBenchmarkResult: CustomStringConvertible {
+    var keyCount: Int
+    var cacheNanoseconds: Double
+    var mutexDictionaryNanoseconds: Double
+    var nsCacheNanoseconds: Double
+    /// Per lookup per thread with 2 threads hitting at once.
+    var cacheTwoThreadNanoseconds: Double
+    var mutexDictionaryTwoThreadNanoseconds: Double
+    /// cache / Mutex<[Key: [UInt8]]>, single thread (target <= 1.5).
+    var ratioToMutex: Double { cacheNanoseconds / mutexDictionaryNanoseconds }
+    /// Throughput with 2 threads over throughput with 1 (2.0 is perfect scaling).
+    var cacheTwoThreadScaling: Double { 2 * cacheNanoseconds / cacheTwoThreadNanoseconds }
+    var mutexTwoThreadScaling: Double { 2 * mutexDictionaryNanoseconds / mutexDictionaryTwoThreadNanoseconds }
+
+    var description: String {
+        String(
+            format: "hot hit (%d keys): cache %.1f ns, Mutex<[Key: [UInt8]]> %.1f ns, NSCache %.1f ns; ratio cache/mutex %.2f\n"
+                + "  2 threads: cache %.1f ns/op/thread (scaling %.2fx), mutex %.1f ns/op/thread (scaling %.2fx)",
+            keyCount, cacheNanoseconds, mutexDictionaryNanoseconds, nsCacheNanoseconds, ratioToMutex,
+            cacheTwoThreadNanoseconds, cacheTwoThreadScaling, mutexDictionaryTwoThreadNanoseconds, mutexTwoThreadScaling)
+    }
+}
+
+/// Miss-and-regenerate figures for a 1 MiB object.
+struct RegenerationBenchmarkResult: CustomStringConvertible {
+    /// The regenerator writing into memory it already owns.
+    var baselineNanoseconds: Double
+    /// A miss on a new key: fresh extent, regenerate, read.
+    var coldMissNanoseconds: Double
+    /// A volatile entry whose pages were all dropped: re-pin, regenerate into the same extent, read.
+    var droppedNanoseconds: Double
+    var coldMissRatio: Double { coldMissNanoseconds / baselineNanoseconds }
+    var droppedRatio: Double { droppedNanoseconds / baselineNanoseconds }
+
+    var description: String {
+        String(
+            format: "miss+regenerate 1 MiB: baseline %.0f µs, cold miss %.0f µs (%.3fx), after drop %.0f µs (%.3fx)",
+            baselineNanoseconds / 1000, coldMissNanoseconds / 1000, coldMissRatio, droppedNanoseconds / 1000, droppedRatio)
+    }
+}
+
+private func cacheMedian(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted[sorted.count / 2]
+}
+
+private func cacheNanoseconds(_ body: () -> Void) -> Double {
+    let start = ContinuousClock.now
+    body()
+    let elapsed = ContinuousClock.now - start
+    return Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+}
+
+/// Runs `body` on two threads at once and returns the wall time.
+private func cacheTwoThreads(_ body: @escaping @Sendable (Int) -> Void) -> Double {
+    cacheNanoseconds {
+        let group = DispatchGroup()
+        for index in 0..<2 {
+            Thread.detachNewThread {
+                body(index)
+                group.leave()
+            }
+            group.enter()
+        }
+        group.wait()
+    }
+}
+
+/// Hot hits on `keyCount` 256-byte objects against a `Mutex<[Int: [UInt8]]>` and NSCache.
+func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, rounds: Int = 7) throws -> HotHitBenchmarkResult {
+    let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 256 << 20))
+    let regenerate: @Sendable (inout RegenerationContext<Int>) throws -> Void = { context in
+        let key = context.key
+        try context.write(byteCount: 256) { buffer in
+            for index in 0..<256 { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
+            return 256
+        }
+    }
+    let dictionary = Mutex<[Int: [UInt8]]>([:])
+    let nsCache = NSCache<NSNumber, NSData>()
+    for key in 0..<keyCount {
+        try cache.withBytes(forKey: key, regenerate: regenerate) { _ in }
+        let bytes = (0..<256).map { UInt8(truncatingIfNeeded: key &+ $0) }
+        dictionary.withLock { $0[key] = bytes }
+        nsCache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
+    }
+    // Same key sequence for all: a stride through the keys.
+    let keys = (0..<4096).map { ($0 &* 7919) % keyCount }
+    let mask = keys.count - 1
+
+    @Sendable func cacheRound(_ lookups: Int) -> Int {
+        var sum = 0
+        for index in 0..<lookups {
+            sum &+= (try? cache.withBytes(forKey: keys[index & mask], regenerate: regenerate) { Int($0[1]) }) ?? 0
+        }
+        return sum
+    }
+    @Sendable func mutexRound(_ lookups: Int) -> Int {
+        var sum = 0
+        for index in 0..<lookups {
+            sum &+= dictionary.withLock { Int($0[keys[index & mask]]?[1] ?? 0) }
+        }
+        return sum
+    }
+    func nsCacheRound(_ lookups: Int) -> Int {
+        var sum = 0
+        for index in 0..<lookups {
+            if let data = nsCache.object(forKey: NSNumber(value: keys[index & mask])) {
+                sum &+= Int(data.bytes.load(fromByteOffset: 1, as: UInt8.self))
+            }
+        }
+        return sum
+    }
+
+    var sink = 0
+    var cacheTimes: [Double] = []
+    var mutexTimes: [Double] = []
+    var nsTimes: [Double] = []
+    var cache2: [Double] = []
+    var mutex2: [Double] = []
+    let n = lookupsPerRound
+    for _ in 0..<rounds {
+        cacheTimes.append(cacheNanoseconds { sink &+= cacheRound(n) } / Double(n))
+        mutexTimes.append(cacheNanoseconds { sink &+= mutexRound(n) } / Double(n))
+        nsTimes.append(cacheNanoseconds { sink &+= nsCacheRound(n / 10) } / Double(n / 10))
+        cache2.append(cacheTwoThreads { _ in _ = cacheRound(n) } / Double(n))
+        mutex2.append(cacheTwoThreads { _ in _ = mutexRound(n) } / Double(n))
+    }
+    if sink == 42 { print("") }
+    return HotHitBenchmarkResult(
+        keyCount: keyCount, cacheNanoseconds: cacheMedian(cacheTimes), mutexDictionaryNanoseconds: cacheMedian(mutexTimes),
+        nsCacheNanoseconds: cacheMedian(nsTimes), cacheTwoThreadNanoseconds: cacheMedian(cache2),
+        mutexDictionaryTwoThreadNanoseconds: cacheMedian(mutex2))
+}
+
+/// A stand-in for a decode: about `microseconds` of arithmetic per MiB written.
+@inline(never)
+private func cacheDecode(into buffer: UnsafeMutableRawBufferPointer, seed: UInt64, passes: Int) {
+    let words = buffer.bindMemory(to: UInt64.self)
+    var state = seed | 1
+    for _ in 0..<passes {
+        for index in words.indices {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            words[index] = state
+        }
+    }
+}
+
+/// Miss-and-regenerate of a 1 MiB object with a ~1 ms regenerator, against the regenerator
+/// writing into memory it already owns.
+func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmarkResult {
+    let byteCount = 1 << 20
+    // Calibrate the passes to about 1 ms.
+    let owned = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
+    defer { owned.deallocate() }
+    var passes = 1
+    while cacheNanoseconds({ cacheDecode(into: owned, seed: 1, passes: passes) }) < 900_000 && passes < 64 { passes += 1 }
+    let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
+        let seed = UInt64(context.key)
+        try context.write(byteCount: byteCount) { buffer in
+            cacheDecode(into: buffer, seed: seed, passes: passes)
+            return byteCount
+        }
+    }
+    let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 64 << 20))
+    var baseline: [Double] = []
+    var cold: [Double] = []
+    var dropped: [Double] = []
+    var sink: UInt8 = 0
+    for round in 0..<rounds {
+        baseline.append(cacheNanoseconds {
+            cacheDecode(into: owned, seed: UInt64(round), passes: passes)
+            sink &+= owned[17]
+        })
+        cold.append(cacheNanoseconds {
+            sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
+        })
+        cache.shed()
+        _ = try? cache.arena.dropAllVolatilePages()
+        dropped.append(cacheNanoseconds {
+            sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
+        })
+        cache.removeValue(forKey: round)
+    }
+    if sink == 42 { print("") }
+    return RegenerationBenchmarkResult(
+        baselineNanoseconds: cacheMedian(baseline), coldMissNanoseconds: cacheMedian(cold), droppedNanoseconds: cacheMedian(dropped))
+}

@@ -1,0 +1,107 @@
+// The workload: worker threads access objects and verify every byte of each one.
+//
+// Each worker alternates two access streams: a sweep over all keys (workers start at evenly
+// spaced keys), so the whole working set is touched over and over and really needs memory, and
+// random picks among the first eighth of the keys, so that there is a hot set to keep.
+
+import Glibc
+import Synchronization
+import VolatileMemory
+
+/// Runs the access loop on worker threads and counts outcomes.
+final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State is atomics and a mutex.
+    let store: Store
+    let generator: ContentGenerator
+    let threadCount: Int
+    let seed: UInt64
+
+    /// Accesses that returned the object (each is a pin of it).
+    let pins = Atomic<Int>(0)
+    /// Accesses whose bytes were wrong.
+    let corrupt = Atomic<Int>(0)
+    /// Accesses that threw.
+    let errors = Atomic<Int>(0)
+    private let stopRequested = Atomic<Bool>(false)
+    /// The first few problems, for standard error.
+    private let problems = Mutex<[String]>([])
+    private static var problemLimit: Int { 10 }
+
+    init(store: Store, generator: ContentGenerator, threadCount: Int, seed: UInt64) {
+        self.store = store
+        self.generator = generator
+        self.threadCount = threadCount
+        self.seed = seed
+    }
+
+    /// Starts the workers; they run until ``stop()``.
+    ///
+    /// - Returns: The threads, for ``join(_:)``.
+    func start() -> [pthread_t] {
+        (0..<threadCount).map { index in
+            startThread { [self] in work(index) }
+        }
+    }
+
+    /// Asks the workers to finish their current access and return.
+    func stop() { stopRequested.store(true, ordering: .relaxed) }
+
+    /// Waits for the workers.
+    func join(_ threads: [pthread_t]) {
+        for thread in threads { pthread_join(thread, nil) }
+    }
+
+    /// The recorded problems (at most ten).
+    var recordedProblems: [String] { problems.withLock { $0 } }
+
+    private func work(_ index: Int) {
+        let keyCount = generator.keyCount
+        let hotCount = max(1, keyCount / 8)
+        var random = SplitMix64(seed: seed ^ (UInt64(index) &* 0xA24B_AED4_963E_E407))
+        var cursor = index * keyCount / threadCount
+        var step = 0
+        while !stopRequested.load(ordering: .relaxed) {
+            let key: Int
+            if step & 1 == 0 {
+                key = cursor
+                cursor = cursor + 1 == keyCount ? 0 : cursor + 1
+            } else {
+                key = Int(random.next() % UInt64(hotCount))
+            }
+            step += 1
+            access(key)
+        }
+    }
+
+    private func access(_ key: Int) {
+        do {
+            let mismatch = try store.withObject(key) { bytes in generator.verify(key, bytes) }
+            pins.add(1, ordering: .relaxed)
+            if let mismatch {
+                corrupt.add(1, ordering: .relaxed)
+                record("corrupt: \(mismatch)")
+            }
+        } catch {
+            errors.add(1, ordering: .relaxed)
+            record("error on key \(key): \(error)")
+        }
+    }
+
+    private func record(_ problem: String) {
+        problems.withLock { list in
+            if list.count < Self.problemLimit { list.append(problem) }
+        }
+    }
+}
+
+/// Starts a joinable thread running `body`.
+func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
+    var thread = pthread_t()
+    let context = Unmanaged.passRetained(Box(body)).toOpaque()
+    let status = pthread_create(&thread, nil, { context in
+        Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
+        return nil
+    }, context)
+    precondition(status == 0, "pthread_create failed: \(status)")
+    return thread
+}

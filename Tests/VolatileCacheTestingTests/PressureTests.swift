@@ -1,0 +1,100 @@
+import Glibc
+import Testing
+import VolatileCacheTesting
+
+// Real memory pressure: volatile-stress runs inside a memory cgroup (MemoryPressureSandbox)
+// whose limit is far below its working set. No drop is injected here: every drop the cache
+// detects was made by the kernel's reclaim. Serialized: two of these at once would compete for
+// the two cores and make each other's timings meaningless.
+
+@Suite(.requiresMemoryPressureSandbox, .serialized)
+struct PressureTests {
+    static let limit = 128 << 20
+
+    /// 512 MiB of objects through a 128 MiB cgroup: the cache runs to the end with every byte of
+    /// every access verified, while the same workload keeping its objects in heap arrays is
+    /// OOM-killed.
+    @Test func cacheSurvivesFourTimesItsLimitWhereHeapArraysAreOOMKilled() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let tool = try stressToolPath()
+        let workload = ["--working-set-mib", "512", "--threads", "2", "--hot-budget-mib", "16", "--seed", "11"]
+
+        let heap = try await sandbox.run(
+            .executable(tool, arguments: workload + ["--seconds", "6", "--store", "heap"]),
+            memoryLimit: Self.limit, timeout: .seconds(30))
+        #expect(heap.wasOOMKilled, "the heap baseline must be OOM-killed: \(heap)\n\(heap.standardOutputText)")
+        #expect(heap.termination == .signaled(SIGKILL))
+        #expect(!heap.standardOutputText.contains("STRESS"))
+
+        let cache = try await sandbox.run(
+            .executable(tool, arguments: workload + ["--seconds", "6", "--store", "cache"]),
+            memoryLimit: Self.limit, timeout: .seconds(60))
+        let output = StressToolOutput(cache.standardOutputText)
+        #expect(!cache.wasOOMKilled, "\(cache)\n\(cache.standardErrorText)")
+        #expect(cache.termination == .exited(0), "\(cache)\n\(cache.standardOutputText)\n\(cache.standardErrorText)")
+        #expect(StressToolOutput.isExactStressLine(cache.lastOutputLine ?? ""), "\(cache.standardOutputText)")
+        #expect(output.number("STRESS", "corrupt") == 0)
+        #expect(output.number("STRESS", "errors") == 0)
+        // The whole working set was generated, and the kernel really took pages back.
+        #expect(output.number("STATS", "working_set_mib") == 512)
+        #expect(output.number("STATS", "generations") == output.number("STATS", "keys"))
+        #expect(output.number("STATS", "injections") == 0)
+        #expect((output.number("STRESS", "drops_detected") ?? 0) > 0, "\(cache.standardOutputText)")
+        #expect((output.number("STRESS", "regenerations") ?? 0) > 0)
+        #expect((output.number("STRESS", "pins") ?? 0) > (output.number("STATS", "keys") ?? .max))
+        if let peak = cache.peakMemoryBytes {
+            #expect(peak <= Self.limit)
+        }
+        #expect(cache.cleanupFailure == nil)
+    }
+
+    /// The tool's own sandbox mode halves the limit from 128 to 64 MiB while the workload runs
+    /// (canary detection, so both mechanisms meet real pressure in this suite).
+    @Test func halvingTheLimitMidRunKeepsEveryAccessVerified() throws {
+        let run = try ToolRun.run(try stressToolPath(), [
+            "--memory-limit-mib", "128", "--halve-limit-after-seconds", "2.5", "--seconds", "6",
+            "--working-set-mib", "512", "--threads", "2", "--hot-budget-mib", "16", "--strategy", "canary",
+            "--seed", "12",
+        ])
+        let output = StressToolOutput(run.standardOutput)
+        let sandbox = try #require(output.fields("SANDBOX"), "\(run.standardOutput)\n\(run.standardError)")
+        #expect(run.status == 0, "\(run.standardOutput)\n\(run.standardError)")
+        #expect(sandbox["oom"] == "false")
+        #expect(sandbox["exit"] == "exited(0)")
+        #expect(sandbox["limit_mib"] == "64", "the limit was not halved: \(run.standardError)")
+        #expect(Int(sandbox["peak_mib"] ?? "") ?? .max <= 128)
+        #expect(output.lines.last?.hasPrefix("SANDBOX ") == true)
+        let stress = try #require(output.lines.last(where: { $0.hasPrefix("STRESS ") }))
+        #expect(StressToolOutput.isExactStressLine(stress))
+        #expect(output.number("STRESS", "corrupt") == 0)
+        #expect(output.number("STRESS", "errors") == 0)
+        #expect(output.fields("STRESS")?["strategy"] == "canary")
+        #expect((output.number("STRESS", "drops_detected") ?? 0) > 0)
+        #expect((output.number("STRESS", "regenerations") ?? 0) > 0)
+        #expect(output.number("STATS", "generations") == output.number("STATS", "keys"))
+    }
+
+    /// Under the cgroup limit the kernel signals pressure (cgroup v1 memory.pressure_level or
+    /// PSI); the monitor delivers it and the cache sheds its hot set.
+    @Test func pressureSignalShedsTheHotSet() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let result = try await sandbox.run(
+            .executable(try stressToolPath(), arguments: [
+                "--seconds", "5", "--working-set-mib", "256", "--threads", "2", "--hot-budget-mib", "64", "--seed", "13",
+            ]),
+            memoryLimit: Self.limit, timeout: .seconds(60))
+        let output = StressToolOutput(result.standardOutputText)
+        #expect(!result.wasOOMKilled, "\(result)\n\(result.standardErrorText)")
+        #expect(result.termination == .exited(0), "\(result)\n\(result.standardOutputText)\n\(result.standardErrorText)")
+        let events = try #require(output.number("STATS", "pressure_events"), "\(result.standardOutputText)")
+        if events < 0 {
+            try Test.cancel("no memory-pressure signal under the sandbox: \(result.standardErrorText)")
+        }
+        #expect(events > 0, "no pressure event under a 128 MiB limit with 256 MiB of objects")
+        #expect((output.number("STATS", "sheds") ?? 0) > 0, "\(result.standardOutputText)")
+        #expect((output.number("STATS", "shed_mib") ?? 0) > 0)
+        #expect((output.number("STATS", "demotions") ?? 0) > 0)
+        #expect(output.number("STRESS", "corrupt") == 0)
+        #expect(output.number("STRESS", "errors") == 0)
+    }
+}

@@ -1,0 +1,473 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Testing
+@testable import VolatileCache
+import VolatileCacheTesting
+import VolatileMemory
+
+@Suite("Hot set, volatile entries, regeneration")
+struct CoreTests {
+    @Test func missRegeneratesThenHotHitsMakeNoSyscall() throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        #expect(try read(cache, 1, byteCount: 3 * page + 8, counter: counter))
+        #expect(counter.count == 1)
+        let before = cache.arena.statistics
+        for _ in 0..<100 { #expect(try read(cache, 1, byteCount: 3 * page + 8, counter: counter)) }
+        let after = cache.arena.statistics
+        #expect(counter.count == 1)
+        // No pin, unpin or allocation happened for the hits.
+        #expect(after.freshPins == before.freshPins)
+        #expect(after.intactPins == before.intactPins && after.droppedPins == before.droppedPins)
+        #expect(after.unpins == before.unpins)
+        let stats = cache.statistics
+        #expect(stats.hotHits == 100)
+        #expect(stats.misses == 1)
+        #expect(stats.regenerations == 1)
+        #expect(stats.hotBytes == 4 * page)
+    }
+
+    @Test func leastRecentlyUsedEntriesBeyondTheHotBudgetBecomeVolatile() throws {
+        let cache = try makeCache(hot: 3 * page)
+        for key in 0..<3 { try read(cache, key, byteCount: page) }
+        #expect(Set(cache.hotKeys) == [0, 1, 2])
+        try read(cache, 0, byteCount: page)  // 1 is now the least recently used
+        try read(cache, 3, byteCount: page)
+        #expect(cache.volatileKeys == [1])
+        #expect(Set(cache.hotKeys) == [0, 2, 3])
+        try read(cache, 4, byteCount: page)
+        #expect(Set(cache.volatileKeys) == [1, 2])
+        #expect(cache.statistics.demotions == 2)
+        #expect(cache.statistics.hotBytes == 3 * page)
+        #expect(cache.statistics.volatileBytes == 2 * page)
+    }
+
+    @Test func intactVolatileEntryIsAHitAndADroppedOneRegenerates() throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        let size = 5 * page
+        try read(cache, 7, byteCount: size, counter: counter)
+        #expect(cache.shed() == size)
+        #expect(cache.volatileKeys == [7])
+        #expect(try read(cache, 7, byteCount: size, counter: counter))
+        #expect(counter.count == 1)
+        #expect(cache.statistics.volatileHits == 1)
+
+        cache.shed()
+        #expect(try CacheDropInjector(cache).drop(keys: [7]) == 1)
+        #expect(try read(cache, 7, byteCount: size, counter: counter))
+        #expect(counter.count == 2)
+        let stats = cache.statistics
+        #expect(stats.droppedObjects == 1)
+        #expect(stats.droppedPages == 5)
+        #expect(stats.regenerations == 2)
+    }
+
+    @Test func partialRegenerationRewritesOnlyTheDroppedPages() throws {
+        let cache = try makeCache()
+        let size = 8 * page
+        try read(cache, 3, byteCount: size)
+        cache.shed()
+        try CacheDropInjector(cache).drop(keys: [3], pages: [2, 5])
+        let repaired = Mutex<[Int]>([])
+        let ok = try cache.withBytes(forKey: 3, regenerate: { context in
+            guard context.droppedPages != nil else {
+                try generator(size)(&context)
+                return
+            }
+            try context.repair { bytes, pages in
+                repaired.withLock { $0 = pages }
+                for page in pages {
+                    let words = page * (4096 / 8)..<(page + 1) * (4096 / 8)
+                    fill(bytes, seed: 3, words: words)
+                }
+            }
+        }) { verify($0, seed: 3) }
+        #expect(ok)
+        #expect(repaired.withLock { $0 } == [2, 5])
+        #expect(cache.statistics.partialRegenerations == 1)
+    }
+
+    @Test func withoutRegeneratorADroppedEntryIsAMiss() throws {
+        let cache = try makeCache()
+        try cache.insert([1, 2, 3], forKey: 1)
+        #expect(try cache.bytes(forKey: 1) == [1, 2, 3])
+        cache.shed()
+        try CacheDropInjector(cache).dropAll()
+        #expect(try cache.bytes(forKey: 1) == nil)
+        #expect(cache.contains(1) == false)
+        #expect(cache.arena.statistics.extentCount == 0)
+    }
+}
+
+/// A decoded image: a one-word header (width, height) and 4-byte pixels, by rows.
+enum TestImage: VolatileRepresentable {
+    struct Header: Sendable { var width: UInt32; var height: UInt32 }
+    struct View { var width: Int; var height: Int; var pixels: UnsafeBufferPointer<UInt32> }
+    static func byteCount(for header: Header) -> Int { 8 + Int(header.width) * Int(header.height) * 4 }
+    static func encode(_ header: Header, into bytes: UnsafeMutableRawBufferPointer) -> Int {
+        bytes.storeBytes(of: header.width, toByteOffset: 0, as: UInt32.self)
+        bytes.storeBytes(of: header.height, toByteOffset: 4, as: UInt32.self)
+        return 8
+    }
+    static func decodeHeader(from bytes: UnsafeRawBufferPointer) -> (header: Header, byteCount: Int) {
+        (Header(width: bytes.load(fromByteOffset: 0, as: UInt32.self), height: bytes.load(fromByteOffset: 4, as: UInt32.self)), 8)
+    }
+    static func view(of bytes: UnsafeRawBufferPointer) -> View {
+        let header = decodeHeader(from: bytes).header
+        let pixels = UnsafeRawBufferPointer(rebasing: bytes[8...]).assumingMemoryBound(to: UInt32.self)
+        return View(width: Int(header.width), height: Int(header.height), pixels: pixels)
+    }
+    static var supportsPartialRegeneration: Bool { true }
+
+    static func pixel(_ key: Int, _ index: Int) -> UInt32 { UInt32(truncatingIfNeeded: key &* 7919 &+ index) | 1 }
+}
+
+@Suite("Typed values")
+struct TypedTests {
+    static func regenerate(_ counter: Counter, repairedBytes: Counter) -> (inout RegenerationContext<Int>) throws -> Void {
+        { context in
+            counter.increment()
+            let key = context.key
+            if context.droppedPages != nil {
+                try context.repair(TestImage.self) { header, payload, ranges in
+                    let pixels = payload.assumingMemoryBound(to: UInt32.self)
+                    for range in ranges {
+                        repairedBytes.add(range.count)
+                        for byte in stride(from: range.lowerBound, to: range.upperBound, by: 4) { pixels[byte / 4] = TestImage.pixel(key, byte / 4) }
+                    }
+                }
+                return
+            }
+            try context.write(TestImage.self, header: .init(width: 256, height: 64)) { payload in
+                let pixels = payload.assumingMemoryBound(to: UInt32.self)
+                for index in pixels.indices { pixels[index] = TestImage.pixel(key, index) }
+                return payload.count
+            }
+        }
+    }
+
+    @Test func typedValueReadsBackWithoutCopyAndRepairsDroppedRows() throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        let repaired = Counter()
+        let check: (TestImage.View) -> Bool = { view in
+            view.width == 256 && view.height == 64 && view.pixels.indices.allSatisfy { view.pixels[$0] == TestImage.pixel(9, $0) }
+        }
+        #expect(try cache.withValue(TestImage.self, forKey: 9, regenerate: Self.regenerate(counter, repairedBytes: repaired), check))
+        cache.shed()
+        try CacheDropInjector(cache).drop(keys: [9], pages: [3, 4])
+        #expect(try cache.withValue(TestImage.self, forKey: 9, regenerate: Self.regenerate(counter, repairedBytes: repaired), check))
+        #expect(counter.count == 2)
+        #expect(repaired.count == 2 * page)
+        #expect(cache.statistics.partialRegenerations == 1)
+        // Header page dropped: the whole object is regenerated.
+        cache.shed()
+        try CacheDropInjector(cache).drop(keys: [9], pages: [0])
+        #expect(try cache.withValue(TestImage.self, forKey: 9, regenerate: Self.regenerate(counter, repairedBytes: repaired), check))
+        #expect(cache.statistics.partialRegenerations == 1)
+        #expect(cache.statistics.regenerations == 3)
+    }
+}
+
+@Suite("Limits")
+struct LimitTests {
+    @Test func countLimitEvictsTheLeastRecentlyUsed() throws {
+        let cache = try makeCache(countLimit: 3)
+        for key in 0..<3 { try read(cache, key, byteCount: page) }
+        try read(cache, 0, byteCount: page)
+        try read(cache, 3, byteCount: page)  // evicts 1
+        #expect(!cache.contains(1))
+        #expect(cache.contains(0) && cache.contains(2) && cache.contains(3))
+        try read(cache, 4, byteCount: page)  // evicts 2
+        #expect(!cache.contains(2))
+        #expect(cache.contains(3) && cache.contains(4))  // never the one just inserted
+        #expect(cache.statistics.evictions == 2)
+        #expect(cache.count == 3)
+    }
+
+    @Test func costLimitEvictsOldestFirstAcrossHotAndVolatile() throws {
+        let cache = try makeCache(hot: 2 * page, costLimit: 10)
+        for key in 0..<4 {
+            try cache.insert(forKey: key, byteCount: page, cost: 3) { fill($0, seed: UInt64(key)) }
+        }
+        // 4 × 3 = 12 > 10: the oldest (0, volatile by now) goes.
+        #expect(!cache.contains(0))
+        #expect(cache.statistics.totalCost == 9)
+        try cache.insert(forKey: 9, byteCount: page, cost: 4) { fill($0, seed: 9) }
+        // 9 + 4 = 13 > 10: the oldest (1) goes, which is enough.
+        #expect(!cache.contains(1))
+        #expect(cache.contains(2) && cache.contains(3) && cache.contains(9))
+        #expect(cache.statistics.totalCost == 10)
+    }
+
+    @Test func reservationLimitFailsTypedThenWorksAfterRelease() throws {
+        let cache = try makeCache(maximumReservedBytes: 16 << 20, regionByteCount: 16 << 20)
+        let big = 12 << 20
+        let pin = try cache.pinnedValue(forKey: 1, regenerate: generator(big))
+        #expect(throws: VolatileCacheError.memoryUnavailable(.reservationLimitReached(limitBytes: 16 << 20))) {
+            try read(cache, 2, byteCount: 8 << 20)
+        }
+        #expect(!cache.contains(2))
+        #expect(cache.arena.statistics.extentCount == 1)
+        _ = consume pin
+        // Entry 1 is unpinned now: the cache evicts it to make room.
+        #expect(try read(cache, 2, byteCount: 8 << 20))
+        #expect(!cache.contains(1))
+        #expect(cache.arena.statistics.extentCount == 1)
+    }
+}
+
+@Suite("Bad input and faults")
+struct FaultTests {
+    struct Failure: Error, Equatable { var key: Int }
+
+    @Test func throwingRegeneratorCachesNothingAndLeaksNothing() throws {
+        let cache = try makeCache()
+        #expect(throws: Failure(key: 1)) {
+            try cache.withBytes(forKey: 1, regenerate: { context in
+                try context.write(byteCount: page) { _ in throw Failure(key: 1) }
+            }) { _ in }
+        }
+        #expect(throws: Failure(key: 2)) {
+            try cache.withBytes(forKey: 2, regenerate: { _ in throw Failure(key: 2) }) { _ in }
+        }
+        #expect(!cache.contains(1) && !cache.contains(2))
+        #expect(cache.arena.statistics.extentCount == 0)
+        #expect(cache.statistics.regenerationFailures == 2)
+        #expect(try read(cache, 1, byteCount: page))  // later calls work
+    }
+
+    @Test func misuseOfTheContextIsATypedError() throws {
+        let cache = try makeCache()
+        let maximum = cache.maximumObjectByteCount
+        #expect(throws: VolatileCacheError.objectTooLarge(requestedBytes: maximum + 1, maximumBytes: maximum)) {
+            try cache.withBytes(forKey: 1, regenerate: { try $0.write(byteCount: maximum + 1) { $0.count } }) { _ in }
+        }
+        #expect(throws: VolatileCacheError.sizeMismatch(requestedBytes: page, writtenBytes: 100)) {
+            try cache.withBytes(forKey: 1, regenerate: { try $0.write(byteCount: page) { _ in 100 } }) { _ in }
+        }
+        #expect(throws: VolatileCacheError.regeneratorWroteTwice) {
+            try cache.withBytes(forKey: 1, regenerate: { context in
+                try context.write(byteCount: page) { $0.count }
+                try? context.write(byteCount: page) { $0.count }  // swallowed: still fails
+            }) { _ in }
+        }
+        #expect(throws: VolatileCacheError.regeneratorProducedNothing) {
+            try cache.withBytes(forKey: 1, regenerate: { _ in }) { _ in }
+        }
+        #expect(throws: VolatileCacheError.nothingToRepair) {
+            try cache.withBytes(forKey: 1, regenerate: { try $0.repair { _, _ in } }) { _ in }
+        }
+        #expect(throws: VolatileCacheError.invalidByteCount(0)) {
+            try cache.withBytes(forKey: 1, regenerate: { try $0.write(byteCount: 0) { $0.count } }) { _ in }
+        }
+        #expect(!cache.contains(1))
+        #expect(cache.arena.statistics.extentCount == 0)
+    }
+
+    @Test func reentrantSameKeyIsATypedErrorOtherKeysWork() throws {
+        let cache = try makeCache()
+        let inner = Mutex<(any Error)?>(nil)
+        let ok = try cache.withBytes(forKey: 1, regenerate: { context in
+            do {
+                try cache.withBytes(forKey: 1, regenerate: generator(page)) { _ in }
+            } catch {
+                inner.withLock { $0 = error }
+            }
+            #expect(try read(cache, 2, byteCount: page))  // another key works from inside
+            try generator(page)(&context)
+        }) { verify($0, seed: 1) }
+        #expect(ok)
+        #expect(inner.withLock { $0 as? VolatileCacheError } == .reentrantAccess)
+        // From inside a body, the same key is a hit on pinned memory (no wait, no deadlock).
+        let nested = try cache.withBytes(forKey: 1, regenerate: generator(page)) { _ in
+            try read(cache, 1, byteCount: page)
+        }
+        #expect(nested)
+    }
+
+    @Test func removingAPinnedEntryDefersTheFree() throws {
+        let cache = try makeCache()
+        let pin = try cache.pinnedValue(forKey: 5, regenerate: generator(2 * page))
+        #expect(cache.removeValue(forKey: 5))
+        #expect(!cache.contains(5))
+        #expect(cache.arena.statistics.extentCount == 1)
+        #expect(cache.statistics.pinnedBytes == 2 * page)
+        #expect(pin.withUnsafeBytes { verify($0, seed: 5) })
+        // Evicting / removing everything does not free it either.
+        cache.removeAll()
+        #expect(cache.arena.statistics.extentCount == 1)
+        _ = consume pin
+        #expect(cache.arena.statistics.extentCount == 0)
+        #expect(cache.statistics.pinnedBytes == 0)
+    }
+
+    @Test func pinnedEntriesStayHotBeyondTheBudget() throws {
+        let cache = try makeCache(hot: page)
+        let first = try cache.pinnedValue(forKey: 1, regenerate: generator(page))
+        try read(cache, 2, byteCount: page)
+        // 1 is older but pinned: 2 is demoted instead.
+        #expect(cache.volatileKeys == [2])
+        _ = consume first
+        try read(cache, 3, byteCount: page)
+        #expect(Set(cache.volatileKeys) == [1, 2])
+    }
+}
+
+@Suite("Single flight")
+struct SingleFlightTests {
+    @Test func concurrentThreadsMissingOneKeyRunOneRegeneration() throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        let good = Atomic(0)
+        runThreads(8) { _ in
+            let ok = try? cache.withBytes(forKey: 42, regenerate: { context in
+                counter.increment()
+                usleep(50_000)
+                try generator(64 * page)(&context)
+            }) { verify($0, seed: 42) }
+            if ok == true { good.add(1, ordering: .relaxed) }
+        }
+        #expect(counter.count == 1)
+        #expect(good.load(ordering: .relaxed) == 8)
+    }
+
+    @Test func theErrorReachesEveryWaiterAndNothingIsCached() throws {
+        struct Boom: Error {}
+        let cache = try makeCache()
+        let counter = Counter()
+        let failures = Atomic(0)
+        runThreads(6) { _ in
+            do {
+                try cache.withBytes(forKey: 1, regenerate: { context in
+                    counter.increment()
+                    usleep(50_000)
+                    try context.write(byteCount: page) { _ in throw Boom() }
+                }) { _ in }
+            } catch is Boom {
+                failures.add(1, ordering: .relaxed)
+            } catch {}
+        }
+        #expect(failures.load(ordering: .relaxed) == 6)
+        #expect(counter.count == 1)
+        #expect(!cache.contains(1))
+        #expect(cache.arena.statistics.extentCount == 0)
+    }
+
+    @Test func cancellingOneAsyncWaiterLeavesTheOthersWithTheValue() async throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        let started = Atomic(false)
+        let loader = Task {
+            try await cache.bytes(forKey: 8) { context in
+                started.store(true, ordering: .releasing)
+                counter.increment()
+                try await Task.sleep(for: .milliseconds(300))
+                try generator(page)(&context)
+            }
+        }
+        while !started.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+        let waiter = Task { try await cache.bytes(forKey: 8) { context in await Task.yield(); try generator(page)(&context) } }
+        let cancelled = Task { try await cache.bytes(forKey: 8) { context in await Task.yield(); try generator(page)(&context) } }
+        try await Task.sleep(for: .milliseconds(50))
+        cancelled.cancel()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        let value = try await waiter.value
+        let loaded = try await loader.value
+        #expect(value == loaded)
+        #expect(value.count == page)
+        #expect(counter.count == 1)
+    }
+
+    @Test func cancellingTheRegeneratingTaskLetsAWaiterRegenerate() async throws {
+        let cache = try makeCache()
+        let counter = Counter()
+        let started = Atomic(false)
+        let loader = Task {
+            try await cache.bytes(forKey: 8) { context in
+                started.store(true, ordering: .releasing)
+                counter.increment()
+                try await Task.sleep(for: .seconds(10))
+                try generator(page)(&context)
+            }
+        }
+        while !started.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
+        let waiter = Task { try await cache.bytes(forKey: 8) { context in await Task.yield(); counter.increment(); try generator(page)(&context) } }
+        try await Task.sleep(for: .milliseconds(30))
+        loader.cancel()
+        await #expect(throws: CancellationError.self) { try await loader.value }
+        let value = try await waiter.value
+        #expect(value.count == page)
+        #expect(counter.count == 2)
+    }
+}
+
+@Suite("Pressure, leaks, stress")
+struct SystemTests {
+    @Test func simulatedPressureShedsTheHotSet() async throws {
+        let cache = try makeCache()
+        for key in 0..<4 { try read(cache, key, byteCount: 4 * page) }
+        let monitor = try cache.startPressureMonitoring(source: .simulated)
+        monitor.simulate(.low)  // below the default level to shed (.medium)
+        monitor.simulate(.critical)
+        var waited = 0
+        while cache.statistics.hotBytes > 0 && waited < 2000 {
+            try await Task.sleep(for: .milliseconds(5))
+            waited += 5
+        }
+        #expect(cache.statistics.hotBytes == 0)
+        #expect(cache.statistics.volatileBytes == 16 * page)
+        cache.stopPressureMonitoring()
+        for key in 0..<4 { #expect(try read(cache, key, byteCount: 4 * page)) }
+    }
+
+    @Test func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+        let cache = try makeCache(hot: 16 << 20)
+        let start = residentBytes()
+        for key in 0..<64 { try read(cache, key, byteCount: 1 << 20) }
+        #expect(residentBytes() > start + (48 << 20))
+        cache.removeAll()
+        #expect(cache.arena.statistics.extentCount == 0)
+        #expect(cache.arena.statistics.pinnedBytes == 0 && cache.arena.statistics.volatileBytes == 0)
+        #expect(cache.statistics.entryCount == 0 && cache.statistics.hotBytes == 0 && cache.statistics.volatileBytes == 0)
+        #expect(residentBytes() < start + (8 << 20))
+    }
+
+    @Test func concurrentStressWithDropsVerifiesEveryRead() throws {
+        let cache = try makeCache(hot: 32 * page, countLimit: 48)
+        let injector = BackgroundDropInjector(cache: cache, fraction: 0.3, interval: .milliseconds(2), seed: 7)
+        try injector.start()
+        let bad = Atomic(0)
+        let reads = Atomic(0)
+        let deadline = ContinuousClock.now + .milliseconds(1500)
+        runThreads(3) { thread in
+            var random = SplitMix64(seed: UInt64(thread))
+            while ContinuousClock.now < deadline {
+                let key = Int(random.next() % 64)
+                let size = (1 + key % 7) * page + 8 * (key % 5)
+                switch random.next() % 16 {
+                case 0: cache.removeValue(forKey: key)
+                case 1: cache.shed()
+                default:
+                    do {
+                        if try !read(cache, key, byteCount: size) { bad.add(1, ordering: .relaxed) }
+                        reads.add(1, ordering: .relaxed)
+                    } catch {
+                        bad.add(1, ordering: .relaxed)
+                    }
+                }
+            }
+        }
+        injector.stop()
+        #expect(bad.load(ordering: .relaxed) == 0)
+        #expect(reads.load(ordering: .relaxed) > 1000)
+        #expect(injector.rounds > 10)
+        #expect(cache.statistics.droppedObjects > 0)
+        cache.removeAll()
+        #expect(cache.arena.statistics.extentCount == 0)
+        cache.arena.checkInvariants()
+    }
+}
