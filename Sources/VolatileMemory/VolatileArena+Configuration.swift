@@ -24,6 +24,13 @@ extension VolatileArena {
         /// Check residency with mincore before re-dirtying a volatile extent, so that pages
         /// already dropped are mapped in one batch instead of one fault each. Default true.
         public var usesResidencyPrecheck: Bool
+        /// Bytes of freed extents kept for reuse by allocations of the same page count that do
+        /// not need zero-filled memory (``VolatileArena/allocate(byteCount:zeroFilled:)`` with
+        /// `zeroFilled: false`). Kept extents are volatile (`MADV_FREE`): the kernel may still
+        /// take their pages, and reusing one costs a populate instead of a page fault per page.
+        /// ``VolatileArena/trimRecycledExtents()`` releases them. Extents larger than a quarter
+        /// of the limit are never kept. 0 disables recycling. Default: 32 MiB.
+        public var recycledByteLimit: Int
         /// Test hook: behave as if the kernel refused `userfaultfd(2)` with this error, to
         /// exercise the fallback on machines where it is granted.
         package var simulatedUserfaultfdRefusal: Errno?
@@ -47,6 +54,7 @@ extension VolatileArena {
             self.prefersUserModeOnlyUserfaultfd = false
             self.usesResidencyPrecheck = true
             self.simulatedUserfaultfdRefusal = nil
+            self.recycledByteLimit = 32 << 20
         }
 
         /// The default configuration.

@@ -98,6 +98,32 @@ extension VolatileArena {
         return result
     }
 
+    /// Re-populates a recycled extent, whose content does not matter: pages the kernel took
+    /// meanwhile are mapped (zero page) in batches without being recorded as drops.
+    func prepareRecycled(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
+        let region = token.region.takeUnretainedValue()
+        if let userfaultfd {
+            let mapped = withResidency(token) { (vector) -> Result<Void, VolatileMemoryError> in
+                var index = 0
+                while index < token.pageCount {
+                    if vector[index] & 1 != 0 { index += 1; continue }
+                    let runStart = index
+                    while index < token.pageCount && vector[index] & 1 == 0 { index += 1 }
+                    let result = userfaultfd.mapZeroPages(
+                        token.base + runStart * pageSize, byteCount: (index - runStart) * pageSize, pageSize: pageSize)
+                    if case .failure(let error) = result {
+                        return .failure(error == .noMemory ? .outOfMemory : .systemCall("ioctl(UFFDIO_ZEROPAGE)", error))
+                    }
+                }
+                return .success(())
+            }
+            if case .failure(let error) = mapped { return .failure(error) }
+        }
+        let result = populate(token)
+        region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
+        return result
+    }
+
     /// userfaultfd pin: pre-check, one populate, then collect the recorded drops.
     func pinUserfaultfd(_ token: ExtentToken) -> Result<PinReport, VolatileMemoryError> {
         let region = token.region.takeUnretainedValue()

@@ -31,6 +31,10 @@ extension VolatileArena {
         public var pinFailures: Int
         /// Missing faults resolved by the userfaultfd handler thread.
         public var userfaultfdFaultsHandled: Int
+        /// Bytes of freed extents kept (volatile) for reuse.
+        public var recycledBytes: Int
+        /// Allocations served from recycled extents.
+        public var recycledReuses: Int
     }
 
     /// The arena's figures now.
@@ -43,7 +47,8 @@ extension VolatileArena {
             return Statistics(
                 reservedBytes: state.reservedBytes,
                 regionCount: state.regions.count,
-                extentCount: state.allocators.reduce(0) { $0 + $1.allocatedExtents },
+                extentCount: state.allocators.reduce(0) { $0 + $1.allocatedExtents }
+                    - state.recycled.values.reduce(0) { $0 + $1.count },
                 pinnedBytes: counters.pinnedPages * pageSize,
                 volatileBytes: counters.volatilePages * pageSize,
                 discardedBytes: counters.discardedPages * pageSize,
@@ -54,7 +59,9 @@ extension VolatileArena {
                 unpins: counters.unpins,
                 unpinFailures: counters.unpinFailures,
                 pinFailures: counters.pinFailures,
-                userfaultfdFaultsHandled: faults)
+                userfaultfdFaultsHandled: faults,
+                recycledBytes: state.recycledPages * pageSize,
+                recycledReuses: counters.recycledReuses)
         }
     }
 

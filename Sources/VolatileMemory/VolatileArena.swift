@@ -52,6 +52,14 @@ public final class VolatileArena: Sendable {
         /// Volatile extents (for drop injection and residency figures): key -> page count.
         var volatileExtents: [ExtentKey: Int] = [:]
         var counters = Counters()
+        /// Freed extents kept for reuse, by page count (volatile, allocator runs still taken).
+        var recycled: [Int: [RecycledExtent]] = [:]
+        var recycledPages = 0
+    }
+
+    struct RecycledExtent {
+        var region: Region
+        var firstPage: Int
     }
 
     struct Counters {
@@ -65,6 +73,7 @@ public final class VolatileArena: Sendable {
         var unpins = 0
         var unpinFailures = 0
         var pinFailures = 0
+        var recycledReuses = 0
         var lastUnpinError: Errno? = nil
     }
 
@@ -129,32 +138,88 @@ public final class VolatileArena: Sendable {
     /// Notes about reservations the kernel refused and what the arena did instead.
     public var reservationNotes: [String] { state.withLock { $0.notes } }
 
-    /// Allocates a fresh, pinned, zero-filled extent of at least `byteCount` bytes.
+    /// Allocates a fresh, pinned extent of at least `byteCount` bytes.
     ///
     /// The extent's pages are mapped and dirtied in one batch before returning, so the
     /// first writes into it (a regenerator's) take no fault, and no userfaultfd round trip.
-    /// - Parameter byteCount: The bytes needed; the extent covers whole pages.
+    /// - Parameters:
+    ///   - byteCount: The bytes needed; the extent covers whole pages.
+    ///   - zeroFilled: When false, the arena may hand back a recycled extent of the same page
+    ///     count whose bytes are unspecified (stale content of a freed extent): the caller
+    ///     promises to write every byte it will read. This skips a page fault per page.
     /// - Returns: The pinned extent, with report ``PinReport/fresh``.
     /// - Throws: ``VolatileMemoryError/zeroByteCount``, ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileMemoryError/reservationFailed(requestedBytes:_:)``,
     ///   ``VolatileMemoryError/reservationLimitReached(limitBytes:)``, ``VolatileMemoryError/outOfMemory``.
     /// - Complexity: O(1) for the bookkeeping, plus populating the pages.
-    public func allocate(byteCount: Int) throws(VolatileMemoryError) -> PinnedExtent {
+    public func allocate(byteCount: Int, zeroFilled: Bool = true) throws(VolatileMemoryError) -> PinnedExtent {
         guard byteCount > 0 else { throw .zeroByteCount }
         guard byteCount <= maximumExtentByteCount else {
             throw .extentTooLarge(requestedBytes: byteCount, maximumBytes: maximumExtentByteCount)
         }
         let pages = (byteCount + pageSize - 1) / pageSize
+        if !zeroFilled, let token = takeRecycled(pages: pages, byteCount: byteCount) {
+            switch prepareRecycled(token) {
+            case .success:
+                state.withLock {
+                    $0.counters.pinnedPages += pages
+                    $0.counters.freshPins += 1
+                    $0.counters.recycledReuses += 1
+                }
+                return PinnedExtent(token: token, report: .fresh)
+            case .failure(let error):
+                releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false, recycle: false)
+                token.arena.release()
+                throw error
+            }
+        }
         let token = try reserveExtent(pages: pages, byteCount: byteCount)
         switch prepareFresh(token) {
         case .success:
             state.withLock { $0.counters.pinnedPages += pages; $0.counters.freshPins += 1 }
             return PinnedExtent(token: token, report: .fresh)
         case .failure(let error):
-            releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false)
+            releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false, recycle: false)
             token.arena.release()
             throw error
         }
+    }
+
+    /// Releases every recycled extent: their pages go back to the kernel now.
+    /// - Returns: The bytes released.
+    /// - Complexity: O(recycled extents) system calls.
+    @discardableResult
+    public func trimRecycledExtents() -> Int {
+        let taken = state.withLock { state -> [(RecycledExtent, Int)] in
+            let list = state.recycled.flatMap { pages, extents in extents.map { ($0, pages) } }
+            state.recycled.removeAll()
+            state.recycledPages = 0
+            return list
+        }
+        for (extent, pages) in taken {
+            _ = Syscall.advise(extent.region.address(ofPage: extent.firstPage), byteCount: pages * pageSize, vc_madv_dontneed())
+            extent.region.takeDropped(first: extent.firstPage, count: pages) { _ in }
+        }
+        state.withLock { state in
+            for (extent, pages) in taken {
+                state.allocators[extent.region.index].free(start: extent.firstPage, pages: pages)
+            }
+        }
+        return taken.reduce(0) { $0 + $1.1 } * pageSize
+    }
+
+    private func takeRecycled(pages: Int, byteCount: Int) -> ExtentToken? {
+        let taken = state.withLock { state -> RecycledExtent? in
+            guard let extent = state.recycled[pages]?.popLast() else { return nil }
+            if state.recycled[pages]!.isEmpty { state.recycled[pages] = nil }
+            state.recycledPages -= pages
+            return extent
+        }
+        guard let taken else { return nil }
+        return ExtentToken(
+            arena: Unmanaged.passRetained(self), region: Unmanaged.passUnretained(taken.region),
+            firstPage: taken.firstPage, pageCount: pages, byteCount: byteCount,
+            base: taken.region.address(ofPage: taken.firstPage))
     }
 
     // MARK: - Reservation
@@ -218,10 +283,31 @@ public final class VolatileArena: Sendable {
         }
     }
 
-    /// Returns an extent's pages to the kernel and its run to the allocator.
+    /// Returns an extent's pages to the kernel and its run to the allocator, or keeps it
+    /// (volatile) for reuse when there is room under ``Configuration/recycledByteLimit``.
     /// Does not release the token's arena reference (the caller does, last).
-    func releaseExtent(_ token: ExtentToken, wasVolatile: Bool, wasDiscarded: Bool, wasPinned: Bool) {
+    func releaseExtent(_ token: ExtentToken, wasVolatile: Bool, wasDiscarded: Bool, wasPinned: Bool, recycle: Bool = true) {
         let region = token.region.takeUnretainedValue()
+        let limitPages = configuration.recycledByteLimit / pageSize
+        if recycle && token.pageCount <= limitPages / 4 {
+            // Kept volatile: the kernel may take the pages; a reuse re-populates whatever is gone.
+            if !wasVolatile && !wasDiscarded {
+                _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_free())
+            }
+            let kept = state.withLock { state -> Bool in
+                guard state.recycledPages + token.pageCount <= limitPages else { return false }
+                state.recycled[token.pageCount, default: []].append(RecycledExtent(region: region, firstPage: token.firstPage))
+                state.recycledPages += token.pageCount
+                if wasVolatile {
+                    state.volatileExtents.removeValue(forKey: token.key)
+                    state.counters.volatilePages -= token.pageCount
+                }
+                if wasDiscarded { state.counters.discardedPages -= token.pageCount }
+                if wasPinned { state.counters.pinnedPages -= token.pageCount }
+                return true
+            }
+            if kept { return }
+        }
         _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_dontneed())
         region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
         state.withLock { state in

@@ -149,7 +149,11 @@ struct LifecycleTests {
             #expect(arena.statistics.extentCount == 20)
             #expect(arena.residentBytesInRegions() >= (1...20).reduce(0) { $0 + $1 * 3000 })
         }
+        // Freed extents are kept volatile for reuse (up to recycledByteLimit) until trimmed.
+        #expect(arena.statistics.recycledBytes > 0)
+        #expect(arena.trimRecycledExtents() > 0)
         let statistics = arena.statistics
+        #expect(statistics.recycledBytes == 0)
         #expect(arena.residentBytesInRegions() == 0, "freed extents must give their pages back")
         #expect(statistics.extentCount == 0)
         #expect(statistics.pinnedBytes == 0)
@@ -229,6 +233,43 @@ struct LifecycleTests {
 
         configuration.strategy = .userfaultfd
         #expect(throws: VolatileMemoryError.self) { _ = try VolatileArena(configuration: configuration) }
+    }
+
+    @Test("Freed extents are recycled for allocations that need no zeroed memory",
+          arguments: [Variant.userfaultfdFull, .userfaultfdUserModeOnly, .canary])
+    func recycling(variant: Variant) throws {
+        let arena = try variant.makeArena()
+        let size = 64 * arena.pageSize
+        do {
+            var pinned = try arena.allocate(byteCount: size)
+            pinned.withUnsafeMutableBytes { fill($0, seed: 21) }
+        }
+        #expect(arena.statistics.recycledBytes == size)
+        #expect(arena.statistics.extentCount == 0)
+        // A zero-filled allocation never gets a recycled extent.
+        let zeroed = try arena.allocate(byteCount: size)
+        #expect(zeroed.withUnsafeBytes { $0.allSatisfy { $0 == 0 } })
+        #expect(arena.statistics.recycledReuses == 0)
+        // zeroFilled: false reuses it, even after the kernel took some of its pages.
+        do {
+            var pinned = try arena.allocate(byteCount: size)
+            pinned.withUnsafeMutableBytes { fill($0, seed: 22) }
+        }
+        let volatileBefore = arena.statistics.volatileBytes
+        try arena.dropAllVolatilePages()
+        _ = volatileBefore
+        var reused = try arena.allocate(byteCount: size, zeroFilled: false)
+        #expect(arena.statistics.recycledReuses == 1)
+        #expect(reused.report == .fresh)
+        #expect(reused.residentPageCount() == 64)
+        reused.withUnsafeMutableBytes { fill($0, seed: 23) }
+        // It behaves like any extent afterwards: drops are detected exactly.
+        let volatile = reused.unpin()
+        try volatile.dropPages([3])
+        let again = try volatile.pin().get()
+        #expect(again.report == .dropped(pages: [3]))
+        #expect(arena.statistics.userfaultfdFaultsHandled == 0)
+        _ = consume zeroed
     }
 
     @Test("automatic reports what it picked and why")
