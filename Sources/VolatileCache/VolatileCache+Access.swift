@@ -2,23 +2,29 @@ public import Synchronization
 import VolatileMemory
 
 /// A reader's hold on a hot entry's content (released with `VolatileCache.release(_:)`).
+/// Unretained: the entry's dictionary reference (or, once it is removed, the reference that
+/// passes to its last reader) keeps it alive while any hold exists.
 @usableFromInline
-struct Hold<Key: Hashable & Sendable> {
-    @usableFromInline let entry: CacheEntry<Key>
+struct Hold<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable; the bytes are read-only and pinned while it exists.
+    @usableFromInline let entry: Unmanaged<CacheEntry<Key>>
+    @usableFromInline let shard: ShardPointer<Key>
     @usableFromInline let base: UnsafeRawPointer
     @usableFromInline let byteCount: Int
+    @usableFromInline let footprint: Int
 
     @inlinable
-    init(entry: CacheEntry<Key>, base: UnsafeRawPointer, byteCount: Int) {
+    init(entry: Unmanaged<CacheEntry<Key>>, shard: ShardPointer<Key>, base: UnsafeRawPointer, byteCount: Int, footprint: Int) {
         self.entry = entry
+        self.shard = shard
         self.base = base
         self.byteCount = byteCount
+        self.footprint = footprint
     }
 }
 
 /// What one look-up under the shard lock decided; the work happens after the lock.
 enum LookupStep<Key: Hashable & Sendable>: ~Copyable {
-    case hit(CacheEntry<Key>, UnsafeRawPointer, Int)
+    case hit(Hold<Key>)
     case absent
     case wait(Flight)
     case load(CacheEntry<Key>, Flight)
@@ -44,9 +50,10 @@ enum RepairOffer {
 
 /// What re-pinning a volatile entry found.
 enum RepinStep<Key: Hashable & Sendable>: ~Copyable {
-    case hit(CacheEntry<Key>, UnsafeRawPointer, Int)
-    /// Pages were dropped: regenerate (all, or repair the surviving extent).
-    case regenerate(CacheEntry<Key>, Flight, PinnedExtent, droppedPages: [Int]?)
+    case hit(Hold<Key>)
+    /// Pages were dropped: regenerate (all, or repair the surviving extent; nil when every
+    /// page was gone and the extent was given back).
+    case regenerate(CacheEntry<Key>, Flight, PinnedExtent?, droppedPages: [Int]?)
     /// Dropped and nothing to regenerate with: the entry is gone.
     case gone
     /// The re-pin failed (the entry is gone and its waiters got the error).
@@ -71,6 +78,10 @@ extension VolatileCache {
     /// - Returns: What `body` returns.
     /// - Throws: What `regenerate` or `body` throws, or a ``VolatileCacheError``. Nothing is
     ///   cached when regeneration fails.
+    // Disfavored: in async code the async overload wins even for a regenerator without
+    // `await` (which would otherwise pick this one and block the thread on a waiter).
+    @_disfavoredOverload
+    @available(*, noasync, message: "blocks the thread while another caller regenerates; use the async overload (mark the regenerator async or add an await)")
     @inlinable
     public func withBytes<Result>(
         forKey key: Key,
@@ -80,7 +91,7 @@ extension VolatileCache {
         // The hot hit is inlined into the caller (specialized for its key type); everything
         // else goes through `acquire`.
         let hold = try hotHit(key) ?? acquire(key, offersRepair: .always, canRegenerate: true, regenerate)!
-        defer { release(hold.entry) }
+        defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
 
@@ -93,8 +104,8 @@ extension VolatileCache {
     /// - Throws: What `body` throws, ``VolatileCacheError/memoryUnavailable(_:)`` if a
     ///   re-pin fails, ``VolatileCacheError/reentrantAccess``.
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
-        guard let hold = try acquire(key, offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
-        defer { release(hold.entry) }
+        guard let hold = try hotHit(key) ?? acquire(key, offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
+        defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
 
@@ -104,6 +115,10 @@ extension VolatileCache {
     ///   - regenerate: As in ``withBytes(forKey:regenerate:_:)``.
     /// - Returns: A copy of the bytes.
     /// - Throws: As ``withBytes(forKey:regenerate:_:)``.
+    // Disfavored: in async code the async overload wins even for a regenerator without
+    // `await` (which would otherwise pick this one and block the thread on a waiter).
+    @_disfavoredOverload
+    @available(*, noasync, message: "blocks the thread while another caller regenerates; use the async overload (mark the regenerator async or add an await)")
     public func bytes(forKey key: Key, regenerate: (inout RegenerationContext<Key>) throws -> Void) throws -> [UInt8] {
         try withBytes(forKey: key, regenerate: regenerate) { Array($0) }
     }
@@ -116,16 +131,15 @@ extension VolatileCache {
         try withBytes(forKey: key) { Array($0) }
     }
 
-    /// A hit on a hot entry: under the shard lock, bump the LRU and take a hold. No syscall.
+    /// A hit on a hot entry: one shard-lock acquisition (look up, stamp, take a hold), no
+    /// list move, no retain, no shared write. No syscall.
     @inlinable
     func hotHit(_ key: Key) -> Hold<Key>? {
-        shard(for: key).state.withLock { state -> Hold<Key>? in
-            guard let entry = state.entries[key], entry.phase == .hot else { return nil }
-            entry.stamp = tick()
-            state.hot.moveToNewest(entry)
-            entry.holds.add(2, ordering: .acquiringAndReleasing)
-            state.counters.hotHits += 1
-            return Hold(entry: entry, base: entry.base!, byteCount: entry.byteCount)
+        let shard = shard(for: key)
+        let epoch = shards.epoch
+        return shard.pointee.state.withLock { state -> Hold<Key>? in
+            guard let reference = state.entries[key] else { return nil }
+            return Self.takeHold(reference, in: &state, shard: shard, epoch: epoch)
         }
     }
 
@@ -139,8 +153,8 @@ extension VolatileCache {
         let shard = shard(for: key)
         while true {
             switch lookup(key, in: shard, canCreate: canRegenerate) {
-            case .hit(let entry, let base, let count):
-                return Hold(entry: entry, base: base, byteCount: count)
+            case .hit(let hold):
+                return hold
             case .absent:
                 return nil
             case .wait(let flight):
@@ -163,8 +177,8 @@ extension VolatileCache {
                 return try complete(entry, flight: flight, context: context, since: start, in: shard)
             case .repin(let entry, let flight, let extent):
                 switch repin(entry, flight: flight, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
-                case .hit(let entry, let base, let count):
-                    return Hold(entry: entry, base: base, byteCount: count)
+                case .hit(let hold):
+                    return hold
                 case .gone:
                     return nil
                 case .failed(let error):
@@ -189,24 +203,23 @@ extension VolatileCache {
 
     // MARK: - Steps shared with the async path
 
-    /// The decision under the shard lock. A hot hit bumps the LRU and takes a hold, nothing else.
-    @inline(__always)
-    func lookup(_ key: Key, in shard: CacheShard<Key>, canCreate: Bool) -> LookupStep<Key> {
-        shard.state.withLock { state -> LookupStep<Key> in
-            guard let entry = state.entries[key] else {
+    /// The decision under the shard lock. A hot hit stamps and takes a hold, nothing else.
+    func lookup(_ key: Key, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
+        let epoch = shards.epoch
+        return shard.pointee.state.withLock { state -> LookupStep<Key> in
+            guard let reference = state.entries[key] else {
                 state.counters.misses += 1
                 guard canCreate else { return .absent }
                 let flight = Flight()
-                state.entries[key] = CacheEntry(key: key, phase: .loading, flight: flight)
-                return .load(state.entries[key]!, flight)
+                let entry = CacheEntry(key: key, phase: .loading, flight: flight)
+                state.store(entry)
+                return .load(entry, flight)
             }
+            if let hold = Self.takeHold(reference, in: &state, shard: shard, epoch: epoch) { return .hit(hold) }
+            let entry = reference.takeUnretainedValue()
             switch entry.phase {
             case .hot:
-                entry.stamp = tick()
-                state.hot.moveToNewest(entry)
-                entry.holds.add(2, ordering: .acquiringAndReleasing)
-                state.counters.hotHits += 1
-                return .hit(entry, entry.base!, entry.byteCount)
+                fatalError("unreachable: a hot entry is a hit")
             case .volatile:
                 let extent = entry.volatile.take()!
                 state.volatile.remove(entry)
@@ -225,19 +238,36 @@ extension VolatileCache {
 
     /// Re-pins a volatile entry (outside the lock) and decides what follows.
     func repin(
-        _ entry: CacheEntry<Key>, flight: Flight, extent: consuming VolatileExtent, in shard: CacheShard<Key>,
+        _ entry: CacheEntry<Key>, flight: Flight, extent: consuming VolatileExtent, in shard: ShardPointer<Key>,
         offersRepair: RepairOffer, canRegenerate: Bool
     ) -> RepinStep<Key> {
+        // mincore pre-check: when every page is gone there is nothing to detect or keep.
+        // Give the extent back and let the regenerator allocate with `zeroFilled: false`,
+        // which may get a recycled extent that is still resident (no fault per page).
+        if extent.residentPageCount() == 0 {
+            let pageCount = extent.pageCount
+            _ = consume extent
+            shard.pointee.state.withLock { state in
+                state.counters.droppedObjects += 1
+                state.counters.droppedPages += pageCount
+                if !canRegenerate { state.counters.misses += 1 }
+            }
+            guard canRegenerate else {
+                abandon(entry, flight: flight, in: shard, error: nil)
+                return .gone
+            }
+            return .regenerate(entry, flight, nil, droppedPages: nil)
+        }
         switch extent.pin() {
         case .pinned(let pinned):
             let report = pinned.report
             switch report {
             case .intact:
-                let (base, count) = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true)
-                shard.state.withLock { $0.counters.volatileHits += 1 }
-                return .hit(entry, base, count)
+                let hold = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true)!
+                shard.pointee.state.withLock { $0.counters.volatileHits += 1 }
+                return .hit(hold)
             case .dropped(let pages):
-                shard.state.withLock { state in
+                shard.pointee.state.withLock { state in
                     state.counters.droppedObjects += 1
                     state.counters.droppedPages += pages.count
                     if !canRegenerate { state.counters.misses += 1 }
@@ -266,7 +296,7 @@ extension VolatileCache {
     /// Validates a regenerator's work and installs it hot with one hold for the caller.
     func complete(
         _ entry: CacheEntry<Key>, flight: Flight, context: consuming RegenerationContext<Key>,
-        since start: ContinuousClock.Instant, in shard: CacheShard<Key>
+        since start: ContinuousClock.Instant, in shard: ShardPointer<Key>
     ) throws -> Hold<Key> {
         let product: Product
         do {
@@ -279,21 +309,21 @@ extension VolatileCache {
         let cost = product.cost
         let elapsed = ContinuousClock.now - start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
-        shard.state.withLock { state in
+        shard.pointee.state.withLock { state in
             state.counters.regenerations += 1
             if repaired { state.counters.partialRegenerations += 1 }
             state.counters.regenerationNanoseconds += nanoseconds
         }
-        let (base, count) = install(entry, extent: product.extent, cost: repaired ? (cost ?? entry.cost) : cost, in: shard, holding: true)
+        let hold = install(entry, extent: product.extent, cost: repaired ? (cost ?? entry.cost) : cost, in: shard, holding: true)!
         enforceLimits(protecting: entry)
-        return Hold(entry: entry, base: base, byteCount: count)
+        return hold
     }
 
     /// Gives up on a loading or busy entry: it leaves the cache, and its waiters get `error`
     /// (or retry, when there is none).
-    func abandon(_ entry: CacheEntry<Key>, flight: Flight, in shard: CacheShard<Key>, error: (any Error)?) {
+    func abandon(_ entry: CacheEntry<Key>, flight: Flight, in shard: ShardPointer<Key>, error: (any Error)?) {
         var garbage = Garbage()
-        shard.state.withLock { state in
+        shard.pointee.state.withLock { state in
             if error != nil { state.counters.regenerationFailures += 1 }
             entry.flight = nil
             detach(entry, from: &state, into: &garbage)

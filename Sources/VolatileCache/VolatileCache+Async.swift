@@ -23,7 +23,7 @@ extension VolatileCache {
         _ body: (UnsafeRawBufferPointer) throws -> Result
     ) async throws -> Result {
         let hold = try await acquire(key, offersRepair: .always, regenerate)
-        defer { release(hold.entry) }
+        defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
 
@@ -40,7 +40,7 @@ extension VolatileCache {
         regenerate: (inout RegenerationContext<Key>) async throws -> Void
     ) async throws -> [UInt8] {
         let hold = try await acquire(key, offersRepair: .always, regenerate)
-        defer { release(hold.entry) }
+        defer { release(hold) }
         return Array(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
 
@@ -71,8 +71,8 @@ extension VolatileCache {
             let entry: CacheEntry<Key>
             let flight: Flight
             switch lookup(key, in: shard, canCreate: true) {
-            case .hit(let hit, let base, let count):
-                return Hold(entry: hit, base: base, byteCount: count)
+            case .hit(let hold):
+                return hold
             case .absent:
                 fatalError("unreachable: look-ups that may create never find nothing")
             case .wait(let other):
@@ -86,8 +86,8 @@ extension VolatileCache {
                 context = makeContext(key: key, previous: nil, droppedPages: nil)
             case .repin(let busy, let own, let extent):
                 switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: true) {
-                case .hit(let hit, let base, let count):
-                    return Hold(entry: hit, base: base, byteCount: count)
+                case .hit(let hold):
+                    return hold
                 case .gone:
                     continue
                 case .failed(let error):

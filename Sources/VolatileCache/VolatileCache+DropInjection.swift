@@ -10,8 +10,8 @@ extension VolatileCache {
     package func dropVolatilePages(forKeys keys: some Sequence<Key>, pages: [Int]? = nil) throws -> Int {
         var dropped = 0
         for key in keys {
-            try shard(for: key).state.withLock { state in
-                guard let entry = state.entries[key], entry.phase == .volatile, entry.volatile != nil else { return }
+            try shard(for: key).pointee.state.withLock { state in
+                guard let entry = state.entry(for: key), entry.phase == .volatile, entry.volatile != nil else { return }
                 try entry.volatile?.dropPages(pages)
                 dropped += 1
             }
@@ -21,8 +21,8 @@ extension VolatileCache {
 
     /// The keys of the volatile entries now.
     package var volatileKeys: [Key] {
-        shards.flatMap { shard in
-            shard.state.withLock { state in
+        shards.all.flatMap { shard in
+            shard.pointee.state.withLock { state in
                 var keys: [Key] = []
                 var cursor = state.volatile.newest
                 while let entry = cursor {
@@ -34,10 +34,11 @@ extension VolatileCache {
         }
     }
 
-    /// The keys of the hot entries now, most recently used first within each shard.
+    /// The keys of the hot entries now, in each shard's list order (by stamp when placed;
+    /// hits since then are not reflected).
     package var hotKeys: [Key] {
-        shards.flatMap { shard in
-            shard.state.withLock { state in
+        shards.all.flatMap { shard in
+            shard.pointee.state.withLock { state in
                 var keys: [Key] = []
                 var cursor = state.hot.newest
                 while let entry = cursor {
@@ -47,5 +48,12 @@ extension VolatileCache {
                 return keys
             }
         }
+    }
+
+    /// The number of callers waiting for the regeneration (or re-pin, or demotion) of `key`
+    /// in progress now; 0 when there is none. For tests of single flight.
+    package func waiterCount(forKey key: Key) -> Int {
+        let flight = shard(for: key).pointee.state.withLock { $0.entry(for: key)?.flight }
+        return flight?.waiterCount ?? 0
     }
 }

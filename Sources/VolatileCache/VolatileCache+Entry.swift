@@ -17,29 +17,39 @@ enum EntryPhase: UInt8 {
 /// One cached object. Its `var`s are guarded by its shard's mutex, with two exceptions:
 /// `holds` is atomic (readers release without the lock), and once an entry is removed with
 /// no holds left, exactly one thread (the one that saw the last hold go) owns its extent.
+///
+/// Holds are only ever added under the shard lock, so under that lock `holds == 0` is stable:
+/// demotion and eviction claim an unheld entry by moving it to `busy` or removed there, and no
+/// hit can start on it meanwhile.
 @usableFromInline
 final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {
+    // The fields a hit reads and writes come first: with a small key they share the
+    // object's first cache line. They are guarded by the shard lock, so the dynamic
+    // exclusivity checks of class properties (a runtime call per access) are turned off.
+    /// Readers holding the content: `2 * count`, plus bit 0 once the entry is removed. The
+    /// thread that moves it to exactly 1 (removed, no readers) frees the extent.
+    @usableFromInline let holds = Atomic<Int>(0)
+    @exclusivity(unchecked) @usableFromInline var phase: EntryPhase
+    /// First byte of the content while hot (stays valid while any hold exists).
+    @exclusivity(unchecked) @usableFromInline var base: UnsafeRawPointer?
+    @exclusivity(unchecked) @usableFromInline var byteCount = 0
+    /// Whole pages, for the hot / volatile byte figures.
+    @exclusivity(unchecked) @usableFromInline var footprint = 0
+    /// Recency clock value of the last access (see `VolatileCache+Shards.swift`).
+    @exclusivity(unchecked) @usableFromInline var stamp: UInt64 = 0
     @usableFromInline let key: Key
-    @usableFromInline var phase: EntryPhase
     /// The single-flight record while `loading` or `busy`.
     var flight: Flight?
     var pinned: PinnedExtent?
     var volatile: VolatileExtent?
-    /// First byte of the content while hot (stays valid while any hold exists).
-    @usableFromInline var base: UnsafeRawPointer?
-    @usableFromInline var byteCount = 0
-    /// Whole pages, for the hot / volatile byte figures.
-    var footprint = 0
     var cost = 0
-    /// Global access clock value of the last access (LRU order across shards).
-    @usableFromInline var stamp: UInt64 = 0
+    /// The stamp the entry's list position was sorted by; a hit changes only `stamp`, and
+    /// the demotion scan re-places the entry when the two differ.
+    var listedStamp: UInt64 = 0
     var isRemoved = false
     var list: ListMembership = .none
     @usableFromInline unowned(unsafe) var newer: CacheEntry?
     @usableFromInline unowned(unsafe) var older: CacheEntry?
-    /// Readers holding the content: `2 * count`, plus bit 0 once the entry is removed. The
-    /// thread that moves it to exactly 1 (removed, no readers) frees the extent.
-    @usableFromInline let holds = Atomic<Int>(0)
 
     init(key: Key, phase: EntryPhase, flight: Flight?) {
         self.key = key
@@ -50,8 +60,9 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {
     enum ListMembership: UInt8 { case none, hot, volatile }
 }
 
-/// An intrusive LRU list (newest at the head). Links are unowned: the shard's dictionary
-/// owns the entries, and an entry leaves the list before it leaves the dictionary.
+/// An intrusive list sorted by ``CacheEntry/listedStamp`` (newest at the head). Links are
+/// unowned: the shard's dictionary owns the entries, and an entry leaves the list before it
+/// leaves the dictionary.
 @usableFromInline
 struct EntryList<Key: Hashable & Sendable> {
     @usableFromInline unowned(unsafe) var newest: CacheEntry<Key>?
@@ -69,10 +80,11 @@ struct EntryList<Key: Hashable & Sendable> {
         count += 1
     }
 
-    /// Inserts by stamp (most demotions land at the head, so the walk is short).
+    /// Inserts by listed stamp (most re-placed or demoted entries are recent, so the walk
+    /// from the head is short).
     mutating func insertOrdered(_ entry: CacheEntry<Key>) {
         var cursor = newest
-        while let current = cursor, current.stamp > entry.stamp { cursor = current.older }
+        while let current = cursor, current.listedStamp > entry.listedStamp { cursor = current.older }
         guard let before = cursor else {
             // Older than everything: becomes the oldest.
             entry.newer = oldest
@@ -100,13 +112,6 @@ struct EntryList<Key: Hashable & Sendable> {
         entry.older = nil
         count -= 1
     }
-
-    @inlinable
-    mutating func moveToNewest(_ entry: CacheEntry<Key>) {
-        if entry === newest { return }
-        remove(entry)
-        pushNewest(entry)
-    }
 }
 
 /// Extents taken out of entries under a shard lock, freed (a syscall each) after it.
@@ -114,11 +119,13 @@ struct Garbage: @unchecked Sendable {  // Built under one lock, disposed by the 
     var pinned: [PinnedBox] = []
     var volatile: [VolatileBox] = []
     var flights: [Flight] = []
+    /// References given up by the shard's dictionary (an entry's deinit may free memory).
+    var references: [AnyObject] = []
 
     mutating func add(_ extent: consuming PinnedExtent) { pinned.append(PinnedBox(extent)) }
     mutating func add(_ extent: consuming VolatileExtent) { volatile.append(VolatileBox(extent)) }
 
-    var isEmpty: Bool { pinned.isEmpty && volatile.isEmpty && flights.isEmpty }
+    var isEmpty: Bool { pinned.isEmpty && volatile.isEmpty && flights.isEmpty && references.isEmpty }
 
     /// Frees the extents and wakes the waiters of abandoned flights (they retry).
     func dispose() {

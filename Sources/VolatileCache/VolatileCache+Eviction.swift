@@ -1,5 +1,6 @@
 // Limits: the total cost and the entry count, enforced after each insertion or regeneration
-// by evicting the globally least recently used entries (hot or volatile, by stamp). A pinned
+// by evicting the least recently used entries (hot or volatile, by stamp; the same recency
+// policy as demotion, see `VolatileCache+HotSet.swift`). A pinned
 // victim leaves the cache at once; its memory is freed when its last pin ends. The entry just
 // produced is never the victim (NSCache on Linux evicts the object it just inserted).
 extension VolatileCache {
@@ -27,11 +28,13 @@ extension VolatileCache {
     /// Evicts the globally least recently used entry; the caller holds `maintenance`.
     private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool) -> Bool {
         while true {
-            var best: (shard: CacheShard<Key>, entry: CacheEntry<Key>)? = nil
-            for shard in shards {
-                let found = shard.state.withLock { state -> CacheEntry<Key>? in
+            var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>)? = nil
+            for shard in shards.all {
+                let found = shard.pointee.state.withLock { state -> CacheEntry<Key>? in
                     let volatile = Self.oldest(in: state.volatile, excluding: protected, unpinnedOnly: unpinnedOnly)
-                    let hot = Self.oldest(in: state.hot, excluding: protected, unpinnedOnly: unpinnedOnly)
+                    let hot = state.oldestHot(limit: .max) { entry in
+                        entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0)
+                    }
                     guard let volatile else { return hot }
                     guard let hot else { return volatile }
                     return volatile.stamp < hot.stamp ? volatile : hot
@@ -40,7 +43,7 @@ extension VolatileCache {
             }
             guard let best else { return false }
             var garbage = Garbage()
-            let evicted = best.shard.state.withLock { state in
+            let evicted = best.shard.pointee.state.withLock { state in
                 let entry = best.entry
                 guard !entry.isRemoved, entry.list != .none,
                     !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
@@ -54,7 +57,8 @@ extension VolatileCache {
         }
     }
 
-    /// The oldest entry of `list` that may be evicted (under the shard lock).
+    /// The oldest entry of a volatile list (sorted by stamp: volatile entries get no hits)
+    /// that may be evicted (under the shard lock).
     private static func oldest(
         in list: EntryList<Key>, excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool
     ) -> CacheEntry<Key>? {

@@ -1,62 +1,78 @@
 import VolatileMemory
 
 // The hot set: unpinned entries stay pinned (ordinary memory) while their bytes fit the hot
-// budget; the least recently used beyond it are demoted to volatile. LRU is exact within a
-// shard (an intrusive list, newest first) and global across shards by the access-clock stamp:
-// a demotion pass takes the shard tail with the smallest stamp. The unpin (MADV_FREE) runs
-// outside the shard lock; meanwhile the entry is `busy` and its accessors wait on its flight.
+// budget; the least recently used beyond it are demoted to volatile.
+//
+// Recency policy (see `VolatileCache+Shards.swift` for the clock): a hit only writes its
+// entry's stamp. Each shard's hot list is sorted by the stamp an entry had when it was
+// placed; a demotion pass re-places the entries hit since then as it meets them at the tail,
+// so the victim it picks in a shard is that shard's exact least recently used unpinned
+// entry. Across shards it takes the smallest of the shards' candidates' stamps, which is
+// exact up to the clock's cross-shard slack (about 64 hits of one shard).
+//
+// Who demotes: whichever thread sees the hot bytes over budget after an install or a release
+// demotes until they fit, itself (no pass is skipped because another thread runs one): with
+// many threads installing, each pays for its own excess and the hot set cannot run away.
+// The unpin (MADV_FREE) runs outside the shard lock; meanwhile the entry is `busy` and its
+// accessors wait on its flight. Hits never wait for a demotion pass.
 extension VolatileCache {
-    /// Demotes every unpinned hot entry to volatile now, as a memory-pressure monitor does:
-    /// the kernel may then take their pages back. Hits on other entries are not blocked.
+    /// Demotes every unpinned hot entry to volatile now, as a memory-pressure monitor does,
+    /// and returns the arena's recycled extents to the kernel: the kernel may then take the
+    /// demoted pages back. Hits on other entries are not blocked.
     /// - Returns: The bytes demoted.
     /// - Complexity: O(hot entries × shards), one `MADV_FREE` per entry.
     @discardableResult
     public func shed() -> Int {
-        maintenance.withLock { _ in demote(toBudget: 0) }
+        let bytes = demote(toBudget: 0, shedding: true)
+        totals.sheds.add(1, ordering: .relaxed)
+        totals.shedBytes.add(bytes, ordering: .relaxed)
+        arena.trimRecycledExtents()
+        return bytes
     }
 
-    /// Demotes least recently used hot entries until the hot bytes fit `budget`. Skips the
-    /// pass when another thread is already running one (it will get there), so that no
-    /// reader ever waits for it.
+    /// Demotes least recently used hot entries until the hot bytes fit the budget. Runs on
+    /// the thread that found the budget exceeded; concurrent callers each demote (their
+    /// candidates are claimed under the shard lock, so no entry is demoted twice).
     @usableFromInline
-    func enforceHotBudget(_ budget: Int) {
-        _ = maintenance.withLockIfAvailable { _ in demote(toBudget: budget) }
+    func enforceHotBudget() {
+        _ = demote(toBudget: hotByteLimit, shedding: false)
     }
 
-    /// Demotion loop; the caller holds `maintenance`.
-    func demote(toBudget budget: Int) -> Int {
+    /// Demotion loop. Stops when the hot bytes fit or every hot entry is pinned.
+    func demote(toBudget budget: Int, shedding: Bool) -> Int {
         var demoted = 0
+        var contended = 0
         while totals.hotBytes.load(ordering: .relaxed) > budget {
-            guard let bytes = demoteOldestHot() else { break }
+            guard let bytes = demoteOldestHot(shedding: shedding) else { break }
+            if bytes == 0 {
+                // Another thread took the candidate (or hit it): look again, but do not spin.
+                contended += 1
+                if contended > 64 { break }
+                continue
+            }
             demoted += bytes
         }
         return demoted
     }
 
-    /// Demotes the globally least recently used unpinned hot entry.
+    /// Demotes the least recently used unpinned hot entry (see the policy above).
     /// - Returns: Its bytes (0 if the candidate changed under us), or nil if there is none.
-    private func demoteOldestHot() -> Int? {
-        var best: (shard: CacheShard<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
-        for shard in shards {
-            shard.state.withLock { state in
+    private func demoteOldestHot(shedding: Bool) -> Int? {
+        var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
+        for index in 0..<shards.count {
+            let shard = shards[index]
+            shard.pointee.state.withLock { state in
                 // Pinned entries stay hot; look a little past them.
-                var cursor = state.hot.oldest
-                var steps = 0
-                while let entry = cursor, steps < 32 {
-                    if entry.holds.load(ordering: .acquiring) == 0 {
-                        if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
-                        return
-                    }
-                    cursor = entry.newer
-                    steps += 1
-                }
+                guard let entry = state.oldestHot(limit: 32, where: { $0.holds.load(ordering: .relaxed) == 0 }) else { return }
+                if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
             }
         }
         guard let best else { return nil }
         let entry = best.entry
-        // Take the extent out under the lock, re-checking that nothing changed.
+        // Claim it under the lock: holds are only added under this lock, so an unheld entry
+        // stays unheld until it is `busy`, and a hit meanwhile changed its stamp.
         let flight = Flight()
-        let taken: PinnedExtent? = best.shard.state.withLock { state in
+        let taken: PinnedExtent? = best.shard.pointee.state.withLock { state in
             guard entry.phase == .hot, entry.list == .hot, !entry.isRemoved, entry.stamp == best.stamp,
                 entry.holds.load(ordering: .acquiring) == 0, let extent = entry.pinned.take()
             else { return nil }
@@ -72,7 +88,7 @@ extension VolatileCache {
         // The entry is busy: only this thread touches its extent fields until the lock below.
         entry.volatile = extent.unpin()
         var garbage = Garbage()
-        best.shard.state.withLock { state in
+        best.shard.pointee.state.withLock { state in
             entry.flight = nil
             if entry.isRemoved {
                 if let volatile = entry.volatile.take() { garbage.add(volatile) }
@@ -81,8 +97,9 @@ extension VolatileCache {
             state.busyCount -= 1
             entry.phase = .volatile
             entry.list = .volatile
+            entry.listedStamp = entry.stamp
             state.volatile.insertOrdered(entry)
-            state.counters.demotions += 1
+            if !shedding { state.counters.demotions += 1 }
             totals.volatileBytes.add(entry.footprint, ordering: .relaxed)
         }
         garbage.dispose()

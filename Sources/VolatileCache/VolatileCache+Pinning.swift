@@ -14,7 +14,7 @@ extension VolatileCache {
         }
 
         /// The key of the object.
-        public var key: Key { hold.entry.key }
+        public var key: Key { hold.entry.takeUnretainedValue().key }
         /// The object's size in bytes.
         public var byteCount: Int { hold.byteCount }
 
@@ -28,7 +28,7 @@ extension VolatileCache {
         }
 
         deinit {
-            cache.release(hold.entry)
+            cache.release(hold)
         }
     }
 
@@ -38,6 +38,10 @@ extension VolatileCache {
     ///   - regenerate: As in ``withBytes(forKey:regenerate:_:)``.
     /// - Returns: The pin; the bytes stay pinned until it is dropped.
     /// - Throws: As ``withBytes(forKey:regenerate:_:)``.
+    // Disfavored: in async code the async overload wins even for a regenerator without
+    // `await` (which would otherwise pick this one and block the thread on a waiter).
+    @_disfavoredOverload
+    @available(*, noasync, message: "blocks the thread while another caller regenerates; use the async overload (mark the regenerator async or add an await)")
     public func pinnedValue(
         forKey key: Key, regenerate: (inout RegenerationContext<Key>) throws -> Void
     ) throws -> PinnedValue {

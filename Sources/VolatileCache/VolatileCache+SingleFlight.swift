@@ -22,6 +22,8 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
     private var continuations: [Int: UnsafeContinuation<Void, Never>] = [:]
     private var cancelledEarly: Set<Int> = []
     private var nextWaiter = 0
+    /// Callers blocked or suspended on the flight now (for tests that need every waiter in).
+    private var waiting = 0
 
     init() {
         mutex = .allocate(capacity: 1)
@@ -45,14 +47,17 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
 
     /// Ends the flight and wakes every waiter. Later calls are ignored.
     func finish(_ result: FlightOutcome) {
-        let waiting: [UnsafeContinuation<Void, Never>] = locked {
+        let resumed: [UnsafeContinuation<Void, Never>] = locked {
             guard outcome == nil else { return [] }
             outcome = result
             pthread_cond_broadcast(condition)
-            defer { continuations = [:] }
+            defer {
+                self.waiting -= continuations.count
+                continuations = [:]
+            }
             return Array(continuations.values)
         }
-        for continuation in waiting { continuation.resume() }
+        for continuation in resumed { continuation.resume() }
     }
 
     /// Blocks the calling thread until the flight ends.
@@ -61,11 +66,16 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
     func wait() throws(VolatileCacheError) -> FlightOutcome {
         if RegenerationScope.isRunning(self) { throw .reentrantAccess }
         pthread_mutex_lock(mutex)
+        waiting += 1
         while outcome == nil { pthread_cond_wait(condition, mutex) }
+        waiting -= 1
         let result = outcome!
         pthread_mutex_unlock(mutex)
         return result
     }
+
+    /// The number of callers waiting for the flight to end now.
+    var waiterCount: Int { locked { waiting } }
 
     /// Suspends until the flight ends or this task is cancelled (only this waiter resumes then).
     /// - Throws: ``VolatileCacheError/reentrantAccess``, or `CancellationError`.
@@ -77,13 +87,17 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
                 let resumeNow: Bool = locked {
                     if outcome != nil || cancelledEarly.remove(id) != nil { return true }
                     continuations[id] = continuation
+                    waiting += 1
                     return false
                 }
                 if resumeNow { continuation.resume() }
             }
         } onCancel: {
             let continuation: UnsafeContinuation<Void, Never>? = locked {
-                if let continuation = continuations.removeValue(forKey: id) { return continuation }
+                if let continuation = continuations.removeValue(forKey: id) {
+                    waiting -= 1
+                    return continuation
+                }
                 if outcome == nil { cancelledEarly.insert(id) }
                 return nil
             }

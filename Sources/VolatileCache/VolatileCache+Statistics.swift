@@ -21,8 +21,12 @@ extension VolatileCache {
         public var regenerationTime: Duration
         /// Entries evicted by the cost or count limit, or to make memory.
         public var evictions: Int
-        /// Hot entries demoted to volatile (budget or shedding).
+        /// Hot entries demoted to volatile to fit the hot budget (not counting sheds).
         public var demotions: Int
+        /// Shed passes: ``VolatileCache/shed()`` calls, including those a pressure monitor makes.
+        public var sheds: Int
+        /// Bytes (whole pages) that shed passes demoted to volatile, in all.
+        public var shedBytes: Int
         /// Entries in the cache.
         public var entryCount: Int
         /// Total cost of the entries.
@@ -42,18 +46,20 @@ extension VolatileCache {
         public var description: String {
             "hits \(hotHits) hot + \(volatileHits) volatile, misses \(misses), drops \(droppedObjects) (\(droppedPages) pages), "
                 + "regenerations \(regenerations) (\(partialRegenerations) partial, \(regenerationFailures) failed, \(regenerationTime)), "
-                + "evictions \(evictions), demotions \(demotions), entries \(entryCount), bytes pinned \(pinnedBytes) / hot \(hotBytes) / volatile \(volatileBytes)"
+                + "evictions \(evictions), demotions \(demotions), sheds \(sheds) (\(shedBytes) bytes), entries \(entryCount), bytes pinned \(pinnedBytes) / hot \(hotBytes) / volatile \(volatileBytes)"
         }
     }
 
     /// The cache's figures now. Counters are summed over the shards one at a time, so under
     /// concurrent use they are consistent per shard, not across shards.
-    /// - Complexity: O(shards + hot entries) (pinned bytes are counted, not tracked on hits).
+    /// - Complexity: O(shards).
     public var statistics: Statistics {
         var counters = ShardCounters()
         var pinned = 0
-        for shard in shards {
-            shard.state.withLock { state in
+        for shard in shards.all {
+            // Releases subtract without the lock: read them after the lock so that a
+            // concurrent pin-and-release pair does not make the sum negative.
+            shard.pointee.state.withLock { state in
                 let c = state.counters
                 counters.hotHits += c.hotHits
                 counters.volatileHits += c.volatileHits
@@ -66,12 +72,9 @@ extension VolatileCache {
                 counters.regenerationNanoseconds += c.regenerationNanoseconds
                 counters.evictions += c.evictions
                 counters.demotions += c.demotions
-                var cursor = state.hot.newest
-                while let entry = cursor {
-                    if entry.holds.load(ordering: .relaxed) >= 2 { pinned += entry.footprint }
-                    cursor = entry.older
-                }
+                pinned += state.pinnedAcquiredBytes
             }
+            pinned -= shard.pointee.pinnedReleasedBytes.load(ordering: .relaxed)
         }
         return Statistics(
             hotHits: counters.hotHits, volatileHits: counters.volatileHits, misses: counters.misses,
@@ -80,6 +83,7 @@ extension VolatileCache {
             regenerationFailures: counters.regenerationFailures,
             regenerationTime: .nanoseconds(counters.regenerationNanoseconds),
             evictions: counters.evictions, demotions: counters.demotions,
+            sheds: totals.sheds.load(ordering: .relaxed), shedBytes: totals.shedBytes.load(ordering: .relaxed),
             entryCount: totals.entryCount.load(ordering: .relaxed), totalCost: totals.cost.load(ordering: .relaxed),
             pinnedBytes: pinned + totals.detachedPinnedBytes.load(ordering: .relaxed),
             hotBytes: totals.hotBytes.load(ordering: .relaxed),

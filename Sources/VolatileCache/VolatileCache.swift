@@ -34,12 +34,11 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// The largest object a regenerator may write, in bytes.
     public let maximumObjectByteCount: Int
 
-    @usableFromInline let shards: [CacheShard<Key>]
-    @usableFromInline let shardMask: Int
-    /// Global access clock: stamps give an LRU order across shards.
-    @usableFromInline let clock = Atomic<UInt64>(1)
+    @usableFromInline let shards: ShardTable<Key>
+    /// ``Configuration/hotByteLimit``, where a release reads it.
+    @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
-    /// Serializes demotion and eviction passes (never taken inside a shard lock).
+    /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
     let maintenance = Mutex<Void>(())
     let monitor = Mutex<MemoryPressureMonitor?>(nil)
 
@@ -71,8 +70,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             configuration.maximumObjectByteCount ?? arena.maximumExtentByteCount, arena.maximumExtentByteCount)
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
-        self.shards = (0..<count).map { _ in CacheShard<Key>() }
-        self.shardMask = count - 1
+        self.shards = ShardTable(count: count)
+        self.hotByteLimit = configuration.hotByteLimit
         if configuration.monitorsMemoryPressure {
             try startPressureMonitoring()
         }
@@ -80,18 +79,23 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
 
     deinit {
         monitor.withLock { $0 }?.stop()
+        // No reader, pin or regeneration can outlive the cache (each holds a reference to
+        // it): every entry left is in a dictionary, which owns one reference to it.
+        for index in 0..<shards.count {
+            let references = shards[index].pointee.state.withLock { state in
+                defer { state.entries.removeAll() }
+                return Array(state.entries.values)
+            }
+            for reference in references { reference.release() }
+        }
+        shards.destroy()
     }
 
     @inlinable
-    func shard(for key: Key) -> CacheShard<Key> {
+    func shard(for key: Key) -> ShardPointer<Key> {
         // Mix the hash so that keys with regular hashes spread over the shards.
         let hash = UInt(bitPattern: key.hashValue) &* 0x9E37_79B9_7F4A_7C15
-        return shards[Int(truncatingIfNeeded: hash >> 32) & shardMask]
-    }
-
-    @inlinable
-    func tick() -> UInt64 {
-        clock.wrappingAdd(1, ordering: .relaxed).oldValue
+        return shards[Int(truncatingIfNeeded: hash >> 32) & shards.mask]
     }
 
     // MARK: - Insertion and removal
@@ -102,7 +106,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   - key: The key.
     ///   - byteCount: The object's size, at most ``maximumObjectByteCount``.
     ///   - cost: The entry's cost for ``Configuration/totalCostLimit``; nil for `byteCount`.
-    ///   - write: Fills the buffer (do not escape the pointer).
+    ///   - write: Fills the buffer (do not escape the pointer). It may hold stale bytes of a
+    ///     recycled extent: write all of it.
     /// - Throws: ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileCacheError/invalidByteCount(_:)``, ``VolatileCacheError/memoryUnavailable(_:)``,
     ///   or what `write` throws (then nothing is inserted).
@@ -118,9 +123,9 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let entry = CacheEntry<Key>(key: key, phase: .loading, flight: nil)
         let shard = shard(for: key)
         var garbage = Garbage()
-        shard.state.withLock { state in
-            if let old = state.entries[key] { detach(old, from: &state, into: &garbage) }
-            state.entries[key] = entry
+        shard.pointee.state.withLock { state in
+            if let old = state.entry(for: key) { detach(old, from: &state, into: &garbage) }
+            state.store(entry)
             state.counters.insertions += 1
         }
         garbage.dispose()
@@ -147,8 +152,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
         var garbage = Garbage()
-        let found = shard(for: key).state.withLock { state in
-            guard let entry = state.entries[key] else { return false }
+        let found = shard(for: key).pointee.state.withLock { state in
+            guard let entry = state.entry(for: key) else { return false }
             detach(entry, from: &state, into: &garbage)
             state.counters.removals += 1
             return true
@@ -157,19 +162,21 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         return found
     }
 
-    /// Removes every entry (pinned ones are freed when their pins end).
+    /// Removes every entry (pinned ones are freed when their pins end), and returns the
+    /// arena's recycled extents to the kernel (``VolatileArena/trimRecycledExtents()``).
     /// - Complexity: O(entries).
     public func removeAll() {
-        for shard in shards {
+        for shard in shards.all {
             var garbage = Garbage()
-            shard.state.withLock { state in
-                for entry in Array(state.entries.values) {
+            shard.pointee.state.withLock { state in
+                for entry in state.entries.values.map({ $0.takeUnretainedValue() }) {
                     detach(entry, from: &state, into: &garbage)
                     state.counters.removals += 1
                 }
             }
             garbage.dispose()
         }
+        arena.trimRecycledExtents()
     }
 
     /// Whether the cache holds an entry for `key` (its content may since have been dropped
@@ -177,26 +184,33 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// does not count.
     /// - Parameter key: The key.
     public func contains(_ key: Key) -> Bool {
-        shard(for: key).state.withLock { state in
+        shard(for: key).pointee.state.withLock { state in
             guard let entry = state.entries[key] else { return false }
-            return entry.phase != .loading
+            return entry._withUnsafeGuaranteedRef { $0.phase != .loading }
         }
     }
 
     /// The number of entries (hot, volatile, and being moved between the two).
     /// - Complexity: O(shards).
     public var count: Int {
-        shards.reduce(0) { sum, shard in sum + shard.state.withLock { $0.hot.count + $0.volatile.count + $0.busyCount } }
+        shards.all.reduce(0) { sum, shard in sum + shard.pointee.state.withLock { $0.hot.count + $0.volatile.count + $0.busyCount } }
     }
 
     // MARK: - Internals shared by the access paths
 
     /// Takes an entry out of the cache (under its shard lock). Its extent goes to `garbage`
     /// unless readers hold it (the last one frees it) or a thread is working on it (that
-    /// thread frees it when it sees `isRemoved`).
+    /// thread frees it when it sees `isRemoved`). The dictionary's reference goes to `garbage`
+    /// too, or to the last reader of a held entry.
     func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, into garbage: inout Garbage) {
-        if state.entries[entry.key] === entry { state.entries[entry.key] = nil }
+        var reference: Unmanaged<CacheEntry<Key>>? = nil
+        if let stored = state.entries[entry.key], stored.toOpaque() == Unmanaged.passUnretained(entry).toOpaque() {
+            state.entries[entry.key] = nil
+            reference = stored
+        }
         guard !entry.isRemoved else { return }
+        // An entry leaves the dictionary only here, so a live one is always in it.
+        let owned = reference!
         entry.isRemoved = true
         switch entry.list {
         case .hot: state.hot.remove(entry)
@@ -212,7 +226,11 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             if entry.holds.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0, let extent = entry.pinned.take() {
                 garbage.add(extent)
             } else {
+                // Held: its pinned bytes move to the detached figure, and the dictionary's
+                // reference to the last reader (see `freeDetached`).
+                state.pinnedAcquiredBytes -= entry.footprint
                 totals.detachedPinnedBytes.add(entry.footprint, ordering: .relaxed)
+                return
             }
         case .volatile:
             totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
@@ -227,22 +245,25 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         case .loading:
             break
         }
+        garbage.references.append(owned.takeRetainedValue())
     }
 
     /// Makes a just-(re)generated entry hot, optionally with one hold for the caller, and
     /// ends its flight. If the entry was removed meanwhile, it stays out of the cache and the
     /// caller's hold (if any) frees it.
+    /// - Returns: The caller's hold when `holding`.
     @discardableResult
     func install(
-        _ entry: CacheEntry<Key>, extent: consuming PinnedExtent, cost: Int?, in shard: CacheShard<Key>, holding: Bool
-    ) -> (UnsafeRawPointer, Int) {
+        _ entry: CacheEntry<Key>, extent: consuming PinnedExtent, cost: Int?, in shard: ShardPointer<Key>, holding: Bool
+    ) -> Hold<Key>? {
         let footprint = extent.pageCount * extent.pageSize
         let base = UnsafeRawPointer(extent.baseAddress)
         let byteCount = extent.byteCount
         // The entry is loading or busy: only this thread touches its extent until the lock below.
         entry.pinned = consume extent
         var garbage = Garbage()
-        let flight: Flight? = shard.state.withLock { state in
+        let epoch = shards.epoch
+        let flight: Flight? = shard.pointee.state.withLock { state in
             let flight = entry.flight
             entry.flight = nil
             if entry.phase == .busy && !entry.isRemoved { state.busyCount -= 1 }
@@ -255,17 +276,23 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             entry.phase = .hot
             if entry.isRemoved {
                 if holding {
+                    // The caller's hold owns a reference until its release frees the entry.
                     entry.holds.store(3, ordering: .releasing)
+                    _ = Unmanaged.passRetained(entry)
                     totals.detachedPinnedBytes.add(footprint, ordering: .relaxed)
                 } else if let extent = entry.pinned.take() {
                     garbage.add(extent)
                 }
                 return flight
             }
-            entry.stamp = tick()
+            entry.stamp = state.nextStamp(epoch: epoch, publish: true)
+            entry.listedStamp = entry.stamp
             state.hot.pushNewest(entry)
             entry.list = .hot
-            if holding { entry.holds.store(2, ordering: .releasing) }
+            if holding {
+                entry.holds.store(2, ordering: .releasing)
+                state.pinnedAcquiredBytes += footprint
+            }
             totals.hotBytes.add(footprint, ordering: .relaxed)
             if wasCounted {
                 totals.cost.add(entry.cost - oldCost, ordering: .relaxed)
@@ -277,62 +304,54 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         }
         garbage.dispose()
         flight?.finish(.ready)
-        if totals.hotBytes.load(ordering: .relaxed) > configuration.hotByteLimit {
-            enforceHotBudget(configuration.hotByteLimit)
+        if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit {
+            enforceHotBudget()
         }
-        return (base, byteCount)
+        guard holding else { return nil }
+        return Hold(entry: Unmanaged.passUnretained(entry), shard: shard, base: base, byteCount: byteCount, footprint: footprint)
     }
 
-    /// Ends one reader's hold. The last reader of a removed entry frees its extent.
+    /// Takes a hold on a hot entry (under its shard lock): stamps it, counts the hit.
+    @inlinable @inline(__always)
+    static func takeHold(
+        _ reference: Unmanaged<CacheEntry<Key>>, in state: inout ShardState<Key>, shard: ShardPointer<Key>,
+        epoch: EpochPointer
+    ) -> Hold<Key>? {
+        reference._withUnsafeGuaranteedRef { entry -> Hold<Key>? in
+            guard entry.phase == .hot else { return nil }
+            entry.stamp = state.nextStamp(epoch: epoch, publish: false)
+            // Holds are added only under the shard lock (see `CacheEntry`): relaxed is enough.
+            if entry.holds.wrappingAdd(2, ordering: .relaxed).oldValue == 0 { state.pinnedAcquiredBytes &+= entry.footprint }
+            state.counters.hotHits &+= 1
+            return Hold(
+                entry: reference, shard: shard, base: entry.base.unsafelyUnwrapped, byteCount: entry.byteCount,
+                footprint: entry.footprint)
+        }
+    }
+
+    /// Ends one reader's hold, without the shard lock. The last reader of a removed entry
+    /// frees its extent; a release that leaves the hot set over budget demotes.
     @inlinable
-    func release(_ entry: CacheEntry<Key>) {
-        if entry.holds.subtract(2, ordering: .acquiringAndReleasing).newValue == 1 {
-            freeDetached(entry)
-        } else if totals.hotBytes.load(ordering: .relaxed) > configuration.hotByteLimit {
-            enforceHotBudget(configuration.hotByteLimit)
+    func release(_ hold: Hold<Key>) {
+        let remaining = hold.entry._withUnsafeGuaranteedRef {
+            $0.holds.wrappingSubtract(2, ordering: .acquiringAndReleasing).newValue
+        }
+        if remaining == 0 {
+            hold.shard.pointee.pinnedReleasedBytes.wrappingAdd(hold.footprint, ordering: .relaxed)
+            if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit { enforceHotBudget() }
+        } else if remaining == 1 {
+            freeDetached(hold.entry)
         }
     }
 
+    /// Frees a removed entry's extent when its last reader leaves, and gives up the reference
+    /// the dictionary handed over in `detach` (or `install` took).
     @usableFromInline
-    func freeDetached(_ entry: CacheEntry<Key>) {
+    func freeDetached(_ reference: Unmanaged<CacheEntry<Key>>) {
+        let entry = reference.takeRetainedValue()
         totals.detachedPinnedBytes.subtract(entry.footprint, ordering: .relaxed)
         _ = entry.pinned.take()
     }
-}
-
-/// One lock shard: a dictionary and two intrusive LRU lists.
-@usableFromInline
-final class CacheShard<Key: Hashable & Sendable>: Sendable {
-    @usableFromInline let state = Mutex(ShardState<Key>())
-    init() {}
-}
-
-@usableFromInline
-struct ShardState<Key: Hashable & Sendable> {
-    @usableFromInline var entries: [Key: CacheEntry<Key>] = [:]
-    @usableFromInline var hot = EntryList<Key>()
-    var volatile = EntryList<Key>()
-    /// Entries being demoted or re-pinned (in no list, still counted as entries).
-    var busyCount = 0
-    @usableFromInline var counters = ShardCounters()
-}
-
-/// Counters kept per shard under its lock (no shared cache line on the hit path).
-@usableFromInline
-struct ShardCounters {
-    @usableFromInline var hotHits = 0
-    var volatileHits = 0
-    var misses = 0
-    var droppedObjects = 0
-    var droppedPages = 0
-    var regenerations = 0
-    var partialRegenerations = 0
-    var regenerationFailures = 0
-    var regenerationNanoseconds: Int64 = 0
-    var evictions = 0
-    var demotions = 0
-    var insertions = 0
-    var removals = 0
 }
 
 /// Cache-wide byte and entry totals, updated on state changes (never on a hot hit).
@@ -344,4 +363,7 @@ final class Totals: Sendable {
     let cost = Atomic<Int>(0)
     /// Removed entries whose memory waits for their last pin to end.
     let detachedPinnedBytes = Atomic<Int>(0)
+    /// Shed passes (``VolatileCache/shed()``, pressure) and the bytes they demoted.
+    let sheds = Atomic<Int>(0)
+    let shedBytes = Atomic<Int>(0)
 }

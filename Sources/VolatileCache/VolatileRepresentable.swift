@@ -121,6 +121,10 @@ extension VolatileCache {
     ///   - body: Reads the view; valid only during the call.
     /// - Returns: What `body` returns.
     /// - Throws: As ``withBytes(forKey:regenerate:_:)``.
+    // Disfavored: in async code the async overload wins even for a regenerator without
+    // `await` (which would otherwise pick this one and block the thread on a waiter).
+    @_disfavoredOverload
+    @available(*, noasync, message: "blocks the thread while another caller regenerates; use the async overload (mark the regenerator async or add an await)")
     public func withValue<Value: VolatileRepresentable, Result>(
         _ type: Value.Type, forKey key: Key,
         regenerate: (inout RegenerationContext<Key>) throws -> Void,
@@ -129,7 +133,7 @@ extension VolatileCache {
         let hold = try acquire(key, offersRepair: Value.supportsPartialRegeneration ? .ifFirstPageSurvived : .never, canRegenerate: true) { context in
             try regenerate(&context)
         }!
-        defer { release(hold.entry) }
+        defer { release(hold) }
         return try body(Value.view(of: UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount)))
     }
 
@@ -149,7 +153,7 @@ extension VolatileCache {
         _ body: (Value.View) throws -> Result
     ) async throws -> Result {
         let hold = try await acquire(key, offersRepair: Value.supportsPartialRegeneration ? .ifFirstPageSurvived : .never, regenerate)
-        defer { release(hold.entry) }
+        defer { release(hold) }
         return try body(Value.view(of: UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount)))
     }
 }

@@ -11,40 +11,40 @@ struct HotHitBenchmarkResult: CustomStringConvertible {
     var cacheNanoseconds: Double
     var mutexDictionaryNanoseconds: Double
     var nsCacheNanoseconds: Double
-    /// Per lookup per thread with 2 threads hitting at once.
+    /// Per lookup per thread with 2 threads hitting at once (each thread walks the key
+    /// sequence from its own offset, as independent request streams would).
     var cacheTwoThreadNanoseconds: Double
     var mutexDictionaryTwoThreadNanoseconds: Double
+    var nsCacheTwoThreadNanoseconds: Double
     /// cache / Mutex<[Key: [UInt8]]>, single thread (target <= 1.5).
     var ratioToMutex: Double { cacheNanoseconds / mutexDictionaryNanoseconds }
     /// Throughput with 2 threads over throughput with 1 (2.0 is perfect scaling).
     var cacheTwoThreadScaling: Double { 2 * cacheNanoseconds / cacheTwoThreadNanoseconds }
     var mutexTwoThreadScaling: Double { 2 * mutexDictionaryNanoseconds / mutexDictionaryTwoThreadNanoseconds }
+    var nsCacheTwoThreadScaling: Double { 2 * nsCacheNanoseconds / nsCacheTwoThreadNanoseconds }
 
     var description: String {
         String(
             format: "hot hit (%d keys): cache %.1f ns, Mutex<[Key: [UInt8]]> %.1f ns, NSCache %.1f ns; ratio cache/mutex %.2f\n"
-                + "  2 threads: cache %.1f ns/op/thread (scaling %.2fx), mutex %.1f ns/op/thread (scaling %.2fx)",
+                + "  2 threads: cache %.1f ns/op/thread (scaling %.2fx), mutex %.1f ns/op/thread (scaling %.2fx), NSCache %.1f (scaling %.2fx)",
             keyCount, cacheNanoseconds, mutexDictionaryNanoseconds, nsCacheNanoseconds, ratioToMutex,
-            cacheTwoThreadNanoseconds, cacheTwoThreadScaling, mutexDictionaryTwoThreadNanoseconds, mutexTwoThreadScaling)
+            cacheTwoThreadNanoseconds, cacheTwoThreadScaling, mutexDictionaryTwoThreadNanoseconds, mutexTwoThreadScaling,
+            nsCacheTwoThreadNanoseconds, nsCacheTwoThreadScaling)
     }
 }
 
 /// Miss-and-regenerate figures for a 1 MiB object.
-struct RegenerationBenchmarkResult: CustomStringConvertible {
+struct RegenerationBenchmarkResult {
     /// The regenerator writing into memory it already owns.
     var baselineNanoseconds: Double
-    /// A miss on a new key: fresh extent, regenerate, read.
+    /// Steady state: the key was removed (its extent recycled) and is requested again.
+    var steadyNanoseconds: Double
+    /// A miss with no recycled extent: fresh kernel pages (fault and zeroing per page).
     var coldMissNanoseconds: Double
-    /// A volatile entry whose pages were all dropped: re-pin, regenerate into the same extent, read.
+    /// A volatile entry whose pages were all dropped, nothing recycled: fresh kernel pages.
     var droppedNanoseconds: Double
-    var coldMissRatio: Double { coldMissNanoseconds / baselineNanoseconds }
-    var droppedRatio: Double { droppedNanoseconds / baselineNanoseconds }
-
-    var description: String {
-        String(
-            format: "miss+regenerate 1 MiB: baseline %.0f µs, cold miss %.0f µs (%.3fx), after drop %.0f µs (%.3fx)",
-            baselineNanoseconds / 1000, coldMissNanoseconds / 1000, coldMissRatio, droppedNanoseconds / 1000, droppedRatio)
-    }
+    /// The bare cost of fresh pages: mmap, the regenerator into them, munmap.
+    var freshPagesNanoseconds: Double
 }
 
 private func cacheMedian(_ values: [Double]) -> Double {
@@ -64,14 +64,19 @@ private func cacheTwoThreads(_ body: @escaping @Sendable (Int) -> Void) -> Doubl
     cacheNanoseconds {
         let group = DispatchGroup()
         for index in 0..<2 {
+            group.enter()
             Thread.detachNewThread {
                 body(index)
                 group.leave()
             }
-            group.enter()
         }
         group.wait()
     }
+}
+
+/// NSCache is documented thread-safe; swift-corelibs-foundation does not mark it Sendable.
+private final class SendableNSCache: @unchecked Sendable {  // NSCache locks internally.
+    let cache = NSCache<NSNumber, NSData>()
 }
 
 /// Hot hits on `keyCount` 256-byte objects against a `Mutex<[Int: [UInt8]]>` and NSCache.
@@ -85,35 +90,36 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
         }
     }
     let dictionary = Mutex<[Int: [UInt8]]>([:])
-    let nsCache = NSCache<NSNumber, NSData>()
+    let nsCache = SendableNSCache()
     for key in 0..<keyCount {
         try cache.withBytes(forKey: key, regenerate: regenerate) { _ in }
         let bytes = (0..<256).map { UInt8(truncatingIfNeeded: key &+ $0) }
         dictionary.withLock { $0[key] = bytes }
-        nsCache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
+        nsCache.cache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
     }
-    // Same key sequence for all: a stride through the keys.
+    // Same key sequence for all: a stride through the keys. Thread `t` starts at offset
+    // `t * 2048` (independent streams, not two threads in lockstep on one key).
     let keys = (0..<4096).map { ($0 &* 7919) % keyCount }
     let mask = keys.count - 1
 
-    @Sendable func cacheRound(_ lookups: Int) -> Int {
+    @Sendable func cacheRound(_ lookups: Int, _ offset: Int) -> Int {
         var sum = 0
-        for index in 0..<lookups {
+        for index in offset..<(offset + lookups) {
             sum &+= (try? cache.withBytes(forKey: keys[index & mask], regenerate: regenerate) { Int($0[1]) }) ?? 0
         }
         return sum
     }
-    @Sendable func mutexRound(_ lookups: Int) -> Int {
+    @Sendable func mutexRound(_ lookups: Int, _ offset: Int) -> Int {
         var sum = 0
-        for index in 0..<lookups {
+        for index in offset..<(offset + lookups) {
             sum &+= dictionary.withLock { Int($0[keys[index & mask]]?[1] ?? 0) }
         }
         return sum
     }
-    func nsCacheRound(_ lookups: Int) -> Int {
+    @Sendable func nsCacheRound(_ lookups: Int, _ offset: Int) -> Int {
         var sum = 0
-        for index in 0..<lookups {
-            if let data = nsCache.object(forKey: NSNumber(value: keys[index & mask])) {
+        for index in offset..<(offset + lookups) {
+            if let data = nsCache.cache.object(forKey: NSNumber(value: keys[index & mask])) {
                 sum &+= Int(data.bytes.load(fromByteOffset: 1, as: UInt8.self))
             }
         }
@@ -126,19 +132,22 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
     var nsTimes: [Double] = []
     var cache2: [Double] = []
     var mutex2: [Double] = []
+    var ns2: [Double] = []
     let n = lookupsPerRound
+    let nsN = n / 10
     for _ in 0..<rounds {
-        cacheTimes.append(cacheNanoseconds { sink &+= cacheRound(n) } / Double(n))
-        mutexTimes.append(cacheNanoseconds { sink &+= mutexRound(n) } / Double(n))
-        nsTimes.append(cacheNanoseconds { sink &+= nsCacheRound(n / 10) } / Double(n / 10))
-        cache2.append(cacheTwoThreads { _ in _ = cacheRound(n) } / Double(n))
-        mutex2.append(cacheTwoThreads { _ in _ = mutexRound(n) } / Double(n))
+        cacheTimes.append(cacheNanoseconds { sink &+= cacheRound(n, 0) } / Double(n))
+        mutexTimes.append(cacheNanoseconds { sink &+= mutexRound(n, 0) } / Double(n))
+        nsTimes.append(cacheNanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
+        cache2.append(cacheTwoThreads { _ = cacheRound(n, $0 * 2048) } / Double(n))
+        mutex2.append(cacheTwoThreads { _ = mutexRound(n, $0 * 2048) } / Double(n))
+        ns2.append(cacheTwoThreads { _ = nsCacheRound(nsN, $0 * 2048) } / Double(nsN))
     }
     if sink == 42 { print("") }
     return HotHitBenchmarkResult(
         keyCount: keyCount, cacheNanoseconds: cacheMedian(cacheTimes), mutexDictionaryNanoseconds: cacheMedian(mutexTimes),
         nsCacheNanoseconds: cacheMedian(nsTimes), cacheTwoThreadNanoseconds: cacheMedian(cache2),
-        mutexDictionaryTwoThreadNanoseconds: cacheMedian(mutex2))
+        mutexDictionaryTwoThreadNanoseconds: cacheMedian(mutex2), nsCacheTwoThreadNanoseconds: cacheMedian(ns2))
 }
 
 /// A stand-in for a decode: about `microseconds` of arithmetic per MiB written.
@@ -157,12 +166,16 @@ private func cacheDecode(into buffer: UnsafeMutableRawBufferPointer, seed: UInt6
 }
 
 /// Miss-and-regenerate of a 1 MiB object with a ~1 ms regenerator, against the regenerator
-/// writing into memory it already owns.
+/// writing into memory it already owns. Each round measures, in order: the baseline; a cold
+/// miss (recycled extents trimmed first, so it pays for fresh pages); the steady-state miss
+/// (the key was removed, its extent recycled, and it is requested again); a miss after the
+/// kernel dropped every page of the volatile entry (recycled extents trimmed: fresh pages).
 func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmarkResult {
     let byteCount = 1 << 20
     // Calibrate the passes to about 1 ms.
     let owned = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
     defer { owned.deallocate() }
+    memset(owned.baseAddress!, 1, byteCount)
     var passes = 1
     while cacheNanoseconds({ cacheDecode(into: owned, seed: 1, passes: passes) }) < 900_000 && passes < 64 { passes += 1 }
     let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
@@ -174,19 +187,33 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
     }
     let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 64 << 20))
     var baseline: [Double] = []
+    var steady: [Double] = []
     var cold: [Double] = []
     var dropped: [Double] = []
+    var fresh: [Double] = []
     var sink: UInt8 = 0
     for round in 0..<rounds {
         baseline.append(cacheNanoseconds {
             cacheDecode(into: owned, seed: UInt64(round), passes: passes)
             sink &+= owned[17]
         })
+        fresh.append(cacheNanoseconds {
+            let pages = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
+            cacheDecode(into: UnsafeMutableRawBufferPointer(start: pages, count: byteCount), seed: UInt64(round), passes: passes)
+            sink &+= pages.load(fromByteOffset: 17, as: UInt8.self)
+            munmap(pages, byteCount)
+        })
+        cache.arena.trimRecycledExtents()
         cold.append(cacheNanoseconds {
+            sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
+        })
+        cache.removeValue(forKey: round)
+        steady.append(cacheNanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
         cache.shed()
         _ = try? cache.arena.dropAllVolatilePages()
+        cache.arena.trimRecycledExtents()
         dropped.append(cacheNanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
@@ -194,5 +221,7 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
     }
     if sink == 42 { print("") }
     return RegenerationBenchmarkResult(
-        baselineNanoseconds: cacheMedian(baseline), coldMissNanoseconds: cacheMedian(cold), droppedNanoseconds: cacheMedian(dropped))
+        baselineNanoseconds: cacheMedian(baseline), steadyNanoseconds: cacheMedian(steady),
+        coldMissNanoseconds: cacheMedian(cold), droppedNanoseconds: cacheMedian(dropped),
+        freshPagesNanoseconds: cacheMedian(fresh))
 }

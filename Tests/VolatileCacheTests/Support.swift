@@ -41,10 +41,11 @@ let page = 4096
 /// A cache with small regions, canary-free automatic detection, and the given limits.
 func makeCache(
     hot: Int = 64 << 20, countLimit: Int? = nil, costLimit: Int? = nil, maximumReservedBytes: Int? = nil,
-    regionByteCount: Int = 64 << 20
+    regionByteCount: Int = 64 << 20, shardCount: Int = 16
 ) throws -> VolatileCache<Int> {
     var configuration = VolatileCache<Int>.Configuration(
         hotByteLimit: hot, totalCostLimit: costLimit, countLimit: countLimit, maximumReservedBytes: maximumReservedBytes)
+    configuration.shardCount = shardCount
     configuration.arena.regionByteCount = regionByteCount
     configuration.arena.minimumRegionByteCount = min(regionByteCount, 16 << 20)
     return try VolatileCache<Int>(configuration: configuration)

@@ -1,0 +1,191 @@
+public import Synchronization
+
+// The shard table: one raw allocation holding the recency epoch and the lock shards, each on
+// its own 128-byte-aligned block (two cache lines, so neither a neighbour's lock word nor the
+// adjacent-line prefetcher makes two shards ping-pong). Reached through a plain pointer: no
+// reference count is touched on the hit path.
+//
+// Recency clock. Each shard keeps its own counter under its lock; an access stamps its entry
+// with `max(shard clock, epoch) + 1`. The global epoch is raised (an atomic `max`) by every
+// install and by every 64th hit of a shard, and read by hits with a relaxed load: a hit never
+// writes a line that another shard's hits write. Within a shard the stamps are exact LRU
+// order; across shards they are a Lamport-style clock, so two accesses in different shards
+// compare in the wrong order only when they are within about 64 hits of one shard of each other.
+
+/// One lock shard: the key table, the hot and volatile lists, and its counters.
+@usableFromInline
+struct CacheShard<Key: Hashable & Sendable>: ~Copyable {
+    @usableFromInline let state: Mutex<ShardState<Key>>
+    /// Bytes of hot entries that readers pin, decremented by releases (which take no lock);
+    /// the increments are in ``ShardState/pinnedAcquiredBytes``.
+    @usableFromInline let pinnedReleasedBytes: Atomic<Int>
+
+    init() {
+        state = Mutex(ShardState<Key>())
+        pinnedReleasedBytes = Atomic(0)
+    }
+}
+
+/// A shard's address in the table.
+@usableFromInline
+struct ShardPointer<Key: Hashable & Sendable>: @unchecked Sendable {  // Points at a shard, whose state is behind its Mutex or atomics.
+    @usableFromInline let address: UnsafeMutablePointer<CacheShard<Key>>
+
+    @inlinable
+    init(_ address: UnsafeMutablePointer<CacheShard<Key>>) { self.address = address }
+
+    @inlinable
+    var pointee: CacheShard<Key> {
+        unsafeAddress { UnsafePointer(address) }
+    }
+}
+
+/// The global recency epoch's address.
+@usableFromInline
+struct EpochPointer: @unchecked Sendable {  // Points at an atomic.
+    @usableFromInline let address: UnsafeMutablePointer<Atomic<UInt64>>
+
+    @inlinable
+    init(_ address: UnsafeMutablePointer<Atomic<UInt64>>) { self.address = address }
+
+    @inlinable
+    func load() -> UInt64 { address.pointee.load(ordering: .relaxed) }
+
+    @inlinable
+    func raise(to value: UInt64) { address.pointee.max(value, ordering: .relaxed) }
+}
+
+/// The shard table's memory (owned by the cache, freed in its deinit).
+@usableFromInline
+struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable after init; each shard's state is behind its Mutex or atomics.
+    @usableFromInline static var blockSize: Int { 128 }
+    @usableFromInline let base: UnsafeMutableRawPointer
+    @usableFromInline let stride: Int
+    @usableFromInline let mask: Int
+    let count: Int
+
+    init(count: Int) {
+        precondition(count > 0 && count & (count - 1) == 0)
+        let block = Self.blockSize
+        stride = (MemoryLayout<CacheShard<Key>>.size + block - 1) / block * block
+        self.count = count
+        mask = count - 1
+        base = .allocate(byteCount: block + stride * count, alignment: block)
+        base.bindMemory(to: Atomic<UInt64>.self, capacity: 1).initialize(to: Atomic(1))
+        for index in 0..<count {
+            (base + block + index * stride).bindMemory(to: CacheShard<Key>.self, capacity: 1).initialize(to: CacheShard())
+        }
+    }
+
+    /// Destroys the shards (their entries are released with them). Called once, by the cache's deinit.
+    func destroy() {
+        for index in 0..<count { self[index].address.deinitialize(count: 1) }
+        base.assumingMemoryBound(to: Atomic<UInt64>.self).deinitialize(count: 1)
+        base.deallocate()
+    }
+
+    @inlinable
+    subscript(index: Int) -> ShardPointer<Key> {
+        ShardPointer((base + Self.blockSize + index * stride).assumingMemoryBound(to: CacheShard<Key>.self))
+    }
+
+    /// The global recency epoch (alone on the table's first block).
+    @inlinable
+    var epoch: EpochPointer {
+        EpochPointer(base.assumingMemoryBound(to: Atomic<UInt64>.self))
+    }
+
+    /// Every shard, in order.
+    var all: [ShardPointer<Key>] { (0..<count).map { self[$0] } }
+}
+
+@usableFromInline
+struct ShardState<Key: Hashable & Sendable> {
+    /// The shard's entries. Each value holds one reference, taken with `passRetained` when
+    /// the entry is stored and given up by ``VolatileCache/detach(_:from:in:into:)`` (to the
+    /// garbage, or to the last reader of a removed entry): lookups read it without a retain.
+    @usableFromInline var entries: [Key: Unmanaged<CacheEntry<Key>>] = [:]
+    /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them).
+    var hot = EntryList<Key>()
+    /// Volatile entries ordered by stamp.
+    var volatile = EntryList<Key>()
+    /// Entries being demoted or re-pinned (in no list, still counted as entries).
+    var busyCount = 0
+    /// The shard's recency clock (see the file comment).
+    @usableFromInline var clock: UInt64 = 0
+    /// Hits since the shard last raised the global epoch.
+    @usableFromInline var unpublished: UInt64 = 0
+    /// Bytes of hot entries that became pinned (increments of the pinned figure).
+    @usableFromInline var pinnedAcquiredBytes = 0
+    @usableFromInline var counters = ShardCounters()
+
+    /// The entry for `key`, retained (for the paths that keep it past the lock).
+    func entry(for key: Key) -> CacheEntry<Key>? {
+        entries[key]?.takeUnretainedValue()
+    }
+
+    /// Stores a new entry (the dictionary takes one reference).
+    mutating func store(_ entry: CacheEntry<Key>) {
+        precondition(entries[entry.key] == nil)
+        entries[entry.key] = Unmanaged.passRetained(entry)
+    }
+
+    /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
+    @inlinable
+    mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
+        let stamp = Swift.max(clock, epoch.load()) &+ 1
+        clock = stamp
+        unpublished &+= 1
+        if publish || unpublished >= 64 {
+            unpublished = 0
+            epoch.raise(to: stamp)
+        }
+        return stamp
+    }
+
+    /// The least recently used hot entry that `isEligible` accepts, looking at most `limit`
+    /// entries past ineligible ones. Entries hit since they were placed are first moved to
+    /// their stamp's position (lazily, here, instead of on each hit), so the answer is the
+    /// exact least recently used one of the shard among those looked at.
+    /// - Complexity: Amortized O(1) per hit since the last call, plus `limit`.
+    mutating func oldestHot(limit: Int, where isEligible: (CacheEntry<Key>) -> Bool) -> CacheEntry<Key>? {
+        var cursor = hot.oldest
+        var steps = 0
+        while let entry = cursor, steps < limit {
+            if entry.stamp != entry.listedStamp {
+                // Hit since placed: every entry's stamp is at least its listed stamp, and the
+                // list is sorted by listed stamp, so re-place it and look again from the tail.
+                hot.remove(entry)
+                entry.listedStamp = entry.stamp
+                hot.insertOrdered(entry)
+                cursor = hot.oldest
+                steps = 0
+                continue
+            }
+            if isEligible(entry) { return entry }
+            cursor = entry.newer
+            steps += 1
+        }
+        return nil
+    }
+}
+
+/// Counters kept per shard under its lock (no shared cache line on the hit path).
+@usableFromInline
+struct ShardCounters {
+    @usableFromInline var hotHits = 0
+    var volatileHits = 0
+    var misses = 0
+    var droppedObjects = 0
+    var droppedPages = 0
+    var regenerations = 0
+    var partialRegenerations = 0
+    var regenerationFailures = 0
+    var regenerationNanoseconds: Int64 = 0
+    var evictions = 0
+    var demotions = 0
+    var sheds = 0
+    var shedBytes = 0
+    var insertions = 0
+    var removals = 0
+}
