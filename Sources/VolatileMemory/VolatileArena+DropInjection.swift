@@ -1,4 +1,9 @@
 import CVolatileShim
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
 
 // Drop injection for tests: real kernel drops with MADV_PAGEOUT (Linux 5.4), which reclaims
 // clean lazily-freed pages at once without global pressure. It is harmless on pinned pages:
@@ -59,23 +64,33 @@ extension VolatileArena {
 extension VolatileExtent {
     /// Drops the given pages of this volatile extent now, with `MADV_PAGEOUT`: a real kernel
     /// drop, as under memory pressure. For tests.
+    ///
+    /// A page that was written just before the unpin on another CPU can sit in that CPU's
+    /// LRU batch, where `MADV_PAGEOUT` (which drains only the calling CPU's batch) cannot
+    /// reclaim it yet. So the advice is repeated, with short pauses, until mincore shows the
+    /// pages gone (at most about 200 ms); pages still resident after that are left resident.
     /// - Parameter pages: Page indices (from 0) to drop; nil drops every page.
+    /// - Returns: How many of the requested pages are not resident afterwards.
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
-    /// - Complexity: One system call per run of consecutive pages.
-    public func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) {
+    /// - Complexity: One system call per run of consecutive pages and attempt.
+    @discardableResult
+    public func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) -> Int {
         let arena = token.arena.takeUnretainedValue()
-        guard let pages else {
-            try arena.pageOut(token.base, pageCount: token.pageCount)
-            return
+        let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < token.pageCount }).sorted() } ?? Array(0..<token.pageCount)
+        var remaining = requested
+        for attempt in 0..<40 {
+            var index = 0
+            while index < remaining.count {
+                var end = index + 1
+                while end < remaining.count && remaining[end] == remaining[end - 1] + 1 { end += 1 }
+                try arena.pageOut(token.base + remaining[index] * arena.pageSize, pageCount: end - index)
+                index = end
+            }
+            remaining = arena.withResidency(token) { vector in remaining.filter { vector[$0] & 1 != 0 } }
+            if remaining.isEmpty { break }
+            if attempt > 0 { usleep(5_000) } else { sched_yield() }
         }
-        let sorted = Set(pages.filter { $0 >= 0 && $0 < token.pageCount }).sorted()
-        var index = 0
-        while index < sorted.count {
-            var end = index + 1
-            while end < sorted.count && sorted[end] == sorted[end - 1] + 1 { end += 1 }
-            try arena.pageOut(token.base + sorted[index] * arena.pageSize, pageCount: end - index)
-            index = end
-        }
+        return requested.count - remaining.count
     }
 }
 
