@@ -7,18 +7,14 @@ import VolatileMemory
 @usableFromInline
 struct Hold<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable; the bytes are read-only and pinned while it exists.
     @usableFromInline let entry: Unmanaged<CacheEntry<Key>>
-    @usableFromInline let shard: ShardPointer<Key>
     @usableFromInline let base: UnsafeRawPointer
     @usableFromInline let byteCount: Int
-    @usableFromInline let footprint: Int
 
     @inlinable
-    init(entry: Unmanaged<CacheEntry<Key>>, shard: ShardPointer<Key>, base: UnsafeRawPointer, byteCount: Int, footprint: Int) {
+    init(entry: Unmanaged<CacheEntry<Key>>, base: UnsafeRawPointer, byteCount: Int) {
         self.entry = entry
-        self.shard = shard
         self.base = base
         self.byteCount = byteCount
-        self.footprint = footprint
     }
 }
 
@@ -135,11 +131,12 @@ extension VolatileCache {
     /// list move, no retain, no shared write. No syscall.
     @inlinable
     func hotHit(_ key: Key) -> Hold<Key>? {
+        let key = HashedKey(key)
         let shard = shard(for: key)
         let epoch = shards.epoch
         return shard.pointee.state.withLock { state -> Hold<Key>? in
             guard let reference = state.entries[key] else { return nil }
-            return Self.takeHold(reference, in: &state, shard: shard, epoch: epoch)
+            return Self.takeHold(reference, in: &state, epoch: epoch)
         }
     }
 
@@ -207,7 +204,7 @@ extension VolatileCache {
     func lookup(_ key: Key, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
         let epoch = shards.epoch
         return shard.pointee.state.withLock { state -> LookupStep<Key> in
-            guard let reference = state.entries[key] else {
+            guard let reference = state.entries[HashedKey(key)] else {
                 state.counters.misses += 1
                 guard canCreate else { return .absent }
                 let flight = Flight()
@@ -215,7 +212,7 @@ extension VolatileCache {
                 state.store(entry)
                 return .load(entry, flight)
             }
-            if let hold = Self.takeHold(reference, in: &state, shard: shard, epoch: epoch) { return .hit(hold) }
+            if let hold = Self.takeHold(reference, in: &state, epoch: epoch) { return .hit(hold) }
             let entry = reference.takeUnretainedValue()
             switch entry.phase {
             case .hot:

@@ -16,13 +16,9 @@ public import Synchronization
 @usableFromInline
 struct CacheShard<Key: Hashable & Sendable>: ~Copyable {
     @usableFromInline let state: Mutex<ShardState<Key>>
-    /// Bytes of hot entries that readers pin, decremented by releases (which take no lock);
-    /// the increments are in ``ShardState/pinnedAcquiredBytes``.
-    @usableFromInline let pinnedReleasedBytes: Atomic<Int>
 
     init() {
         state = Mutex(ShardState<Key>())
-        pinnedReleasedBytes = Atomic(0)
     }
 }
 
@@ -104,8 +100,10 @@ struct ShardState<Key: Hashable & Sendable> {
     /// The shard's entries. Each value holds one reference, taken with `passRetained` when
     /// the entry is stored and given up by ``VolatileCache/detach(_:from:in:into:)`` (to the
     /// garbage, or to the last reader of a removed entry): lookups read it without a retain.
-    @usableFromInline var entries: [Key: Unmanaged<CacheEntry<Key>>] = [:]
-    /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them).
+    /// Keyed by ``HashedKey``: a hit hashes its key once, for the shard and this table.
+    @usableFromInline var entries: [HashedKey<Key>: Unmanaged<CacheEntry<Key>>] = [:]
+    /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them). Every entry
+    /// readers hold is here (or removed): see ``pinnedBytes``.
     var hot = EntryList<Key>()
     /// Volatile entries ordered by stamp.
     var volatile = EntryList<Key>()
@@ -115,19 +113,18 @@ struct ShardState<Key: Hashable & Sendable> {
     @usableFromInline var clock: UInt64 = 0
     /// Hits since the shard last raised the global epoch.
     @usableFromInline var unpublished: UInt64 = 0
-    /// Bytes of hot entries that became pinned (increments of the pinned figure).
-    @usableFromInline var pinnedAcquiredBytes = 0
     @usableFromInline var counters = ShardCounters()
 
     /// The entry for `key`, retained (for the paths that keep it past the lock).
     func entry(for key: Key) -> CacheEntry<Key>? {
-        entries[key]?.takeUnretainedValue()
+        entries[HashedKey(key)]?.takeUnretainedValue()
     }
 
     /// Stores a new entry (the dictionary takes one reference).
     mutating func store(_ entry: CacheEntry<Key>) {
-        precondition(entries[entry.key] == nil)
-        entries[entry.key] = Unmanaged.passRetained(entry)
+        let key = HashedKey(entry.key)
+        precondition(entries[key] == nil)
+        entries[key] = Unmanaged.passRetained(entry)
     }
 
     /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
@@ -141,6 +138,21 @@ struct ShardState<Key: Hashable & Sendable> {
             epoch.raise(to: stamp)
         }
         return stamp
+    }
+
+    /// Bytes of the shard's entries that readers hold now. Computed on demand (statistics are
+    /// not a hot path) so that hits and releases keep no pinned-bytes counter: a hold is only
+    /// taken on a hot entry, and a hot entry with holds stays in the hot list until its last
+    /// release or its removal (removed held entries are counted in `Totals`).
+    /// - Complexity: O(hot entries of the shard).
+    func pinnedBytes() -> Int {
+        var bytes = 0
+        var cursor = hot.newest
+        while let entry = cursor {
+            if entry.holds.load(ordering: .relaxed) >= 2 { bytes += entry.footprint }
+            cursor = entry.older
+        }
+        return bytes
     }
 
     /// The least recently used hot entry that `isEligible` accepts, looking at most `limit`

@@ -52,13 +52,12 @@ extension VolatileCache {
 
     /// The cache's figures now. Counters are summed over the shards one at a time, so under
     /// concurrent use they are consistent per shard, not across shards.
-    /// - Complexity: O(shards).
+    /// - Complexity: O(shards + hot entries): ``Statistics/pinnedBytes`` walks each shard's hot
+    ///   entries under its lock (hits keep no pinned-bytes counter).
     public var statistics: Statistics {
         var counters = ShardCounters()
         var pinned = 0
         for shard in shards.all {
-            // Releases subtract without the lock: read them after the lock so that a
-            // concurrent pin-and-release pair does not make the sum negative.
             shard.pointee.state.withLock { state in
                 let c = state.counters
                 counters.hotHits += c.hotHits
@@ -72,9 +71,8 @@ extension VolatileCache {
                 counters.regenerationNanoseconds += c.regenerationNanoseconds
                 counters.evictions += c.evictions
                 counters.demotions += c.demotions
-                pinned += state.pinnedAcquiredBytes
+                pinned += state.pinnedBytes()
             }
-            pinned -= shard.pointee.pinnedReleasedBytes.load(ordering: .relaxed)
         }
         return Statistics(
             hotHits: counters.hotHits, volatileHits: counters.volatileHits, misses: counters.misses,

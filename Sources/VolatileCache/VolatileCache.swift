@@ -93,8 +93,13 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
 
     @inlinable
     func shard(for key: Key) -> ShardPointer<Key> {
-        // Mix the hash so that keys with regular hashes spread over the shards.
-        let hash = UInt(bitPattern: key.hashValue) &* 0x9E37_79B9_7F4A_7C15
+        shard(for: HashedKey(key))
+    }
+
+    /// The key's shard, from the high bits of its hash (the shard's table uses the low bits).
+    @inlinable
+    func shard(for key: HashedKey<Key>) -> ShardPointer<Key> {
+        let hash = UInt(bitPattern: key.hash) &* 0x9E37_79B9_7F4A_7C15
         return shards[Int(truncatingIfNeeded: hash >> 32) & shards.mask]
     }
 
@@ -185,7 +190,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Parameter key: The key.
     public func contains(_ key: Key) -> Bool {
         shard(for: key).pointee.state.withLock { state in
-            guard let entry = state.entries[key] else { return false }
+            guard let entry = state.entries[HashedKey(key)] else { return false }
             return entry._withUnsafeGuaranteedRef { $0.phase != .loading }
         }
     }
@@ -204,8 +209,9 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// too, or to the last reader of a held entry.
     func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, into garbage: inout Garbage) {
         var reference: Unmanaged<CacheEntry<Key>>? = nil
-        if let stored = state.entries[entry.key], stored.toOpaque() == Unmanaged.passUnretained(entry).toOpaque() {
-            state.entries[entry.key] = nil
+        let key = HashedKey(entry.key)
+        if let stored = state.entries[key], stored.toOpaque() == Unmanaged.passUnretained(entry).toOpaque() {
+            state.entries[key] = nil
             reference = stored
         }
         guard !entry.isRemoved else { return }
@@ -228,7 +234,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             } else {
                 // Held: its pinned bytes move to the detached figure, and the dictionary's
                 // reference to the last reader (see `freeDetached`).
-                state.pinnedAcquiredBytes -= entry.footprint
                 totals.detachedPinnedBytes.add(entry.footprint, ordering: .relaxed)
                 return
             }
@@ -291,7 +296,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             entry.list = .hot
             if holding {
                 entry.holds.store(2, ordering: .releasing)
-                state.pinnedAcquiredBytes += footprint
             }
             totals.hotBytes.add(footprint, ordering: .relaxed)
             if wasCounted {
@@ -308,24 +312,21 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             enforceHotBudget()
         }
         guard holding else { return nil }
-        return Hold(entry: Unmanaged.passUnretained(entry), shard: shard, base: base, byteCount: byteCount, footprint: footprint)
+        return Hold(entry: Unmanaged.passUnretained(entry), base: base, byteCount: byteCount)
     }
 
     /// Takes a hold on a hot entry (under its shard lock): stamps it, counts the hit.
     @inlinable @inline(__always)
     static func takeHold(
-        _ reference: Unmanaged<CacheEntry<Key>>, in state: inout ShardState<Key>, shard: ShardPointer<Key>,
-        epoch: EpochPointer
+        _ reference: Unmanaged<CacheEntry<Key>>, in state: inout ShardState<Key>, epoch: EpochPointer
     ) -> Hold<Key>? {
         reference._withUnsafeGuaranteedRef { entry -> Hold<Key>? in
             guard entry.phase == .hot else { return nil }
             entry.stamp = state.nextStamp(epoch: epoch, publish: false)
             // Holds are added only under the shard lock (see `CacheEntry`): relaxed is enough.
-            if entry.holds.wrappingAdd(2, ordering: .relaxed).oldValue == 0 { state.pinnedAcquiredBytes &+= entry.footprint }
+            entry.holds.wrappingAdd(2, ordering: .relaxed)
             state.counters.hotHits &+= 1
-            return Hold(
-                entry: reference, shard: shard, base: entry.base.unsafelyUnwrapped, byteCount: entry.byteCount,
-                footprint: entry.footprint)
+            return Hold(entry: reference, base: entry.base.unsafelyUnwrapped, byteCount: entry.byteCount)
         }
     }
 
@@ -337,7 +338,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             $0.holds.wrappingSubtract(2, ordering: .acquiringAndReleasing).newValue
         }
         if remaining == 0 {
-            hold.shard.pointee.pinnedReleasedBytes.wrappingAdd(hold.footprint, ordering: .relaxed)
             if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit { enforceHotBudget() }
         } else if remaining == 1 {
             freeDetached(hold.entry)
