@@ -13,9 +13,9 @@ struct ComparisonChart {
         .volatile: "#1b9e77", .nscache: "#d95f02", .nscacheTuned: "#7570b3", .none: "#777777",
     ]
 
-    private let width = 900.0
+    private let width = 1120.0
     private let panelHeight = 260.0
-    private let left = 70.0, right = 190.0, top = 86.0, gap = 70.0, bottom = 66.0
+    private let left = 70.0, right = 230.0, top = 86.0, gap = 70.0, bottom = 66.0
 
     /// Accesses per second between consecutive samples, at the later sample's time.
     static func throughput(_ samples: [WorkloadSample]) -> [(Double, Double)] {
@@ -39,12 +39,12 @@ struct ComparisonChart {
             <rect width="100%" height="100%" fill="white"/>
             <text x="\(left)" y="26" font-size="17" font-weight="bold">\(escape(title))</text>
             <text x="\(left)" y="46" fill="#444">\(escape(subtitle))</text>
-            <text x="\(left)" y="\(Int(height) - 10)" fill="#444">\(escape(footnote))</text>
+            <text x="\(left)" y="\(Int(height) - 10)" fill="#444" font-size="11">\(escape(footnote))</text>
 
             """
         let panels: [(String, Double, Double)] = [
             ("accesses per second", top, maxRate),
-            ("memory, MiB: solid = anonymous RSS (charged to the cgroup), dashed = the part the kernel may not take back (RSS - LazyFree)", top + panelHeight + gap, maxMemory),
+            ("memory, MiB: solid = anonymous RSS (charged to the cgroup); dashed = RSS - LazyFree (what the kernel may not take back)", top + panelHeight + gap, maxMemory),
         ]
         for (index, (label, y0, maxValue)) in panels.enumerated() {
             out += axes(label: label, y0: y0, maxTime: maxTime, maxValue: maxValue)
