@@ -3,7 +3,7 @@ import CVolatileShim
 /// An extent whose memory the kernel may take back at any time (`MADV_FREE`).
 ///
 /// It offers no access to its bytes: reading volatile memory would be a race with reclaim
-/// (and a read does not even cancel the lazy free). To use the content, ``pin()`` it.
+/// (and a read does not even cancel the lazy free). To use the content, ``pin(discardingContent:)`` it.
 /// Dropping the value frees the extent and returns its pages to the kernel.
 public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its range exclusively.
     let token: ExtentToken
@@ -52,7 +52,7 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     }
 
     /// Pages currently resident, from mincore. A snapshot only: the kernel may drop more
-    /// right after (never use it to decide that content is intact; ``pin()`` decides).
+    /// right after (never use it to decide that content is intact; ``pin(discardingContent:)`` decides).
     /// - Complexity: O(pages), about 0.35 µs per MiB.
     public func residentPageCount() -> Int {
         token.arena.takeUnretainedValue().residentPageCount(token)

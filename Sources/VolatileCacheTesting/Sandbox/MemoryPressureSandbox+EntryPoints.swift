@@ -50,8 +50,9 @@ extension MemoryPressureSandbox {
     /// ```
     ///
     /// - Parameter entryPoints: The entry points this binary offers.
-    /// - Returns: Only when no entry point was requested; otherwise the process exits with 0
-    ///   after the body returns, 1 when it throws, and 2 when no entry point has the name.
+    ///
+    /// Returns only when no entry point was requested; otherwise the process exits with 0
+    /// after the body returns, 1 when it throws, and 2 when no entry point has the name.
     public static func runEntryPointIfRequested(_ entryPoints: [EntryPoint]) async {
         guard let name = requestedEntryPoint else { return }
         guard let entryPoint = entryPoints.first(where: { $0.name == name }) else {
