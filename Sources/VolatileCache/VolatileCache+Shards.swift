@@ -102,6 +102,14 @@ struct ShardState<Key: Hashable & Sendable> {
     /// garbage, or to the last reader of a removed entry): lookups read it without a retain.
     /// Keyed by ``HashedKey``: a hit hashes its key once, for the shard and this table.
     @usableFromInline var entries: [HashedKey<Key>: Unmanaged<CacheEntry<Key>>] = [:]
+    // What a hit writes comes next, on the lock word's cache line: a hit then dirties one
+    // line of the shard, not two (each is a cross-core transfer when another thread used
+    // the shard last).
+    /// The shard's recency clock (see the file comment).
+    @usableFromInline var clock: UInt64 = 0
+    /// Hits since the shard last raised the global epoch.
+    @usableFromInline var unpublished: UInt64 = 0
+    @usableFromInline var counters = ShardCounters()
     /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them). Every entry
     /// readers hold is here (or removed): see ``pinnedBytes``.
     var hot = EntryList<Key>()
@@ -109,11 +117,6 @@ struct ShardState<Key: Hashable & Sendable> {
     var volatile = EntryList<Key>()
     /// Entries being demoted or re-pinned (in no list, still counted as entries).
     var busyCount = 0
-    /// The shard's recency clock (see the file comment).
-    @usableFromInline var clock: UInt64 = 0
-    /// Hits since the shard last raised the global epoch.
-    @usableFromInline var unpublished: UInt64 = 0
-    @usableFromInline var counters = ShardCounters()
 
     /// The entry for `key`, retained (for the paths that keep it past the lock).
     func entry(for key: Key) -> CacheEntry<Key>? {

@@ -25,6 +25,10 @@ struct HotHitBenchmarkResult: CustomStringConvertible {
     var mutexDictionaryTwoThreadNanoseconds: Double
     var mutexInLockTwoThreadNanoseconds: Double
     var nsCacheTwoThreadNanoseconds: Double
+    /// The largest share of a 2-thread run's wall time its threads spent waiting for a CPU
+    /// (0: they ran side by side; more than a few percent: the machine was busy, and the
+    /// 2-thread figures measure that, not contention).
+    var twoThreadRunQueueFraction: Double
     /// cache / Mutex<[Key: [UInt8]]> lookup returning the value, single thread (target <= 1.5).
     var ratioToMutex: Double { cacheNanoseconds / mutexDictionaryNanoseconds }
     /// cache / Mutex<[Key: [UInt8]]> with the read inside the lock.
@@ -72,18 +76,55 @@ private func cacheNanoseconds(_ body: () -> Void) -> Double {
     return Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
 }
 
-/// Runs `body` on two threads at once and returns the wall time.
-private func cacheTwoThreads(_ body: @escaping @Sendable (Int) -> Void) -> Double {
-    cacheNanoseconds {
-        let group = DispatchGroup()
-        for index in 0..<2 {
-            group.enter()
-            Thread.detachNewThread {
-                body(index)
-                group.leave()
-            }
+/// One 2-thread run: the wall time of the timed part, and the share of it the threads spent
+/// runnable but waiting for a CPU (0: both ran side by side throughout).
+private struct TwoThreadSample {
+    var nanoseconds: Double
+    var runQueueFraction: Double
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU (the kernel's
+/// `run_delay`, the second field of `/proc/thread-self/schedstat`); 0 if unavailable.
+private func threadRunQueueNanoseconds() -> UInt64 {
+    let fd = open("/proc/thread-self/schedstat", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 128)
+    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard count > 0 else { return 0 }
+    let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
+    guard fields.count >= 2 else { return 0 }
+    return UInt64(String(decoding: fields[1], as: UTF8.self)) ?? 0
+}
+
+/// Runs `body` on two threads at once. Both threads wait at a barrier before their timed part,
+/// so thread start-up is not timed and the two loops overlap; the wall time runs from the
+/// earlier start to the later end. The run-queue share tells whether the threads really ran
+/// side by side: when another process takes a core, the figure says little.
+private func cacheTwoThreads(_ body: @escaping @Sendable (Int) -> Void) -> TwoThreadSample {
+    let arrived = Atomic<Int>(0)
+    // (start, end, run-queue wait) per thread.
+    let spans = Mutex<[(UInt64, UInt64, UInt64)]>([])
+    let group = DispatchGroup()
+    for index in 0..<2 {
+        group.enter()
+        Thread.detachNewThread {
+            let waitedBefore = threadRunQueueNanoseconds()
+            arrived.add(1, ordering: .acquiringAndReleasing)
+            while arrived.load(ordering: .acquiring) < 2 {}
+            let start = now()
+            body(index)
+            let end = now()
+            let waited = threadRunQueueNanoseconds() - waitedBefore
+            spans.withLock { $0.append((start, end, waited)) }
+            group.leave()
         }
-        group.wait()
+    }
+    group.wait()
+    return spans.withLock { spans in
+        let wall = Double(spans.map(\.1).max()! - spans.map(\.0).min()!)
+        let waited = Double(spans.map(\.2).reduce(0, +))
+        return TwoThreadSample(nanoseconds: wall, runQueueFraction: waited / (2 * wall))
     }
 }
 
@@ -110,10 +151,13 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
         dictionary.withLock { $0[key] = bytes }
         nsCache.cache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
     }
-    // Same key sequence for all: a stride through the keys. Thread `t` starts at offset
-    // `t * 2048` (independent streams, not two threads in lockstep on one key).
+    // Same key sequence for all: a stride through the keys. It repeats every `keyCount`
+    // steps, so thread `t` starts half a period further (`t * keyCount / 2`): the threads are
+    // independent streams on different keys. (An offset that is a multiple of `keyCount`,
+    // such as 2048, has both threads hit the same key, lock and hold count at every step.)
     let keys = (0..<4096).map { ($0 &* 7919) % keyCount }
     let mask = keys.count - 1
+    let threadOffset = keyCount / 2
 
     // Every round returns a sum of the bytes read, which the caller keeps (also on the
     // 2-thread runs), so that no read can be optimized away.
@@ -163,6 +207,7 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
     var mutex2: [Double] = []
     var inLock2: [Double] = []
     var ns2: [Double] = []
+    var runQueue = 0.0
     let n = lookupsPerRound
     let nsN = n / 10
     for _ in 0..<rounds {
@@ -170,17 +215,23 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
         mutexTimes.append(cacheNanoseconds { sink &+= mutexRound(n, 0) } / Double(n))
         inLockTimes.append(cacheNanoseconds { sink &+= mutexInLockRound(n, 0) } / Double(n))
         nsTimes.append(cacheNanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
-        cache2.append(cacheTwoThreads { sharedSink.add(cacheRound(n, $0 * 2048), ordering: .relaxed) } / Double(n))
-        mutex2.append(cacheTwoThreads { sharedSink.add(mutexRound(n, $0 * 2048), ordering: .relaxed) } / Double(n))
-        inLock2.append(cacheTwoThreads { sharedSink.add(mutexInLockRound(n, $0 * 2048), ordering: .relaxed) } / Double(n))
-        ns2.append(cacheTwoThreads { sharedSink.add(nsCacheRound(nsN, $0 * 2048), ordering: .relaxed) } / Double(nsN))
+        func twoThreads(_ lookups: Int, _ round: @escaping @Sendable (Int, Int) -> Int) -> Double {
+            let sample = cacheTwoThreads { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
+            runQueue = max(runQueue, sample.runQueueFraction)
+            return sample.nanoseconds / Double(lookups)
+        }
+        cache2.append(twoThreads(n, cacheRound))
+        mutex2.append(twoThreads(n, mutexRound))
+        inLock2.append(twoThreads(n, mutexInLockRound))
+        ns2.append(twoThreads(nsN, nsCacheRound))
     }
     if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
     return HotHitBenchmarkResult(
         keyCount: keyCount, cacheNanoseconds: cacheMedian(cacheTimes), mutexDictionaryNanoseconds: cacheMedian(mutexTimes),
         mutexInLockNanoseconds: cacheMedian(inLockTimes), nsCacheNanoseconds: cacheMedian(nsTimes),
         cacheTwoThreadNanoseconds: cacheMedian(cache2), mutexDictionaryTwoThreadNanoseconds: cacheMedian(mutex2),
-        mutexInLockTwoThreadNanoseconds: cacheMedian(inLock2), nsCacheTwoThreadNanoseconds: cacheMedian(ns2))
+        mutexInLockTwoThreadNanoseconds: cacheMedian(inLock2), nsCacheTwoThreadNanoseconds: cacheMedian(ns2),
+        twoThreadRunQueueFraction: runQueue)
 }
 
 /// A stand-in for a decode: about `microseconds` of arithmetic per MiB written.

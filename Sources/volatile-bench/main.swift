@@ -102,7 +102,9 @@ do {
             "2-thread scaling (throughput with 2 threads / with 1; 2.00 is perfect): cache "
                 + format2(hot.cacheTwoThreadScaling) + "x, Mutex dict lookup " + format2(hot.mutexTwoThreadScaling) + "x"
                 + ", Mutex dict in-lock read " + format2(hot.mutexInLockTwoThreadScaling) + "x"
-                + ", NSCache " + format2(hot.nsCacheTwoThreadScaling) + "x")
+                + ", NSCache " + format2(hot.nsCacheTwoThreadScaling) + "x"
+                + "; threads waited for a CPU <= " + format2(100 * hot.twoThreadRunQueueFraction) + "% of a 2-thread run"
+                + (hot.twoThreadRunQueueFraction > 0.05 ? " (machine busy: the 2-thread figures measure that, not contention)" : ""))
     }
     if runs("regen") {
         let regen = try benchmarkMissRegeneration(rounds: quick ? 11 : 41)
