@@ -1,6 +1,8 @@
 /// What a pin found: whether the extent's content survived while it was volatile.
 public enum PinReport: Hashable, Sendable, CustomStringConvertible {
-    /// A new (or discarded) extent: its bytes are zero and must be generated.
+    /// A new (or discarded) extent: its content must be generated. Its bytes are zero,
+    /// except after ``VolatileArena/allocate(byteCount:zeroFilled:)`` with `zeroFilled: false`,
+    /// which may hand back a recycled extent with stale bytes.
     case fresh
     /// Every page survived: the content is exactly what it was at unpin.
     case intact
