@@ -111,6 +111,7 @@ extension VolatileCache {
     ///   - regenerate: As in ``withBytes(forKey:regenerate:_:)``.
     /// - Returns: A copy of the bytes.
     /// - Throws: As ``withBytes(forKey:regenerate:_:)``.
+    /// - Complexity: O(byte count) for the copy, plus the regeneration on a miss.
     // Disfavored: in async code the async overload wins even for a regenerator without
     // `await` (which would otherwise pick this one and block the thread on a waiter).
     @_disfavoredOverload
@@ -123,6 +124,7 @@ extension VolatileCache {
     /// - Parameter key: The key.
     /// - Returns: A copy of the bytes, or nil.
     /// - Throws: As ``withBytes(forKey:_:)``.
+    /// - Complexity: O(byte count) for the copy.
     public func bytes(forKey key: Key) throws -> [UInt8]? {
         try withBytes(forKey: key) { Array($0) }
     }
@@ -142,74 +144,77 @@ extension VolatileCache {
 
     // MARK: - The sync acquisition loop
 
+    /// Gets a hold on the entry for `key`, waiting for or running its regeneration.
+    /// - Returns: The hold, or nil when `canRegenerate` is false and the entry is missing or
+    ///   was dropped.
     @usableFromInline
     func acquire(
         _ key: Key, offersRepair: RepairOffer, canRegenerate: Bool,
         _ regenerate: (inout RegenerationContext<Key>) throws -> Void
     ) throws -> Hold<Key>? {
-        let shard = shard(for: key)
+        let hashed = HashedKey(key)
+        let shard = shard(for: hashed)
         while true {
-            switch lookup(key, in: shard, canCreate: canRegenerate) {
+            var context: RegenerationContext<Key>
+            let entry: CacheEntry<Key>
+            let flight: Flight
+            switch lookup(hashed, in: shard, canCreate: canRegenerate) {
             case .hit(let hold):
                 return hold
             case .absent:
                 return nil
-            case .wait(let flight):
-                switch try flight.wait() {
+            case .wait(let other):
+                switch try other.wait() {
                 case .ready: continue
                 case .failed(let error): throw error
                 }
-            case .load(let entry, let flight):
-                var context = makeContext(key: key, previous: nil, droppedPages: nil)
-                let start = ContinuousClock.now
-                do {
-                    try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
-                        try regenerate(&context)
-                    }
-                } catch {
-                    _ = consume context
-                    abandon(entry, flight: flight, in: shard, error: error)
-                    throw error
-                }
-                return try complete(entry, flight: flight, context: context, since: start, in: shard)
-            case .repin(let entry, let flight, let extent):
-                switch repin(entry, flight: flight, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
+            case .load(let loading, let own):
+                entry = loading
+                flight = own
+                context = makeContext(key: key, previous: nil, droppedPages: nil)
+            case .repin(let busy, let own, let extent):
+                switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
                 case .hit(let hold):
                     return hold
                 case .gone:
                     return nil
                 case .failed(let error):
                     throw error
-                case .regenerate(let entry, let flight, let previous, let dropped):
-                    var context = makeContext(key: key, previous: previous, droppedPages: dropped)
-                    let start = ContinuousClock.now
-                    do {
-                        try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
-                            try regenerate(&context)
-                        }
-                    } catch {
-                        _ = consume context
-                        abandon(entry, flight: flight, in: shard, error: error)
-                        throw error
-                    }
-                    return try complete(entry, flight: flight, context: context, since: start, in: shard)
+                case .regenerate(let dropped, let own, let previous, let pages):
+                    entry = dropped
+                    flight = own
+                    context = makeContext(key: key, previous: previous, droppedPages: pages)
                 }
             }
+            let start = ContinuousClock.now
+            do {
+                try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
+                    try regenerate(&context)
+                }
+            } catch {
+                _ = consume context
+                abandon(entry, flight: flight, in: shard, error: error)
+                throw error
+            }
+            return try complete(entry, flight: flight, context: context, since: start, in: shard)
         }
     }
 
     // MARK: - Steps shared with the async path
 
     /// The decision under the shard lock. A hot hit stamps and takes a hold, nothing else.
-    func lookup(_ key: Key, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
+    /// - Parameters:
+    ///   - key: The key, hashed once by the caller (it also picked `shard` with that hash).
+    ///   - canCreate: Whether a miss creates a loading entry for the caller to regenerate.
+    func lookup(_ key: HashedKey<Key>, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
         let epoch = shards.epoch
         return shard.pointee.state.withLock { state -> LookupStep<Key> in
-            guard let reference = state.entries[HashedKey(key)] else {
+            guard let reference = state.entries[key] else {
                 state.counters.misses += 1
                 guard canCreate else { return .absent }
                 let flight = Flight()
-                let entry = CacheEntry(key: key, phase: .loading, flight: flight)
-                state.store(entry)
+                let entry = CacheEntry(key: key.key, phase: .loading, flight: flight)
+                state.store(entry, at: key)
                 return .load(entry, flight)
             }
             if let hold = Self.takeHold(reference, in: &state, epoch: epoch) { return .hit(hold) }
@@ -224,7 +229,6 @@ extension VolatileCache {
                 entry.phase = .busy
                 let flight = Flight()
                 entry.flight = flight
-                state.busyCount += 1
                 totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
                 return .repin(entry, flight, extent)
             case .loading, .busy:
@@ -233,7 +237,8 @@ extension VolatileCache {
         }
     }
 
-    /// Re-pins a volatile entry (outside the lock) and decides what follows.
+    /// Re-pins a volatile entry that `lookup` made busy for this thread (outside the lock)
+    /// and decides what follows.
     func repin(
         _ entry: CacheEntry<Key>, flight: Flight, extent: consuming VolatileExtent, in shard: ShardPointer<Key>,
         offersRepair: RepairOffer, canRegenerate: Bool

@@ -34,6 +34,7 @@ extension VolatileCache {
     ///   - regenerate: Writes the object through the context; may suspend.
     /// - Returns: A copy of the bytes.
     /// - Throws: As ``withBytes(forKey:isolation:regenerate:_:)``.
+    /// - Complexity: O(byte count) for the copy, plus the regeneration on a miss.
     public func bytes(
         forKey key: Key,
         isolation: isolated (any Actor)? = #isolation,
@@ -60,17 +61,19 @@ extension VolatileCache {
         return PinnedValue(cache: self, hold: hold)
     }
 
+    /// The async twin of the sync `acquire` (always regenerates on a miss): waiters suspend.
     func acquire(
         _ key: Key, offersRepair: RepairOffer,
         isolation: isolated (any Actor)? = #isolation,
         _ regenerate: (inout RegenerationContext<Key>) async throws -> Void
     ) async throws -> Hold<Key> {
-        let shard = shard(for: key)
+        let hashed = HashedKey(key)
+        let shard = shard(for: hashed)
         while true {
             var context: RegenerationContext<Key>
             let entry: CacheEntry<Key>
             let flight: Flight
-            switch lookup(key, in: shard, canCreate: true) {
+            switch lookup(hashed, in: shard, canCreate: true) {
             case .hit(let hold):
                 return hold
             case .absent:

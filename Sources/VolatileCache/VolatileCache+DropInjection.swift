@@ -10,8 +10,10 @@ extension VolatileCache {
     package func dropVolatilePages(forKeys keys: some Sequence<Key>, pages: [Int]? = nil) throws -> Int {
         var dropped = 0
         for key in keys {
-            try shard(for: key).pointee.state.withLock { state in
-                guard let entry = state.entry(for: key), entry.phase == .volatile, entry.volatile != nil else { return }
+            let hashed = HashedKey(key)
+            try shard(for: hashed).pointee.state.withLock { state in
+                // Under the lock so that no re-pin takes the extent meanwhile.
+                guard let entry = state.entry(for: hashed), entry.phase == .volatile, entry.volatile != nil else { return }
                 try entry.volatile?.dropPages(pages)
                 dropped += 1
             }
@@ -21,39 +23,20 @@ extension VolatileCache {
 
     /// The keys of the volatile entries now.
     package var volatileKeys: [Key] {
-        shards.all.flatMap { shard in
-            shard.pointee.state.withLock { state in
-                var keys: [Key] = []
-                var cursor = state.volatile.newest
-                while let entry = cursor {
-                    keys.append(entry.key)
-                    cursor = entry.older
-                }
-                return keys
-            }
-        }
+        shards.all.flatMap { shard in shard.pointee.state.withLock { $0.volatile.keys } }
     }
 
     /// The keys of the hot entries now, in each shard's list order (by stamp when placed;
     /// hits since then are not reflected).
     package var hotKeys: [Key] {
-        shards.all.flatMap { shard in
-            shard.pointee.state.withLock { state in
-                var keys: [Key] = []
-                var cursor = state.hot.newest
-                while let entry = cursor {
-                    keys.append(entry.key)
-                    cursor = entry.older
-                }
-                return keys
-            }
-        }
+        shards.all.flatMap { shard in shard.pointee.state.withLock { $0.hot.keys } }
     }
 
     /// The number of callers waiting for the regeneration (or re-pin, or demotion) of `key`
     /// in progress now; 0 when there is none. For tests of single flight.
     package func waiterCount(forKey key: Key) -> Int {
-        let flight = shard(for: key).pointee.state.withLock { $0.entry(for: key)?.flight }
+        let hashed = HashedKey(key)
+        let flight = shard(for: hashed).pointee.state.withLock { $0.entry(for: hashed)?.flight }
         return flight?.waiterCount ?? 0
     }
 }

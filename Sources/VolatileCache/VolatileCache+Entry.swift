@@ -47,6 +47,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {
     /// the demotion scan re-places the entry when the two differ.
     var listedStamp: UInt64 = 0
     var isRemoved = false
+    /// The list the entry is in: `.none` while loading, busy, or removed.
     var list: ListMembership = .none
     @usableFromInline unowned(unsafe) var newer: CacheEntry?
     @usableFromInline unowned(unsafe) var older: CacheEntry?
@@ -104,6 +105,19 @@ struct EntryList<Key: Hashable & Sendable> {
         count += 1
     }
 
+    /// The entries' keys, newest first (for tests).
+    /// - Complexity: O(count).
+    var keys: [Key] {
+        var keys: [Key] = []
+        keys.reserveCapacity(count)
+        var cursor = newest
+        while let entry = cursor {
+            keys.append(entry.key)
+            cursor = entry.older
+        }
+        return keys
+    }
+
     @inlinable
     mutating func remove(_ entry: CacheEntry<Key>) {
         if let newer = entry.newer { newer.older = entry.older } else { newest = entry.older }
@@ -114,22 +128,23 @@ struct EntryList<Key: Hashable & Sendable> {
     }
 }
 
-/// Extents taken out of entries under a shard lock, freed (a syscall each) after it.
+/// What a pass under a lock takes out of the cache, freed by the same thread once the lock
+/// is released: freeing an extent is a syscall, and an entry's deinit runs its key's deinit.
 struct Garbage: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
     var pinned: [PinnedBox] = []
     var volatile: [VolatileBox] = []
-    var flights: [Flight] = []
-    /// References given up by the shard's dictionary (an entry's deinit may free memory).
+    /// References given up by the shard's dictionary.
     var references: [AnyObject] = []
 
     mutating func add(_ extent: consuming PinnedExtent) { pinned.append(PinnedBox(extent)) }
     mutating func add(_ extent: consuming VolatileExtent) { volatile.append(VolatileBox(extent)) }
 
-    var isEmpty: Bool { pinned.isEmpty && volatile.isEmpty && flights.isEmpty && references.isEmpty }
-
-    /// Frees the extents and wakes the waiters of abandoned flights (they retry).
-    func dispose() {
-        for flight in flights { flight.finish(.ready) }
+    /// Frees everything now. Call it after the lock, so the frees happen here and not
+    /// wherever the optimizer ends the value's lifetime.
+    mutating func dispose() {
+        pinned = []
+        volatile = []
+        references = []
     }
 }
 

@@ -4,13 +4,20 @@
 // victim leaves the cache at once; its memory is freed when its last pin ends. The entry just
 // produced is never the victim (NSCache on Linux evicts the object it just inserted).
 extension VolatileCache {
+    /// Evicts least recently used entries until the cache fits its count and cost limits.
+    /// - Parameter protected: The entry just produced, which is never the victim.
+    /// - Complexity: O(shards + hot entries) per eviction.
     func enforceLimits(protecting protected: CacheEntry<Key>?) {
         guard configuration.countLimit != nil || configuration.totalCostLimit != nil, isOverLimits else { return }
+        // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
+        // the key's deinit (user code).
+        var garbage = Garbage()
         maintenance.withLock { _ in
             while isOverLimits {
-                guard evictOldest(excluding: protected, unpinnedOnly: false) else { break }
+                guard evictOldest(excluding: protected, unpinnedOnly: false, into: &garbage) else { break }
             }
         }
+        garbage.dispose()
     }
 
     private var isOverLimits: Bool {
@@ -22,27 +29,33 @@ extension VolatileCache {
     /// Evicts the least recently used unpinned entry to make memory for an allocation.
     /// - Returns: False when there is nothing left to evict.
     func evictForMemory() -> Bool {
-        maintenance.withLock { _ in evictOldest(excluding: nil, unpinnedOnly: true) }
+        var garbage = Garbage()
+        let evicted = maintenance.withLock { _ in evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
+        garbage.dispose()
+        return evicted
     }
 
     /// Evicts the globally least recently used entry; the caller holds `maintenance`.
-    private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool) -> Bool {
+    /// - Returns: False when no entry may be evicted.
+    private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage) -> Bool {
         while true {
-            var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>)? = nil
+            // Stamps are read under their shard's lock (hits write them there).
+            var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
             for shard in shards.all {
-                let found = shard.pointee.state.withLock { state -> CacheEntry<Key>? in
-                    let volatile = Self.oldest(in: state.volatile, excluding: protected, unpinnedOnly: unpinnedOnly)
+                shard.pointee.state.withLock { state in
+                    let volatile = Self.oldest(in: state.volatile, excluding: protected)
                     let hot = state.oldestHot(limit: .max) { entry in
                         entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0)
                     }
-                    guard let volatile else { return hot }
-                    guard let hot else { return volatile }
-                    return volatile.stamp < hot.stamp ? volatile : hot
+                    let found: CacheEntry<Key>?
+                    switch (volatile, hot) {
+                    case (let volatile?, let hot?): found = volatile.stamp < hot.stamp ? volatile : hot
+                    default: found = volatile ?? hot
+                    }
+                    if let found, best == nil || found.stamp < best!.stamp { best = (shard, found, found.stamp) }
                 }
-                if let found, best == nil || found.stamp < best!.entry.stamp { best = (shard, found) }
             }
             guard let best else { return false }
-            var garbage = Garbage()
             let evicted = best.shard.pointee.state.withLock { state in
                 let entry = best.entry
                 guard !entry.isRemoved, entry.list != .none,
@@ -52,21 +65,15 @@ extension VolatileCache {
                 state.counters.evictions += 1
                 return true
             }
-            garbage.dispose()
             if evicted { return true }
         }
     }
 
-    /// The oldest entry of a volatile list (sorted by stamp: volatile entries get no hits)
-    /// that may be evicted (under the shard lock).
-    private static func oldest(
-        in list: EntryList<Key>, excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool
-    ) -> CacheEntry<Key>? {
-        var cursor = list.oldest
-        while let entry = cursor {
-            if entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0) { return entry }
-            cursor = entry.newer
-        }
-        return nil
+    /// The oldest entry of a volatile list that is not `protected` (under the shard lock).
+    /// Volatile entries get no hits and no holds, so the list is in stamp order and any
+    /// of them may go.
+    private static func oldest(in list: EntryList<Key>, excluding protected: CacheEntry<Key>?) -> CacheEntry<Key>? {
+        guard let oldest = list.oldest else { return nil }
+        return oldest !== protected ? oldest : oldest.newer
     }
 }

@@ -72,6 +72,8 @@ extension VolatileCache {
         // Claim it under the lock: holds are only added under this lock, so an unheld entry
         // stays unheld until it is `busy`, and a hit meanwhile changed its stamp.
         let flight = Flight()
+        // The footprint is read under the lock: once the flight ends, a re-pin may rewrite it.
+        var footprint = 0
         let taken: PinnedExtent? = best.shard.pointee.state.withLock { state in
             guard entry.phase == .hot, entry.list == .hot, !entry.isRemoved, entry.stamp == best.stamp,
                 entry.holds.load(ordering: .acquiring) == 0, let extent = entry.pinned.take()
@@ -80,8 +82,8 @@ extension VolatileCache {
             entry.list = .none
             entry.phase = .busy
             entry.flight = flight
-            state.busyCount += 1
-            totals.hotBytes.subtract(entry.footprint, ordering: .relaxed)
+            footprint = entry.footprint
+            totals.hotBytes.subtract(footprint, ordering: .relaxed)
             return extent
         }
         guard let extent = taken else { return 0 }
@@ -94,16 +96,15 @@ extension VolatileCache {
                 if let volatile = entry.volatile.take() { garbage.add(volatile) }
                 return
             }
-            state.busyCount -= 1
             entry.phase = .volatile
             entry.list = .volatile
             entry.listedStamp = entry.stamp
             state.volatile.insertOrdered(entry)
             if !shedding { state.counters.demotions += 1 }
-            totals.volatileBytes.add(entry.footprint, ordering: .relaxed)
+            totals.volatileBytes.add(footprint, ordering: .relaxed)
         }
         garbage.dispose()
         flight.finish(.ready)
-        return entry.footprint
+        return footprint
     }
 }

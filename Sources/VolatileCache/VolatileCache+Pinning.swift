@@ -21,12 +21,15 @@ extension VolatileCache {
         /// Calls `body` with the object's bytes.
         /// - Parameter body: Reads the bytes. Do not escape the pointer.
         /// - Returns: What `body` returns.
+        /// - Throws: What `body` throws.
         public func withUnsafeBytes<Result: ~Copyable, Failure: Error>(
             _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
         ) throws(Failure) -> Result {
             try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
         }
 
+        // Ending the pin may free a removed entry's memory, or demote entries if the hot set
+        // is over budget, on this thread.
         deinit {
             cache.release(hold)
         }

@@ -15,8 +15,13 @@ extension VolatileCache {
         let new = try MemoryPressureMonitor(source: source) { [weak self] event in
             self?.handleMemoryPressure(event)
         }
-        monitor.withLock { $0.take() }?.stop()
-        monitor.withLock { $0 = new }
+        // One swap, so two concurrent starts cannot both keep running; the old monitor is
+        // stopped (a thread join) after the lock.
+        let old = monitor.withLock { current in
+            defer { current = new }
+            return current.take()
+        }
+        old?.stop()
         return new
     }
 

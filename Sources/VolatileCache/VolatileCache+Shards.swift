@@ -98,7 +98,7 @@ struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable
 @usableFromInline
 struct ShardState<Key: Hashable & Sendable> {
     /// The shard's entries. Each value holds one reference, taken with `passRetained` when
-    /// the entry is stored and given up by ``VolatileCache/detach(_:from:in:into:)`` (to the
+    /// the entry is stored and given up by ``VolatileCache/detach(_:from:into:)`` (to the
     /// garbage, or to the last reader of a removed entry): lookups read it without a retain.
     /// Keyed by ``HashedKey``: a hit hashes its key once, for the shard and this table.
     @usableFromInline var entries: [HashedKey<Key>: Unmanaged<CacheEntry<Key>>] = [:]
@@ -113,19 +113,17 @@ struct ShardState<Key: Hashable & Sendable> {
     /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them). Every entry
     /// readers hold is here (or removed): see ``pinnedBytes``.
     var hot = EntryList<Key>()
-    /// Volatile entries ordered by stamp.
+    /// Volatile entries ordered by stamp (they get no hits, so it never goes stale).
     var volatile = EntryList<Key>()
-    /// Entries being demoted or re-pinned (in no list, still counted as entries).
-    var busyCount = 0
 
-    /// The entry for `key`, retained (for the paths that keep it past the lock).
-    func entry(for key: Key) -> CacheEntry<Key>? {
-        entries[HashedKey(key)]?.takeUnretainedValue()
+    /// The entry for `key`, as a strong reference (for the paths that keep it past the lock).
+    func entry(for key: HashedKey<Key>) -> CacheEntry<Key>? {
+        entries[key]?.takeUnretainedValue()
     }
 
-    /// Stores a new entry (the dictionary takes one reference).
-    mutating func store(_ entry: CacheEntry<Key>) {
-        let key = HashedKey(entry.key)
+    /// Stores a new entry under `key` (its key, hashed by the caller); the dictionary takes
+    /// one reference.
+    mutating func store(_ entry: CacheEntry<Key>, at key: HashedKey<Key>) {
         precondition(entries[key] == nil)
         entries[key] = Unmanaged.passRetained(entry)
     }
@@ -198,9 +196,6 @@ struct ShardCounters {
     var regenerationFailures = 0
     var regenerationNanoseconds: Int64 = 0
     var evictions = 0
+    /// Budget demotions only; sheds are counted cache-wide in `Totals`.
     var demotions = 0
-    var sheds = 0
-    var shedBytes = 0
-    var insertions = 0
-    var removals = 0
 }

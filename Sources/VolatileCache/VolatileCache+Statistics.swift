@@ -43,6 +43,7 @@ extension VolatileCache {
         /// Hits of both kinds.
         public var hits: Int { hotHits + volatileHits }
 
+        /// All the figures on one line, for logs.
         public var description: String {
             "hits \(hotHits) hot + \(volatileHits) volatile, misses \(misses), drops \(droppedObjects) (\(droppedPages) pages), "
                 + "regenerations \(regenerations) (\(partialRegenerations) partial, \(regenerationFailures) failed, \(regenerationTime)), "
@@ -91,6 +92,7 @@ extension VolatileCache {
     /// Bytes of volatile entries still resident, from mincore (a snapshot: the kernel may
     /// drop more right after). Counts the whole arena, so share an arena between caches
     /// only if a combined figure is what you want.
+    /// - Returns: The resident bytes of the arena's volatile extents.
     /// - Complexity: O(volatile pages), about 0.35 µs per MiB.
     public func residentVolatileBytes() -> Int {
         arena.residentVolatileBytes()

@@ -125,13 +125,15 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             return buffer.count
         }
         let product = try context.finish()
-        let entry = CacheEntry<Key>(key: key, phase: .loading, flight: nil)
-        let shard = shard(for: key)
+        // Stored as `loading` and published by `install` under a second lock: a look-up in
+        // between waits on this flight (every loading entry has one).
+        let entry = CacheEntry<Key>(key: key, phase: .loading, flight: Flight())
+        let hashed = HashedKey(key)
+        let shard = shard(for: hashed)
         var garbage = Garbage()
         shard.pointee.state.withLock { state in
-            if let old = state.entry(for: key) { detach(old, from: &state, into: &garbage) }
-            state.store(entry)
-            state.counters.insertions += 1
+            if let old = state.entry(for: hashed) { detach(old, from: &state, into: &garbage) }
+            state.store(entry, at: hashed)
         }
         garbage.dispose()
         install(entry, extent: product.extent, cost: product.cost, in: shard, holding: false)
@@ -144,6 +146,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   - key: The key.
     ///   - cost: The entry's cost; nil for the byte count.
     /// - Throws: As ``insert(forKey:byteCount:cost:_:)``.
+    /// - Complexity: O(`bytes.count`).
     public func insert(_ bytes: some Collection<UInt8>, forKey key: Key, cost: Int? = nil) throws {
         try insert(forKey: key, byteCount: bytes.count, cost: cost) { buffer in
             buffer.copyBytes(from: bytes)
@@ -157,10 +160,10 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
         var garbage = Garbage()
-        let found = shard(for: key).pointee.state.withLock { state in
-            guard let entry = state.entry(for: key) else { return false }
+        let hashed = HashedKey(key)
+        let found = shard(for: hashed).pointee.state.withLock { state in
+            guard let entry = state.entry(for: hashed) else { return false }
             detach(entry, from: &state, into: &garbage)
-            state.counters.removals += 1
             return true
         }
         garbage.dispose()
@@ -176,7 +179,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             shard.pointee.state.withLock { state in
                 for entry in state.entries.values.map({ $0.takeUnretainedValue() }) {
                     detach(entry, from: &state, into: &garbage)
-                    state.counters.removals += 1
                 }
             }
             garbage.dispose()
@@ -188,17 +190,19 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// by the kernel if it is volatile; access decides). A first regeneration in progress
     /// does not count.
     /// - Parameter key: The key.
+    /// - Returns: True if the cache holds an entry for `key`.
     public func contains(_ key: Key) -> Bool {
-        shard(for: key).pointee.state.withLock { state in
-            guard let entry = state.entries[HashedKey(key)] else { return false }
+        let hashed = HashedKey(key)
+        return shard(for: hashed).pointee.state.withLock { state in
+            guard let entry = state.entries[hashed] else { return false }
             return entry._withUnsafeGuaranteedRef { $0.phase != .loading }
         }
     }
 
-    /// The number of entries (hot, volatile, and being moved between the two).
-    /// - Complexity: O(shards).
+    /// The number of entries (hot, volatile, and being moved between the two; not those
+    /// being generated for the first time). The same figure as ``Statistics/entryCount``.
     public var count: Int {
-        shards.all.reduce(0) { sum, shard in sum + shard.pointee.state.withLock { $0.hot.count + $0.volatile.count + $0.busyCount } }
+        totals.entryCount.load(ordering: .relaxed)
     }
 
     // MARK: - Internals shared by the access paths
@@ -243,8 +247,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             totals.cost.subtract(entry.cost, ordering: .relaxed)
             if let extent = entry.volatile.take() { garbage.add(extent) }
         case .busy:
-            // Demotion or re-pin in progress: counted until that thread sees `isRemoved`.
-            state.busyCount -= 1
+            // Demotion or re-pin in progress: that thread frees the extent when it sees `isRemoved`.
             totals.entryCount.subtract(1, ordering: .relaxed)
             totals.cost.subtract(entry.cost, ordering: .relaxed)
         case .loading:
@@ -271,7 +274,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let flight: Flight? = shard.pointee.state.withLock { state in
             let flight = entry.flight
             entry.flight = nil
-            if entry.phase == .busy && !entry.isRemoved { state.busyCount -= 1 }
             entry.base = base
             entry.byteCount = byteCount
             let oldCost = entry.cost

@@ -23,6 +23,7 @@ public enum VolatileCacheError: Error, Hashable, Sendable, CustomStringConvertib
     /// reservation refused). The cache is consistent; later calls may succeed once memory is freed.
     case memoryUnavailable(VolatileMemoryError)
 
+    /// What went wrong, in a sentence.
     public var description: String {
         switch self {
         case .objectTooLarge(let requested, let maximum):

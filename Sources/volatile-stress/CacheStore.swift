@@ -56,9 +56,11 @@ final class CacheStore: ObjectStore, @unchecked Sendable {  // Immutable after i
         }
         self.monitor = monitor
         if options.injectDropsPerSecond > 0 {
+            // Capped at a day (the longest run): a tiny rate must not overflow the interval.
+            let nanoseconds = min(1e9 / options.injectDropsPerSecond, 86_400e9)
             let injector = BackgroundDropInjector(
                 cache: cache, fraction: Self.injectedFraction,
-                interval: .nanoseconds(Int64(1e9 / options.injectDropsPerSecond)), seed: options.seed)
+                interval: .nanoseconds(Int64(nanoseconds)), seed: options.seed)
             try injector.start()
             self.injector = injector
         } else {

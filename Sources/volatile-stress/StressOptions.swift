@@ -110,6 +110,10 @@ extension StressOptions {
         The last line of standard output is
           STRESS pins=<n> drops_detected=<n> regenerations=<n> corrupt=<n> errors=<n> strategy=<name>
         and the exit status is 1 when corrupt or errors is not zero (64 for a usage error).
+        With --memory-limit-mib the child's lines are followed by
+          SANDBOX oom=<bool> peak_mib=<n> exit=<termination> limit_mib=<n> wall_ms=<n>
+        and the exit status is also 1 when the child was OOM-killed, timed out or the limit could
+        not be halved (69 when memory cgroups are unavailable).
         """
 
     /// Parses the arguments after the program name.

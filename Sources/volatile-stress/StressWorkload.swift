@@ -35,11 +35,22 @@ final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State 
 
     /// Starts the workers; they run until ``stop()``.
     ///
-    /// - Returns: The threads, for ``join(_:)``.
+    /// - Returns: The threads, for ``join(_:)``. When a thread cannot be created (EAGAIN under a
+    ///   pids limit) the workers started so far keep running, the failure counts as an error,
+    ///   and fewer threads are returned.
     func start() -> [pthread_t] {
-        (0..<threadCount).map { index in
-            startThread { [self] in work(index) }
+        var threads: [pthread_t] = []
+        for index in 0..<threadCount {
+            switch startThread({ [self] in work(index) }) {
+            case .success(let thread):
+                threads.append(thread)
+            case .failure(let error):
+                errors.add(1, ordering: .relaxed)
+                record("cannot start worker \(index): \(error)")
+                return threads
+            }
         }
+        return threads
     }
 
     /// Asks the workers to finish their current access and return.
@@ -94,7 +105,9 @@ final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State 
 }
 
 /// Starts a joinable thread running `body`.
-func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
+///
+/// - Returns: The thread, or the errno of `pthread_create` (EAGAIN at a thread or pids limit).
+func startThread(_ body: @escaping @Sendable () -> Void) -> Result<pthread_t, Errno> {
     final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
     var thread = pthread_t()
     let context = Unmanaged.passRetained(Box(body)).toOpaque()
@@ -102,6 +115,9 @@ func startThread(_ body: @escaping @Sendable () -> Void) -> pthread_t {
         Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
         return nil
     }, context)
-    precondition(status == 0, "pthread_create failed: \(status)")
-    return thread
+    guard status == 0 else {
+        Unmanaged<Box>.fromOpaque(context).release()
+        return .failure(Errno(rawValue: status))
+    }
+    return .success(thread)
 }

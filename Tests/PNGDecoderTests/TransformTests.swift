@@ -134,5 +134,14 @@ struct TransformTests {
         #expect(throws: PNGError.imageTooLarge(width: Int.max, height: 2)) {
             _ = try decoder.decode(transform: PNGTransform(outputWidth: Int.max, outputHeight: 2))
         }
+
+        // With no pixel limit, an output whose byte count (4 per pixel) overflows Int is still
+        // an error, not a trap.
+        let unlimited = try PNGDecoder(bytes: Fixtures.smallInterlaced, maximumPixelCount: .max)
+        let huge = PNGTransform(outputWidth: Int.max / 2, outputHeight: 2)
+        #expect(unlimited.outputByteCount(for: huge) == 0)
+        #expect(throws: PNGError.imageTooLarge(width: Int.max / 2, height: 2)) {
+            _ = try unlimited.decode(transform: huge)
+        }
     }
 }

@@ -84,12 +84,14 @@ struct ImageDecoderDemoTests {
         #expect(run.lines.contains { $0.hasPrefix("goal: not evaluated") })
     }
 
-    @Test("a run in the memory sandbox reports the cgroup's verdict",
-          .enabled(if: MemoryPressureSandbox.availability.isAvailable, "memory cgroups are unavailable here"))
+    @Test("a run in the memory sandbox reports the cgroup's verdict", .requiresMemoryPressureSandbox)
     func sandboxed() throws {
         let run = try demo(["--cache", "volatile", "--memory-limit-mib", "96"] + Self.tiny)
         #expect(run.status == 0, "\(run.errors)")
-        #expect(run.lines.contains { $0.hasPrefix("sandbox") && $0.contains("limit 96 MiB") })
+        let verdict = try #require(run.lines.first { $0.hasPrefix("sandbox") }, "\(run.output)")
+        #expect(verdict.contains("limit 96 MiB"))
+        #expect(verdict.contains("OOM kills 0"), "\(verdict)")
+        #expect(verdict.contains("finished (exited(0))"), "\(verdict)")
         #expect(run.resultFields["oom"] == "false")
         #expect((run.resultFields["accesses"].flatMap { Int($0) } ?? 0) > 0)
     }

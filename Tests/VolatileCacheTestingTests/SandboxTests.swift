@@ -123,6 +123,67 @@ struct SandboxTests {
         #expect(cgroupChildren(of: sandbox.parentPath) == before)
     }
 
+    @Test func aRejectedLimitRemovesTheCgroupItWasSetOn() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let before = cgroupChildren(of: sandbox.parentPath)
+        // The cgroup is created first; the kernel then refuses the limit (EINVAL on v1 and v2).
+        #expect {
+            _ = try sandbox.start(.executable("/bin/true"), memoryLimit: -5)
+        } throws: { error in
+            guard case MemoryPressureSandboxError.limitRejected(bytes: -5, _) = error else { return false }
+            return true
+        }
+        #expect(cgroupChildren(of: sandbox.parentPath) == before)
+    }
+
+    @Test func theChildIsReapedBeforeTheResultIsReturned() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        for command in [SandboxCommand.executable("/bin/true"), .executable("/bin/sleep", arguments: ["30"])] {
+            let child = try sandbox.start(command, memoryLimit: 32 << 20, timeout: .milliseconds(200))
+            #expect(folderExists(child.cgroupPath))
+            let result = try await child.result()
+            // A zombie would still have a /proc entry; a reaped child has none.
+            #expect(!folderExists("/proc/\(child.pid)"), "\(command): \(result)")
+            #expect(!folderExists(result.cgroupPath))
+            #expect(result.cleanupFailure == nil)
+            #expect(try await child.result() == result)
+        }
+    }
+
+    @Test func killEndsTheChildAndItsCgroup() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let child = try sandbox.start(.executable("/bin/sleep", arguments: ["30"]), memoryLimit: 32 << 20, timeout: .seconds(20))
+        child.kill()
+        let result = try await child.result()
+        #expect(result.termination == .signaled(SIGKILL))
+        #expect(!result.timedOut)
+        #expect(result.wallTime < .seconds(10))
+        #expect(!folderExists(result.cgroupPath))
+    }
+
+    @Test func cancellingTheWaitingTaskKillsTheChild() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let child = try sandbox.start(.executable("/bin/sleep", arguments: ["30"]), memoryLimit: 32 << 20, timeout: .seconds(20))
+        let waiter = Task { try await child.result() }
+        waiter.cancel()
+        let result = try await waiter.value
+        #expect(result.termination == .signaled(SIGKILL))
+        #expect(!result.timedOut)
+        #expect(!folderExists(result.cgroupPath))
+    }
+
+    @Test func anEntryPointThatThrowsOrDoesNotExistEndsTheChildWithAStatus() async throws {
+        let sandbox = try MemoryPressureSandbox()
+        let throwing = try await sandbox.run(
+            .entryPoint("throw", testFilter: "sandboxEntryPointDispatcher"), memoryLimit: 64 << 20, timeout: .seconds(30))
+        #expect(throwing.termination == .exited(1), "\(throwing) \(throwing.standardErrorText)")
+        #expect(throwing.standardErrorText.contains("entry point throw threw"))
+        let missing = try await sandbox.run(
+            .entryPoint("no-such-entry", testFilter: "sandboxEntryPointDispatcher"), memoryLimit: 64 << 20, timeout: .seconds(30))
+        #expect(missing.termination == .exited(2), "\(missing) \(missing.standardErrorText)")
+        #expect(missing.standardErrorText.contains("no entry point named no-such-entry"))
+    }
+
     @Test func reentersTheTestBinaryAtAnEntryPoint() async throws {
         let sandbox = try MemoryPressureSandbox()
         let result = try await sandbox.run(
@@ -156,6 +217,9 @@ struct SandboxTests {
             defer { memory.deallocate() }
             for offset in stride(from: 0, to: count, by: 4096) { memory[offset] = 1 }
             print("entry point touched \(mebibytes) MiB")
+        },
+        MemoryPressureSandbox.EntryPoint("throw") {
+            throw MemoryPressureSandboxError.unavailable(reason: "thrown on purpose")
         },
     ])
 }

@@ -121,6 +121,9 @@ struct CoreTests {
         #expect(try cache.bytes(forKey: 1) == nil)
         #expect(cache.contains(1) == false)
         #expect(cache.arena.statistics.extentCount == 0)
+        let stats = cache.statistics
+        #expect(stats.misses == 1 && stats.droppedObjects == 1 && stats.regenerations == 0)
+        #expect(stats.entryCount == 0 && stats.volatileBytes == 0)
     }
 }
 
@@ -348,12 +351,15 @@ struct FaultTests {
     @Test func pinnedEntriesStayHotBeyondTheBudget() throws {
         let cache = try makeCache(hot: page)
         let first = try cache.pinnedValue(forKey: 1, regenerate: generator(page))
-        try read(cache, 2, byteCount: page)
+        #expect(try read(cache, 2, byteCount: page))
         // 1 is older but pinned: 2 is demoted instead.
         #expect(cache.volatileKeys == [2])
+        #expect(cache.hotKeys == [1])
+        #expect(first.withUnsafeBytes { verify($0, seed: 1) })
         _ = consume first
-        try read(cache, 3, byteCount: page)
+        #expect(try read(cache, 3, byteCount: page))
         #expect(Set(cache.volatileKeys) == [1, 2])
+        #expect(cache.hotKeys == [3])
     }
 }
 
@@ -416,6 +422,7 @@ struct SingleFlightTests {
             try generator(page)(&context)
         }
         #expect(bytes.count == page)
+        #expect(bytes.withUnsafeBytes { verify($0, seed: 3) })
         let view = try await cache.withBytes(forKey: 3, regenerate: { context in try generator(page)(&context) }) { verify($0, seed: 3) }
         #expect(view)
         #expect(counter.count == 1)
@@ -450,7 +457,9 @@ struct SingleFlightTests {
         let loaded = try await loader.value
         #expect(value == loaded)
         #expect(value.count == page)
+        #expect(value.withUnsafeBytes { verify($0, seed: 8) })
         #expect(counter.count == 1)
+        #expect(cache.waiterCount(forKey: 8) == 0)
     }
 
     @Test func cancellingTheRegeneratingTaskLetsAWaiterRegenerate() async throws {
@@ -467,12 +476,20 @@ struct SingleFlightTests {
         }
         while !started.load(ordering: .acquiring) { try await Task.sleep(for: .milliseconds(1)) }
         let waiter = Task { try await cache.bytes(forKey: 8) { context in await Task.yield(); counter.increment(); try generator(page)(&context) } }
-        try await Task.sleep(for: .milliseconds(30))
+        // Cancel only once the waiter is suspended on the loader's flight (no fixed sleep).
+        let deadline = ContinuousClock.now + .seconds(30)
+        while cache.waiterCount(forKey: 8) < 1 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(1)) }
+        #expect(cache.waiterCount(forKey: 8) == 1)
         loader.cancel()
         await #expect(throws: CancellationError.self) { try await loader.value }
         let value = try await waiter.value
         #expect(value.count == page)
+        #expect(value.withUnsafeBytes { verify($0, seed: 8) })
         #expect(counter.count == 2)
+        #expect(cache.contains(8))
+        // The cancelled regeneration is not a failure, and its memory was given back.
+        #expect(cache.statistics.regenerationFailures == 0)
+        #expect(cache.arena.statistics.extentCount == 1)
     }
 }
 
@@ -491,7 +508,9 @@ struct SystemTests {
         }
         #expect(cache.statistics.hotBytes == 0)
         #expect(cache.statistics.volatileBytes == 16 * page)
+        #expect(cache.statistics.sheds >= 1 && cache.statistics.shedBytes == 16 * page)
         cache.stopPressureMonitoring()
+        #expect(!monitor.isRunning && cache.pressureMonitor == nil)
         for key in 0..<4 { #expect(try read(cache, key, byteCount: 4 * page)) }
     }
 
@@ -556,8 +575,11 @@ struct SystemTests {
         let monitor = try #require(cache?.pressureMonitor)
         #expect(monitor.isRunning)
         try read(cache!, 1, byteCount: page)
+        cache?.handleMemoryPressure(MemoryPressureEvent(level: .low, source: .simulated))  // below .medium
+        #expect(cache?.statistics.sheds == 0 && cache?.statistics.hotBytes == page)
         cache?.handleMemoryPressure(MemoryPressureEvent(level: .critical, source: .simulated))
         #expect(cache?.statistics.sheds == 1)
+        #expect(cache?.statistics.hotBytes == 0 && cache?.statistics.volatileBytes == page)
         cache = nil
         #expect(!monitor.isRunning)
     }

@@ -10,6 +10,7 @@ public enum MemoryPressureLevel: Int, Sendable, Hashable, Comparable, CaseIterab
     /// The system is about to OOM-kill or thrash: shed everything that can be regenerated.
     case critical = 3
 
+    /// Whether `lhs` is a lower level than `rhs` (`.low < .medium < .critical`).
     public static func < (lhs: Self, rhs: Self) -> Bool { lhs.rawValue < rhs.rawValue }
 
     /// The name the cgroup v1 interface uses: `low`, `medium` or `critical`.

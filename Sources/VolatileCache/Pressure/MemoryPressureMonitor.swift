@@ -9,7 +9,7 @@ import Synchronization
 ///
 /// ```swift
 /// let monitor = try MemoryPressureMonitor { event in
-///     if event.level >= .medium { cache.makeHotSetVolatile() }
+///     if event.level >= .medium { cache.shed() }
 /// }
 /// print(monitor.activeSource)   // for example cgroupV1PressureLevel at /sys/fs/cgroup/memory/...
 /// // ...

@@ -3,17 +3,16 @@
 // after the call and loops on EINTR.
 
 package import Glibc
+import CVolatileShim
+import VolatileMemory
 
-/// An errno value with a readable description (`ENOENT (No such file or directory)`).
+/// An errno value, described as VolatileMemory's `Errno` is (`ENOENT (No such file or directory)`).
 package struct PressureErrno: Error, Sendable, Equatable, CustomStringConvertible {
     package var code: Int32
 
     package init(_ code: Int32) { self.code = code }
 
-    package var description: String {
-        guard let text = strerror(code) else { return "errno \(code)" }
-        return "errno \(code) (\(String(cString: text)))"
-    }
+    package var description: String { Errno(rawValue: code).description }
 }
 
 /// Thin wrappers over the calls used by the monitor and the sandbox.
@@ -105,20 +104,10 @@ package enum PressureSyscalls {
         }
     }
 
-    // eventfd(2) is not in the Glibc module map, so it is looked up once at run time.
-    private typealias EventFDFunction = @convention(c) (UInt32, Int32) -> Int32
-    private static let eventfdFunction: EventFDFunction? = {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "eventfd") else { return nil }
-        return unsafeBitCast(symbol, to: EventFDFunction.self)
-    }()
-
-    /// EFD_CLOEXEC | EFD_NONBLOCK (the values equal O_CLOEXEC | O_NONBLOCK on Linux).
-    package static let eventFDFlags: Int32 = O_CLOEXEC | O_NONBLOCK
-
-    /// Creates a non-blocking, close-on-exec eventfd.
+    /// Creates a non-blocking, close-on-exec eventfd (through the C shim: `eventfd(2)` is not
+    /// in the Glibc module map).
     package static func eventfd() -> Result<Int32, PressureErrno> {
-        guard let function = eventfdFunction else { return .failure(PressureErrno(ENOSYS)) }
-        return valueOrErrno { function(0, eventFDFlags) }
+        valueOrErrno(retryOnInterrupt: false) { vc_eventfd_cloexec_nonblock() }
     }
 
     /// Adds one to an eventfd counter (wakes a poller).

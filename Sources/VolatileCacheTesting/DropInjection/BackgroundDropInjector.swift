@@ -14,13 +14,13 @@ import Musl
 /// same seed and the same volatile extents at each round drops the same pages.
 public final class BackgroundDropInjector: Sendable {
     /// The arena whose volatile pages are dropped.
-    public let arena: VolatileArena
+    public var arena: VolatileArena { worker.arena }
     /// The fraction of volatile pages dropped each round.
-    public let fraction: Double
+    public var fraction: Double { worker.fraction }
     /// The time between rounds.
-    public let interval: Duration
+    public var interval: Duration { worker.interval }
     /// The seed of the rounds' page choices.
-    public let seed: UInt64
+    public var seed: UInt64 { worker.seed }
 
     private let worker: Worker
     private let thread = Mutex<pthread_t?>(nil)
@@ -42,10 +42,6 @@ public final class BackgroundDropInjector: Sendable {
     ///   - interval: The time between rounds.
     ///   - seed: The seed of the page choices.
     public init(arena: VolatileArena, fraction: Double, interval: Duration, seed: UInt64) {
-        self.arena = arena
-        self.fraction = fraction
-        self.interval = interval
-        self.seed = seed
         self.worker = Worker(arena: arena, fraction: fraction, interval: interval, seed: seed)
     }
 
@@ -60,8 +56,8 @@ public final class BackgroundDropInjector: Sendable {
 
     /// Starts the background thread (no effect if it runs).
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the thread cannot be created.
-    public func start() throws {
-        try thread.withLock { handle in
+    public func start() throws(VolatileMemoryError) {
+        try thread.withLock { (handle) throws(VolatileMemoryError) in
             guard handle == nil else { return }
             worker.control.withLock { $0.stopRequested = false }
             let context = Unmanaged.passRetained(worker).toOpaque()

@@ -1,5 +1,5 @@
 public import VolatileCache
-import VolatileMemory
+public import VolatileMemory
 
 /// Drops the volatile pages of a cache's entries now, with `MADV_PAGEOUT`: real kernel drops,
 /// as memory pressure would cause, but deterministic. Hot and pinned entries are never
@@ -26,7 +26,7 @@ public struct CacheDropInjector<Key: Hashable & Sendable>: Sendable {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: One system call per volatile entry.
     @discardableResult
-    public func dropAll() throws -> Int {
+    public func dropAll() throws(VolatileMemoryError) -> Int {
         try cache.arena.dropAllVolatilePages()
     }
 
@@ -49,7 +49,7 @@ public struct CacheDropInjector<Key: Hashable & Sendable>: Sendable {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: O(volatile pages).
     @discardableResult
-    public func drop(fraction: Double, seed: UInt64) throws -> Int {
+    public func drop(fraction: Double, seed: UInt64) throws(VolatileMemoryError) -> Int {
         try cache.arena.dropVolatilePages(fraction: fraction, seed: seed)
     }
 

@@ -9,15 +9,16 @@ import VolatileCache
 public final class SandboxedProcess: Sendable {
     /// The child's process id (it stays a zombie until the sandbox reaps it, so the id is not
     /// reused while the child is running).
-    public let pid: Int32
+    public var pid: Int32 { child.pid }
     /// The child's cgroup folder (removed after the child is reaped).
     public var cgroupPath: String { group.path }
 
     let group: SandboxControlGroup
+    private let child: SandboxChild
     private let completion: SandboxCompletion
 
-    private init(pid: Int32, group: SandboxControlGroup, completion: SandboxCompletion) {
-        self.pid = pid
+    private init(child: SandboxChild, group: SandboxControlGroup, completion: SandboxCompletion) {
+        self.child = child
         self.group = group
         self.completion = completion
     }
@@ -52,8 +53,12 @@ public final class SandboxedProcess: Sendable {
         try group.usage()
     }
 
-    /// Sends SIGKILL to every process in the child's cgroup.
+    /// Sends SIGKILL to the child and to every process in its cgroup.
+    ///
+    /// Also right after ``MemoryPressureSandbox/start(_:memoryLimit:timeout:teeOutput:)``: a child
+    /// that has not joined its cgroup yet is killed by its pid before it runs any of its own code.
     public func kill() {
+        child.kill()
         group.killAll()
     }
 
@@ -67,7 +72,7 @@ public final class SandboxedProcess: Sendable {
         let outcome = await withTaskCancellationHandler {
             await completion.wait()
         } onCancel: {
-            group.killAll()
+            kill()
         }
         return try outcome.get()
     }
@@ -143,13 +148,14 @@ public final class SandboxedProcess: Sendable {
             close(errors.read)
             throw .spawnFailed(errno: status, operation: "posix_spawn /bin/sh")
         }
+        let child = SandboxChild(pid: pid)
         let completion = SandboxCompletion()
         let supervisor = SandboxSupervisor(
-            pid: pid, group: group, outputFD: output.read, errorFD: errors.read,
+            child: child, group: group, outputFD: output.read, errorFD: errors.read,
             started: started, deadline: timeout.map { started + $0 }, teeOutput: teeOutput,
             completion: completion)
         supervisor.start()
-        return SandboxedProcess(pid: pid, group: group, completion: completion)
+        return SandboxedProcess(child: child, group: group, completion: completion)
     }
 
     private static func makePipe() throws(MemoryPressureSandboxError) -> (read: Int32, write: Int32) {
@@ -182,6 +188,40 @@ enum SpawnSymbols {
     private static func lookUp<Function>(_ name: String) -> Function? {
         guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
         return unsafeBitCast(symbol, to: Function.self)
+    }
+}
+
+/// The spawned child's pid, signalled and reaped under one lock: once `waitpid` has reaped it the
+/// pid may belong to another process, so a kill must never race with the reap.
+final class SandboxChild: Sendable {
+    let pid: pid_t
+    private let reaped = Mutex(false)
+
+    init(pid: pid_t) { self.pid = pid }
+
+    /// SIGKILL, unless the child has been reaped already.
+    func kill() {
+        reaped.withLock { reaped in
+            if !reaped { _ = Glibc.kill(pid, SIGKILL) }
+        }
+    }
+
+    /// Reaps the child if it has ended (`waitpid` with WNOHANG; only ever our own pid).
+    ///
+    /// - Returns: Its wait status, -1 when something else in this process reaped it (a
+    ///   `waitpid(-1)` in a SIGCHLD handler: it has ended, its status is lost), or `nil` while
+    ///   it runs.
+    func reap() -> Int32? {
+        reaped.withLock { reaped -> Int32? in
+            var status: Int32 = 0
+            while true {
+                let result = waitpid(pid, &status, WNOHANG)
+                if result == 0 { return nil }
+                if result < 0 && errno == EINTR { continue }
+                reaped = true
+                return result == pid ? status : -1
+            }
+        }
     }
 }
 
@@ -221,7 +261,7 @@ final class SandboxCompletion: Sendable {
 /// cgroup's counters and removes the cgroup. Its state is confined to that thread; the type is
 /// `@unchecked Sendable` only to be handed to it once.
 final class SandboxSupervisor: @unchecked Sendable {
-    private let pid: pid_t
+    private let child: SandboxChild
     private let group: SandboxControlGroup
     private var outputFD: Int32
     private var errorFD: Int32
@@ -233,11 +273,11 @@ final class SandboxSupervisor: @unchecked Sendable {
     private var errors: [UInt8] = []
 
     init(
-        pid: pid_t, group: SandboxControlGroup, outputFD: Int32, errorFD: Int32,
+        child: SandboxChild, group: SandboxControlGroup, outputFD: Int32, errorFD: Int32,
         started: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, teeOutput: Bool,
         completion: SandboxCompletion
     ) {
-        self.pid = pid
+        self.child = child
         self.group = group
         self.outputFD = outputFD
         self.errorFD = errorFD
@@ -266,28 +306,28 @@ final class SandboxSupervisor: @unchecked Sendable {
 
     private func run() {
         // A pidfd makes the exit wake poll at once; without one (Linux < 5.3) poll ticks.
-        let pidFD = SpawnSymbols.pidfdOpen.map { $0(pid, 0) } ?? -1
+        let pidFD = SpawnSymbols.pidfdOpen.map { $0(child.pid, 0) } ?? -1
         defer { if pidFD >= 0 { close(pidFD) } }
         var waitStatus: Int32 = 0
         var timedOut = false
         while true {
-            var fds: [pollfd] = []
-            if outputFD >= 0 { fds.append(pollfd(fd: outputFD, events: Int16(POLLIN), revents: 0)) }
-            if errorFD >= 0 { fds.append(pollfd(fd: errorFD, events: Int16(POLLIN), revents: 0)) }
+            var fds = pipePollSet()
             if pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
             var waitMilliseconds: Int32 = pidFD >= 0 ? -1 : 20
             if let deadline, !timedOut {
-                let left = ContinuousClock.now.duration(to: deadline)
-                let milliseconds = max(0, left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
-                waitMilliseconds = waitMilliseconds < 0 ? Int32(min(milliseconds, 60_000)) : min(waitMilliseconds, Int32(min(milliseconds, 60_000)))
+                let untilDeadline = Int32(clamping: Self.milliseconds(until: deadline))
+                waitMilliseconds = waitMilliseconds < 0 ? untilDeadline : min(waitMilliseconds, untilDeadline)
             }
             _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: waitMilliseconds)
             drainPipes()
-            if reap(&waitStatus) { break }
+            if let status = child.reap() {
+                waitStatus = status
+                break
+            }
             if let deadline, !timedOut, ContinuousClock.now >= deadline {
                 timedOut = true
                 group.killAll()
-                Glibc.kill(pid, SIGKILL)
+                child.kill()
             }
         }
         let wallTime = started.duration(to: .now)
@@ -300,9 +340,7 @@ final class SandboxSupervisor: @unchecked Sendable {
         group.killAll()
         let drainDeadline = ContinuousClock.now + .seconds(1)
         while (outputFD >= 0 || errorFD >= 0) && ContinuousClock.now < drainDeadline {
-            var fds: [pollfd] = []
-            if outputFD >= 0 { fds.append(pollfd(fd: outputFD, events: Int16(POLLIN), revents: 0)) }
-            if errorFD >= 0 { fds.append(pollfd(fd: errorFD, events: Int16(POLLIN), revents: 0)) }
+            var fds = pipePollSet()
             _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: 50)
             drainPipes()
         }
@@ -325,21 +363,16 @@ final class SandboxSupervisor: @unchecked Sendable {
             cleanupFailure: cleanupFailure)))
     }
 
-    /// Reaps the child if it has ended; only ever waits for our own pid.
-    private func reap(_ status: inout Int32) -> Bool {
-        while true {
-            let result = waitpid(pid, &status, WNOHANG)
-            if result == pid { return true }
-            if result == 0 { return false }
-            if errno == EINTR { continue }
-            // ECHILD: something else in this process reaped it (waitpid(-1) in a SIGCHLD
-            // handler); the status is lost. Done once the cgroup is empty.
-            if group.processes().isEmpty {
-                status = -1
-                return true
-            }
-            return false
-        }
+    /// Poll entries for the capture pipes still open.
+    private func pipePollSet() -> [pollfd] {
+        [outputFD, errorFD].filter { $0 >= 0 }.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
+    }
+
+    /// Milliseconds from now to `deadline`, rounded up, at least 0 and at most a minute (poll
+    /// is re-armed after each wake anyway).
+    private static func milliseconds(until deadline: ContinuousClock.Instant) -> Int64 {
+        let left = ContinuousClock.now.duration(to: deadline).components
+        return max(0, min(60_000, left.seconds * 1000 + left.attoseconds / 1_000_000_000_000_000 + 1))
     }
 
     private func drainPipes() {

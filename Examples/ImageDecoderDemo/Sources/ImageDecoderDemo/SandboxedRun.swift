@@ -130,6 +130,10 @@ enum SandboxedRun {
             if errFD >= 0 { close(errFD); unlink(errTemplate) }
         }
         guard outFD >= 0, errFD >= 0 else { throw DemoError("cannot create a temporary file: \(String(cString: strerror(errno)))") }
+        // mkstemp does not set close-on-exec: without it the child (and any child another thread
+        // spawns meanwhile) would inherit a second copy of both descriptors.
+        _ = fcntl(outFD, F_SETFD, FD_CLOEXEC)
+        _ = fcntl(errFD, F_SETFD, FD_CLOEXEC)
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

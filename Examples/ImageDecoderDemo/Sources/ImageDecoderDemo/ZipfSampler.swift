@@ -1,20 +1,5 @@
 import Glibc  // pow
-
-/// SplitMix64: a small, fast, seedable generator, so that every variant of a comparison sees
-/// exactly the same access sequence.
-struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    init(seed: UInt64) { state = seed }
-
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+import VolatileMemory  // SplitMix64: every variant of a comparison sees the same access sequence
 
 /// Draws item indices with Zipf-distributed popularity: the item of popularity rank r (from 1)
 /// is drawn with probability proportional to 1 / r^s. Which item has which rank is a seeded

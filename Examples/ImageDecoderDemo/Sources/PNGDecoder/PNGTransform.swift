@@ -94,7 +94,9 @@ struct ResolvedTransform {
         let outputHeight = transform.outputHeight ?? crop.height
         guard outputWidth > 0, outputHeight > 0 else { throw .invalidTransform("output size must be positive") }
         let (pixels, overflow) = outputWidth.multipliedReportingOverflow(by: outputHeight)
-        guard !overflow, pixels <= maximumPixelCount else {
+        // Also bounded by what `outputByteCount` (4 bytes a pixel) can count, whatever limit the
+        // caller chose.
+        guard !overflow, pixels <= maximumPixelCount, pixels <= Int.max / 4 else {
             throw .imageTooLarge(width: outputWidth, height: outputHeight)
         }
         self.crop = crop
