@@ -13,6 +13,7 @@ public enum DropDetectionStrategy: String, Hashable, Sendable, CaseIterable, Cus
     /// compare-and-swaps the cookie back. Works everywhere; costs one memory touch per page.
     case canary
 
+    /// The raw value.
     public var description: String { rawValue }
 }
 
@@ -25,6 +26,7 @@ public struct DropDetection: Hashable, Sendable, CustomStringConvertible {
         /// Per-page canaries.
         case canary
 
+        /// `userfaultfd(full)`, `userfaultfd(userModeOnly)` or `canary`.
         public var description: String {
             switch self {
             case .userfaultfd(let mode): return "userfaultfd(\(mode))"
@@ -46,6 +48,7 @@ public struct DropDetection: Hashable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// The mechanism and the reason it was picked.
     public var description: String { "\(mechanism): \(reason)" }
 }
 
@@ -58,6 +61,7 @@ public enum UserfaultfdMode: String, Hashable, Sendable, CustomStringConvertible
     /// the pin then finds the absent pages with mincore and maps them itself.
     case userModeOnly
 
+    /// The raw value.
     public var description: String { rawValue }
 }
 
@@ -68,6 +72,7 @@ public enum PopulateMethod: Hashable, Sendable, CustomStringConvertible {
     /// A per-page atomic no-op write, with the reason `MADV_POPULATE_WRITE` is not used.
     case atomicTouch(reason: String)
 
+    /// The method, and for the fallback why it is used.
     public var description: String {
         switch self {
         case .populateWrite: return "MADV_POPULATE_WRITE"

@@ -10,7 +10,7 @@ public enum PinReport: Hashable, Sendable, CustomStringConvertible {
     /// every other page is intact.
     case dropped(pages: [Int])
 
-    /// True when any content must be (re)generated.
+    /// True when any content must be (re)generated: `.fresh` or `.dropped`.
     public var needsRegeneration: Bool {
         if case .intact = self { return false }
         return true
@@ -22,6 +22,7 @@ public enum PinReport: Hashable, Sendable, CustomStringConvertible {
         return []
     }
 
+    /// `fresh`, `intact` or `dropped N page(s)`.
     public var description: String {
         switch self {
         case .fresh: return "fresh"

@@ -4,7 +4,8 @@ import CVolatileShim
 ///
 /// `~Copyable`: exactly one owner. ``unpin()`` consumes it and returns the volatile extent,
 /// so unpinning twice, or touching the bytes after unpinning, cannot be written. Dropping
-/// the value frees the extent.
+/// the value frees the extent (its pages go back to the kernel, or it is kept volatile for
+/// reuse under ``VolatileArena/Configuration/recycledByteLimit``).
 public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range exclusively.
     let token: ExtentToken
     /// What the pin that produced this value found.
@@ -30,6 +31,7 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
     /// Calls `body` with the extent's bytes, read-only.
     /// - Parameter body: Receives the bytes. Do not escape the pointer.
     /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public func withUnsafeBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -39,6 +41,7 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
     /// Calls `body` with the extent's bytes, writable.
     /// - Parameter body: Receives the bytes. Do not escape the pointer.
     /// - Returns: What `body` returns.
+    /// - Throws: What `body` throws.
     public mutating func withUnsafeMutableBytes<Result: ~Copyable, Failure: Error>(
         _ body: (UnsafeMutableRawBufferPointer) throws(Failure) -> Result
     ) throws(Failure) -> Result {
@@ -62,6 +65,7 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
 
     /// Pages currently resident (all of them, for a pinned extent, unless the caller
     /// released some with its own madvise).
+    /// - Returns: The resident page count, from mincore; 0 if mincore fails.
     /// - Complexity: O(pages).
     public func residentPageCount() -> Int {
         token.arena.takeUnretainedValue().residentPageCount(token)
@@ -70,7 +74,7 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
     deinit {
         if ownsExtent {
             let arena = token.arena.takeUnretainedValue()
-            arena.releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: true)
+            arena.releaseExtent(token, accountedAs: .pinned)
             token.arena.release()
         }
     }

@@ -10,7 +10,8 @@ import Musl
 // they are dirty anonymous memory, which cannot be reclaimed without swap. So a range that is
 // re-pinned between the snapshot and the advice simply keeps its pages.
 extension VolatileArena {
-    /// Drops the resident pages of every volatile extent, now.
+    /// Drops the resident pages of every volatile extent, now. Recycled extents (freed,
+    /// kept for reuse) are not volatile extents and keep their pages.
     /// - Returns: The number of pages asked to be dropped.
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: O(volatile extents) system calls.
@@ -54,10 +55,54 @@ extension VolatileArena {
         return dropped
     }
 
+    /// Drops the resident pages of every recycled extent (freed, kept for reuse), as
+    /// reclaim may: for tests of reuse after a drop. Retries like ``VolatileExtent/dropPages(_:)``.
+    /// - Returns: How many recycled pages are not resident afterwards.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    @discardableResult
+    package func dropRecycledPages() throws(VolatileMemoryError) -> Int {
+        let ranges = state.withLock { state in
+            state.recycled.flatMap { pages, extents in
+                extents.map { VolatileRange(base: $0.region.address(ofPage: $0.firstPage), pageCount: pages) }
+            }
+        }
+        var gone = 0
+        for range in ranges {
+            gone += try pageOutUntilGone(range.base, pageCount: range.pageCount, pages: Array(0..<range.pageCount))
+        }
+        return gone
+    }
+
     func pageOut(_ base: UnsafeMutableRawPointer, pageCount: Int) throws(VolatileMemoryError) {
         if case .failure(let error) = Syscall.advise(base, byteCount: pageCount * pageSize, vc_madv_pageout()) {
             throw .systemCall("madvise(MADV_PAGEOUT)", error)
         }
+    }
+
+    /// Pages out `pages` (sorted, distinct indices from `base`), repeating the advice while
+    /// mincore still shows some resident (see ``VolatileExtent/dropPages(_:)`` for why).
+    /// - Returns: How many of `pages` are not resident afterwards.
+    func pageOutUntilGone(
+        _ base: UnsafeMutableRawPointer, pageCount: Int, pages requested: [Int]
+    ) throws(VolatileMemoryError) -> Int {
+        var remaining = requested
+        for attempt in 0..<40 {
+            var index = 0
+            while index < remaining.count {
+                var end = index + 1
+                while end < remaining.count && remaining[end] == remaining[end - 1] + 1 { end += 1 }
+                try pageOut(base + remaining[index] * pageSize, pageCount: end - index)
+                index = end
+            }
+            // If mincore fails, nothing is known to be gone: keep trying.
+            let stillResident = withResidency(base, pageCount: pageCount) { vector in
+                remaining.filter { vector[$0] & 1 != 0 }
+            }
+            if case .success(let resident) = stillResident { remaining = resident }
+            if remaining.isEmpty { break }
+            if attempt > 0 { usleep(5_000) } else { sched_yield() }
+        }
+        return requested.count - remaining.count
     }
 }
 
@@ -75,22 +120,8 @@ extension VolatileExtent {
     /// - Complexity: One system call per run of consecutive pages and attempt.
     @discardableResult
     public func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) -> Int {
-        let arena = token.arena.takeUnretainedValue()
         let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < token.pageCount }).sorted() } ?? Array(0..<token.pageCount)
-        var remaining = requested
-        for attempt in 0..<40 {
-            var index = 0
-            while index < remaining.count {
-                var end = index + 1
-                while end < remaining.count && remaining[end] == remaining[end - 1] + 1 { end += 1 }
-                try arena.pageOut(token.base + remaining[index] * arena.pageSize, pageCount: end - index)
-                index = end
-            }
-            remaining = arena.withResidency(token) { vector in remaining.filter { vector[$0] & 1 != 0 } }
-            if remaining.isEmpty { break }
-            if attempt > 0 { usleep(5_000) } else { sched_yield() }
-        }
-        return requested.count - remaining.count
+        return try token.arena.takeUnretainedValue().pageOutUntilGone(token.base, pageCount: token.pageCount, pages: requested)
     }
 }
 

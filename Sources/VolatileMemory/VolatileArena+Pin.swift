@@ -11,16 +11,10 @@ import Musl
 // shortcut that maps pages already known to be gone in one batch.
 extension VolatileArena {
     /// Re-pins a volatile (or discarded) extent. Bookkeeping first, so drop injection no
-    /// longer targets it; on failure the extent is discarded (its pages released).
+    /// longer targets it; on failure the extent is discarded (its pages released) and
+    /// counted in `discardedPages` until it is pinned again or freed.
     func repin(_ token: ExtentToken, discarded: Bool, discardingContent: Bool = false) -> Result<PinReport, VolatileMemoryError> {
-        state.withLock { state in
-            if discarded {
-                state.counters.discardedPages -= token.pageCount
-            } else {
-                state.volatileExtents.removeValue(forKey: token.key)
-                state.counters.volatilePages -= token.pageCount
-            }
-        }
+        state.withLock { $0.forget(token, accountedAs: discarded ? .discarded : .volatile) }
         let result: Result<PinReport, VolatileMemoryError>
         if discarded {
             result = prepareFresh(token).map { .fresh }
@@ -74,10 +68,7 @@ extension VolatileArena {
             state.counters.volatilePages += token.pageCount
             state.counters.unpins += 1
             state.volatileExtents[token.key] = token.pageCount
-            if case .failure(let error) = result {
-                state.counters.unpinFailures += 1
-                state.counters.lastUnpinError = error
-            }
+            if case .failure = result { state.counters.unpinFailures += 1 }
         }
     }
 
@@ -85,42 +76,25 @@ extension VolatileArena {
     /// writes take no fault: with userfaultfd, UFFDIO_ZEROPAGE over the whole range first
     /// (one call) so that populating never goes through the handler thread.
     func prepareFresh(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
-        let region = token.region.takeUnretainedValue()
         if let userfaultfd {
-            if case .failure(let error) = userfaultfd.mapZeroPages(
-                token.base, byteCount: token.pageCount * pageSize, pageSize: pageSize)
-            {
-                return .failure(error == .noMemory ? .outOfMemory : .systemCall("ioctl(UFFDIO_ZEROPAGE)", error))
-            }
+            let mapped = userfaultfd.mapZeroPages(token.base, byteCount: token.pageCount * pageSize, pageSize: pageSize)
+            if case .failure = mapped { return mapped }
         }
-        let result = populate(token)
-        region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
-        return result
+        return populateForgettingDrops(token)
     }
 
     /// Re-populates a recycled extent, whose content does not matter: pages the kernel took
     /// meanwhile are mapped (zero page) in batches without being recorded as drops.
     func prepareRecycled(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
-        let region = token.region.takeUnretainedValue()
-        if let userfaultfd {
-            let mapped = withResidency(token) { (vector) -> Result<Void, VolatileMemoryError> in
-                var index = 0
-                while index < token.pageCount {
-                    if vector[index] & 1 != 0 { index += 1; continue }
-                    let runStart = index
-                    while index < token.pageCount && vector[index] & 1 == 0 { index += 1 }
-                    let result = userfaultfd.mapZeroPages(
-                        token.base + runStart * pageSize, byteCount: (index - runStart) * pageSize, pageSize: pageSize)
-                    if case .failure(let error) = result {
-                        return .failure(error == .noMemory ? .outOfMemory : .systemCall("ioctl(UFFDIO_ZEROPAGE)", error))
-                    }
-                }
-                return .success(())
-            }
-            if case .failure(let error) = mapped { return .failure(error) }
-        }
+        if case .failure(let error) = mapAbsentPages(token, recordingDrops: false) { return .failure(error) }
+        return populateForgettingDrops(token)
+    }
+
+    /// Populates an extent whose content does not matter, then clears its drop bits: the
+    /// pages it found missing (and stray faults recorded while it was free) are no news.
+    private func populateForgettingDrops(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
         let result = populate(token)
-        region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
+        token.region.takeUnretainedValue().takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
         return result
     }
 
@@ -128,7 +102,7 @@ extension VolatileArena {
     func pinUserfaultfd(_ token: ExtentToken) -> Result<PinReport, VolatileMemoryError> {
         let region = token.region.takeUnretainedValue()
         if configuration.usesResidencyPrecheck {
-            if case .failure(let error) = mapAbsentPages(token) { return .failure(error) }
+            if case .failure(let error) = mapAbsentPages(token, recordingDrops: true) { return .failure(error) }
         }
         if case .failure(let error) = populate(token) { return .failure(error) }
         var dropped: [Int] = []
@@ -187,10 +161,11 @@ extension VolatileArena {
                 case .failure(let error) where error == .noMemory:
                     return .failure(.outOfMemory)
                 case .failure(let error) where error == .badAddress && userfaultfd?.mode == .userModeOnly:
-                    switch mapAbsentPages(token) {
+                    switch mapAbsentPages(token, recordingDrops: true) {
                     case .success(let found):
-                        // A page can be dropped after being mapped (reclaim of the zero page is
-                        // impossible, but a racing free could be): bound the retries.
+                        // Terminates: pages before the one that stopped the call are dirty now
+                        // and stay, and that page is mapped here, so each round gets further.
+                        // EFAULT with nothing absent is not a drop: give up after a few.
                         fruitless = found == 0 ? fruitless + 1 : 0
                         if fruitless > 16 { return .failure(.systemCall("madvise(MADV_POPULATE_WRITE)", error)) }
                     case .failure(let mapError):
@@ -203,56 +178,94 @@ extension VolatileArena {
         }
     }
 
-    /// Finds pages without a page-table entry (dropped), records them in the drop bitmap and
-    /// maps the zero page there in one call per run. Returns how many it found.
-    @discardableResult
-    func mapAbsentPages(_ token: ExtentToken) -> Result<Int, VolatileMemoryError> {
+    /// Finds pages without a page-table entry and maps the zero page there, in one
+    /// UFFDIO_ZEROPAGE per run. When `recordingDrops`, the pages are first recorded in the
+    /// drop bitmap (an absent page of a volatile extent was dropped), and a mincore failure
+    /// is an error: guessing would report intact pages as dropped. Otherwise (the content
+    /// does not matter) a mincore failure maps the whole range, skipping present pages.
+    /// - Returns: How many absent pages were found; 0 without userfaultfd.
+    func mapAbsentPages(_ token: ExtentToken, recordingDrops: Bool) -> Result<Int, VolatileMemoryError> {
         guard let userfaultfd else { return .success(0) }
         let region = token.region.takeUnretainedValue()
-        return withResidency(token) { (vector) -> Result<Int, VolatileMemoryError> in
+        let scanned = withResidency(token) { (vector) -> Result<Int, VolatileMemoryError> in
             var found = 0
             var index = 0
             let count = token.pageCount
             while index < count {
                 if vector[index] & 1 != 0 { index += 1; continue }
                 let runStart = index
-                while index < count && vector[index] & 1 == 0 {
-                    region.markDropped(page: token.firstPage + index)
-                    index += 1
+                while index < count && vector[index] & 1 == 0 { index += 1 }
+                if recordingDrops {
+                    for page in runStart..<index { region.markDropped(page: token.firstPage + page) }
                 }
                 found += index - runStart
-                let result = userfaultfd.mapZeroPages(
+                let mapped = userfaultfd.mapZeroPages(
                     token.base + runStart * pageSize, byteCount: (index - runStart) * pageSize, pageSize: pageSize)
-                if case .failure(let error) = result {
-                    return .failure(error == .noMemory ? .outOfMemory : .systemCall("ioctl(UFFDIO_ZEROPAGE)", error))
-                }
+                if case .failure(let error) = mapped { return .failure(error) }
             }
             return .success(found)
+        }
+        switch scanned {
+        case .success(let result):
+            return result
+        case .failure(let error) where recordingDrops:
+            return .failure(.systemCall("mincore", error))
+        case .failure:
+            return userfaultfd.mapZeroPages(token.base, byteCount: token.pageCount * pageSize, pageSize: pageSize)
+                .map { token.pageCount }
         }
     }
 
     /// Releases a failed pin's pages so that nothing is half alive: the extent is discarded.
     func discard(_ token: ExtentToken) {
-        _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_dontneed())
+        releasePages(token.base, pageCount: token.pageCount)
         token.region.takeUnretainedValue().takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
     }
 
-    /// Resident pages of an extent, from mincore.
-    func residentPageCount(_ token: ExtentToken) -> Int {
-        withResidency(token) { vector in
-            var resident = 0
-            for index in 0..<token.pageCount { resident &+= Int(vector[index] & 1) }
-            return resident
-        }
+    /// Gives pages back to the kernel, so that they read as zeros (and have no page-table
+    /// entry). `MADV_DONTNEED` refuses mlock'ed pages (EINVAL; a caller may lock a pinned
+    /// extent): unlock and retry, and as a last resort write the zeros, so that a later
+    /// zero-filled allocation or fresh pin of the range never sees stale bytes.
+    func releasePages(_ base: UnsafeMutableRawPointer, pageCount: Int) {
+        let byteCount = pageCount * pageSize
+        if case .success = Syscall.advise(base, byteCount: byteCount, vc_madv_dontneed()) { return }
+        _ = Syscall.unlock(base, byteCount: byteCount)
+        if case .success = Syscall.advise(base, byteCount: byteCount, vc_madv_dontneed()) { return }
+        base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 
-    /// Calls `body` with mincore's vector for the extent (all zero if mincore fails).
-    func withResidency<R>(_ token: ExtentToken, _ body: (UnsafeMutableBufferPointer<UInt8>) -> R) -> R {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: token.pageCount) { vector in
-            if case .failure = Syscall.residency(token.base, byteCount: token.pageCount * pageSize, into: vector.baseAddress!) {
-                vector.initialize(repeating: 0)
+    /// Resident pages of an extent, from mincore; 0 if mincore fails (callers read 0 as
+    /// "nothing known to be left", which costs regeneration work, never correctness).
+    func residentPageCount(_ token: ExtentToken) -> Int {
+        residentPageCount(token.base, pageCount: token.pageCount)
+    }
+
+    /// Resident pages of a range, from mincore; 0 if mincore fails.
+    func residentPageCount(_ base: UnsafeMutableRawPointer, pageCount: Int) -> Int {
+        let counted = withResidency(base, pageCount: pageCount) { vector in
+            var resident = 0
+            for index in 0..<pageCount { resident &+= Int(vector[index] & 1) }
+            return resident
+        }
+        if case .success(let resident) = counted { return resident }
+        return 0
+    }
+
+    /// Calls `body` with mincore's vector for the extent (one byte per page, bit 0 set
+    /// when resident), or returns mincore's error.
+    func withResidency<R>(_ token: ExtentToken, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> Result<R, Errno> {
+        withResidency(token.base, pageCount: token.pageCount, body)
+    }
+
+    /// Calls `body` with mincore's vector for `pageCount` pages from `base`, or returns its error.
+    func withResidency<R>(
+        _ base: UnsafeMutableRawPointer, pageCount: Int, _ body: (UnsafeBufferPointer<UInt8>) -> R
+    ) -> Result<R, Errno> {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: pageCount) { vector in
+            switch Syscall.residency(base, byteCount: pageCount * pageSize, into: vector.baseAddress!) {
+            case .success: return .success(body(UnsafeBufferPointer(vector)))
+            case .failure(let error): return .failure(error)
             }
-            return body(vector)
         }
     }
 }

@@ -7,7 +7,7 @@ extension VolatileArena {
         public var reservedBytes: Int
         /// Number of regions (sparse reservations).
         public var regionCount: Int
-        /// Extents currently allocated.
+        /// Extents currently allocated (recycled extents excluded).
         public var extentCount: Int
         /// Bytes of pinned extents (whole pages).
         public var pinnedBytes: Int
@@ -15,7 +15,8 @@ extension VolatileArena {
         public var volatileBytes: Int
         /// Bytes of extents whose content was discarded by a failed pin.
         public var discardedBytes: Int
-        /// Pins of new or discarded extents.
+        /// Pins that report ``PinReport/fresh``: allocations (recycled ones included), pins
+        /// of discarded extents and pins discarding content.
         public var freshPins: Int
         /// Re-pins that found every page intact.
         public var intactPins: Int
@@ -38,7 +39,7 @@ extension VolatileArena {
     }
 
     /// The arena's figures now.
-    /// - Complexity: O(regions).
+    /// - Complexity: O(regions + recycled page counts).
     public var statistics: Statistics {
         let faults = userfaultfd?.faultsHandled.load(ordering: .relaxed) ?? 0
         let pageSize = self.pageSize
@@ -65,27 +66,16 @@ extension VolatileArena {
         }
     }
 
-    /// Bytes of volatile extents that are still resident, from mincore.
-    /// A snapshot: the kernel may drop more right after.
+    /// Bytes of volatile extents that are still resident, from mincore (recycled extents
+    /// are not counted). A snapshot: the kernel may drop more right after.
+    /// - Returns: The resident bytes.
     /// - Complexity: O(volatile pages), about 0.35 µs per MiB.
     public func residentVolatileBytes() -> Int {
-        let ranges = volatileRanges()
-        var resident = 0
-        for range in ranges {
-            let count = range.pageCount
-            resident += withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { vector in
-                guard case .success = Syscall.residency(range.base, byteCount: count * pageSize, into: vector.baseAddress!)
-                else { return 0 }
-                var pages = 0
-                for index in 0..<count { pages &+= Int(vector[index] & 1) }
-                return pages
-            }
-        }
-        return resident * pageSize
+        volatileRanges().reduce(0) { $0 + residentPageCount($1.base, pageCount: $1.pageCount) } * pageSize
     }
 
     /// Resident bytes over every region, allocated or not, from mincore: what the arena
-    /// really holds in memory. After every extent is freed it is zero.
+    /// really holds in memory. After every extent is freed (and recycled ones trimmed) it is zero.
     /// - Complexity: O(reserved pages); meant for tests and diagnostics.
     package func residentBytesInRegions() -> Int {
         let regions = state.withLock { $0.regions }
@@ -95,13 +85,7 @@ extension VolatileArena {
             var page = 0
             while page < region.pageCount {
                 let count = min(chunkPages, region.pageCount - page)
-                resident += withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count) { vector in
-                    guard case .success = Syscall.residency(region.address(ofPage: page), byteCount: count * pageSize, into: vector.baseAddress!)
-                    else { return 0 }
-                    var pages = 0
-                    for index in 0..<count { pages &+= Int(vector[index] & 1) }
-                    return pages
-                }
+                resident += residentPageCount(region.address(ofPage: page), pageCount: count)
                 page += count
             }
         }

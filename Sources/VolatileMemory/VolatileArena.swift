@@ -55,6 +55,18 @@ public final class VolatileArena: Sendable {
         /// Freed extents kept for reuse, by page count (volatile, allocator runs still taken).
         var recycled: [Int: [RecycledExtent]] = [:]
         var recycledPages = 0
+
+        /// Takes an extent's pages out of the counter (and, if volatile, out of drop injection).
+        mutating func forget(_ token: ExtentToken, accountedAs accounting: Accounting) {
+            switch accounting {
+            case .pinned: counters.pinnedPages -= token.pageCount
+            case .volatile:
+                volatileExtents.removeValue(forKey: token.key)
+                counters.volatilePages -= token.pageCount
+            case .discarded: counters.discardedPages -= token.pageCount
+            case .unaccounted: break
+            }
+        }
     }
 
     struct RecycledExtent {
@@ -74,7 +86,13 @@ public final class VolatileArena: Sendable {
         var unpinFailures = 0
         var pinFailures = 0
         var recycledReuses = 0
-        var lastUnpinError: Errno? = nil
+    }
+
+    /// Which counter an extent's pages are in when it leaves that state.
+    enum Accounting {
+        case pinned, volatile, discarded
+        /// A failed allocation: never counted.
+        case unaccounted
     }
 
     /// Creates an arena. Probes the kernel once: `MADV_FREE` must work, `MADV_POPULATE_WRITE`
@@ -83,7 +101,8 @@ public final class VolatileArena: Sendable {
     /// - Parameter configuration: Reservation sizes and strategy.
     /// - Throws: ``VolatileMemoryError/madvFreeUnsupported(_:)`` on kernels without
     ///   `MADV_FREE`; ``VolatileMemoryError/userfaultfdUnavailable(reason:)`` when
-    ///   `.userfaultfd` is asked for and refused.
+    ///   `.userfaultfd` is asked for and refused; ``VolatileMemoryError/systemCall(_:_:)``
+    ///   when even the one-page probe mapping is refused.
     public init(configuration: Configuration = .default) throws(VolatileMemoryError) {
         let pageSize = systemPageSize
         var configuration = configuration
@@ -131,7 +150,8 @@ public final class VolatileArena: Sendable {
     }
 
     deinit {
-        // Extents retain the arena, so none is left: only regions and the handler remain.
+        // Extents retain the arena, so none is left: only regions (unmapped when `state`
+        // goes, recycled extents included) and the handler (thread joined, fds closed) remain.
         userfaultfd?.shutdown()
     }
 
@@ -150,7 +170,9 @@ public final class VolatileArena: Sendable {
     /// - Returns: The pinned extent, with report ``PinReport/fresh``.
     /// - Throws: ``VolatileMemoryError/zeroByteCount``, ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileMemoryError/reservationFailed(requestedBytes:_:)``,
-    ///   ``VolatileMemoryError/reservationLimitReached(limitBytes:)``, ``VolatileMemoryError/outOfMemory``.
+    ///   ``VolatileMemoryError/reservationLimitReached(limitBytes:)``, ``VolatileMemoryError/outOfMemory``,
+    ///   or ``VolatileMemoryError/systemCall(_:_:)`` when the kernel refuses to register or map
+    ///   the pages. Nothing is left allocated after a throw.
     /// - Complexity: O(1) for the bookkeeping, plus populating the pages.
     public func allocate(byteCount: Int, zeroFilled: Bool = true) throws(VolatileMemoryError) -> PinnedExtent {
         guard byteCount > 0 else { throw .zeroByteCount }
@@ -158,34 +180,31 @@ public final class VolatileArena: Sendable {
             throw .extentTooLarge(requestedBytes: byteCount, maximumBytes: maximumExtentByteCount)
         }
         let pages = (byteCount + pageSize - 1) / pageSize
-        if !zeroFilled, let token = takeRecycled(pages: pages, byteCount: byteCount) {
-            switch prepareRecycled(token) {
-            case .success:
-                state.withLock {
-                    $0.counters.pinnedPages += pages
-                    $0.counters.freshPins += 1
-                    $0.counters.recycledReuses += 1
-                }
-                return PinnedExtent(token: token, report: .fresh)
-            case .failure(let error):
-                releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false, recycle: false)
-                token.arena.release()
-                throw error
-            }
+        let token: ExtentToken
+        let prepared: Result<Void, VolatileMemoryError>
+        let recycled = zeroFilled ? nil : takeRecycled(pages: pages, byteCount: byteCount)
+        if let recycled {
+            token = recycled
+            prepared = prepareRecycled(token)
+        } else {
+            token = try reserveExtent(pages: pages, byteCount: byteCount)
+            prepared = prepareFresh(token)
         }
-        let token = try reserveExtent(pages: pages, byteCount: byteCount)
-        switch prepareFresh(token) {
-        case .success:
-            state.withLock { $0.counters.pinnedPages += pages; $0.counters.freshPins += 1 }
-            return PinnedExtent(token: token, report: .fresh)
-        case .failure(let error):
-            releaseExtent(token, wasVolatile: false, wasDiscarded: false, wasPinned: false, recycle: false)
+        if case .failure(let error) = prepared {
+            releaseExtent(token, accountedAs: .unaccounted, recycle: false)
             token.arena.release()
             throw error
         }
+        state.withLock {
+            $0.counters.pinnedPages += pages
+            $0.counters.freshPins += 1
+            if recycled != nil { $0.counters.recycledReuses += 1 }
+        }
+        return PinnedExtent(token: token, report: .fresh)
     }
 
-    /// Releases every recycled extent: their pages go back to the kernel now.
+    /// Releases every recycled extent: their pages go back to the kernel now, and their
+    /// runs to the allocator.
     /// - Returns: The bytes released.
     /// - Complexity: O(recycled extents) system calls.
     @discardableResult
@@ -197,7 +216,7 @@ public final class VolatileArena: Sendable {
             return list
         }
         for (extent, pages) in taken {
-            _ = Syscall.advise(extent.region.address(ofPage: extent.firstPage), byteCount: pages * pageSize, vc_madv_dontneed())
+            releasePages(extent.region.address(ofPage: extent.firstPage), pageCount: pages)
             extent.region.takeDropped(first: extent.firstPage, count: pages) { _ in }
         }
         state.withLock { state in
@@ -216,10 +235,15 @@ public final class VolatileArena: Sendable {
             return extent
         }
         guard let taken else { return nil }
-        return ExtentToken(
-            arena: Unmanaged.passRetained(self), region: Unmanaged.passUnretained(taken.region),
-            firstPage: taken.firstPage, pageCount: pages, byteCount: byteCount,
-            base: taken.region.address(ofPage: taken.firstPage))
+        return makeToken(region: taken.region, firstPage: taken.firstPage, pages: pages, byteCount: byteCount)
+    }
+
+    /// A token for a run just taken from an allocator: it holds a retain of the arena.
+    private func makeToken(region: Region, firstPage: Int, pages: Int, byteCount: Int) -> ExtentToken {
+        ExtentToken(
+            arena: Unmanaged.passRetained(self), region: Unmanaged.passUnretained(region),
+            firstPage: firstPage, pageCount: pages, byteCount: byteCount,
+            base: region.address(ofPage: firstPage))
     }
 
     // MARK: - Reservation
@@ -240,10 +264,7 @@ public final class VolatileArena: Sendable {
             }
         }
         let (region, first) = try result.get()
-        return ExtentToken(
-            arena: Unmanaged.passRetained(self), region: Unmanaged.passUnretained(region),
-            firstPage: first, pageCount: pages, byteCount: byteCount,
-            base: region.address(ofPage: first))
+        return makeToken(region: region, firstPage: first, pages: pages, byteCount: byteCount)
     }
 
     /// Reserves a new region able to hold `minimumPages`, halving the size on refusal.
@@ -286,38 +307,32 @@ public final class VolatileArena: Sendable {
     /// Returns an extent's pages to the kernel and its run to the allocator, or keeps it
     /// (volatile) for reuse when there is room under ``Configuration/recycledByteLimit``.
     /// Does not release the token's arena reference (the caller does, last).
-    func releaseExtent(_ token: ExtentToken, wasVolatile: Bool, wasDiscarded: Bool, wasPinned: Bool, recycle: Bool = true) {
+    /// - Parameters:
+    ///   - accounting: The counter the extent's pages are in now.
+    ///   - recycle: False to give the pages back whatever the room.
+    func releaseExtent(_ token: ExtentToken, accountedAs accounting: Accounting, recycle: Bool = true) {
         let region = token.region.takeUnretainedValue()
         let limitPages = configuration.recycledByteLimit / pageSize
         if recycle && token.pageCount <= limitPages / 4 {
-            // Kept volatile: the kernel may take the pages; a reuse re-populates whatever is gone.
-            if !wasVolatile && !wasDiscarded {
+            // Kept volatile: the kernel may take the pages; a reuse re-populates whatever is
+            // gone. MADV_FREE before publishing: once listed, another thread may reuse it.
+            if accounting == .pinned {
                 _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_free())
             }
             let kept = state.withLock { state -> Bool in
                 guard state.recycledPages + token.pageCount <= limitPages else { return false }
                 state.recycled[token.pageCount, default: []].append(RecycledExtent(region: region, firstPage: token.firstPage))
                 state.recycledPages += token.pageCount
-                if wasVolatile {
-                    state.volatileExtents.removeValue(forKey: token.key)
-                    state.counters.volatilePages -= token.pageCount
-                }
-                if wasDiscarded { state.counters.discardedPages -= token.pageCount }
-                if wasPinned { state.counters.pinnedPages -= token.pageCount }
+                state.forget(token, accountedAs: accounting)
                 return true
             }
             if kept { return }
         }
-        _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_dontneed())
+        releasePages(token.base, pageCount: token.pageCount)
         region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
         state.withLock { state in
             state.allocators[region.index].free(start: token.firstPage, pages: token.pageCount)
-            if wasVolatile {
-                state.volatileExtents.removeValue(forKey: token.key)
-                state.counters.volatilePages -= token.pageCount
-            }
-            if wasDiscarded { state.counters.discardedPages -= token.pageCount }
-            if wasPinned { state.counters.pinnedPages -= token.pageCount }
+            state.forget(token, accountedAs: accounting)
         }
     }
 

@@ -4,7 +4,8 @@ import CVolatileShim
 ///
 /// It offers no access to its bytes: reading volatile memory would be a race with reclaim
 /// (and a read does not even cancel the lazy free). To use the content, ``pin(discardingContent:)`` it.
-/// Dropping the value frees the extent and returns its pages to the kernel.
+/// Dropping the value frees the extent: its pages go back to the kernel, or it is kept,
+/// still volatile, for reuse (see ``VolatileArena/Configuration/recycledByteLimit``).
 public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its range exclusively.
     let token: ExtentToken
     /// True when the content is known to be gone (a failed pin discarded it): the next pin
@@ -32,13 +33,18 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     /// a compare-and-swap of each page's cookie both detects (a dropped page reads zero)
     /// and re-dirties (a successful swap is a write).
     ///
-    /// - Returns: ``PinOutcome/pinned(_:)`` with the report in ``PinnedExtent/report``, or
-    ///   ``PinOutcome/failed(_:_:)`` with the extent back, discarded, and the error
-    ///   (``VolatileMemoryError/outOfMemory`` when the kernel could not provide the pages).
-    /// - Complexity: O(pages): one populate call or one atomic operation per page.
+    /// With the residency pre-check (``VolatileArena/Configuration/usesResidencyPrecheck``),
+    /// pages mincore already shows absent are recorded and mapped in one batch first.
+    /// A pin of a discarded extent (after a failed pin) reports ``PinReport/fresh``.
+    ///
     /// - Parameter discardingContent: Skip detection and start fresh (``PinReport/fresh``,
     ///   zero-filled). Use it when the content will be regenerated whole anyway, e.g. after
     ///   ``residentPageCount()`` said that nothing is left: the pin then costs no fault at all.
+    /// - Returns: ``PinOutcome/pinned(_:)`` with the report in ``PinnedExtent/report``, or
+    ///   ``PinOutcome/failed(_:_:)`` with the extent back, discarded, and the error
+    ///   (``VolatileMemoryError/outOfMemory`` when the kernel could not provide the pages,
+    ///   ``VolatileMemoryError/systemCall(_:_:)`` for any other refusal).
+    /// - Complexity: O(pages): one populate call or one atomic operation per page.
     public consuming func pin(discardingContent: Bool = false) -> PinOutcome {
         let arena = token.arena.takeUnretainedValue()
         let result = arena.repin(token, discarded: isDiscarded, discardingContent: discardingContent)
@@ -53,6 +59,7 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
 
     /// Pages currently resident, from mincore. A snapshot only: the kernel may drop more
     /// right after (never use it to decide that content is intact; ``pin(discardingContent:)`` decides).
+    /// - Returns: The resident page count; 0 in the unlikely case that mincore fails.
     /// - Complexity: O(pages), about 0.35 µs per MiB.
     public func residentPageCount() -> Int {
         token.arena.takeUnretainedValue().residentPageCount(token)
@@ -61,20 +68,21 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     deinit {
         if ownsExtent {
             let arena = token.arena.takeUnretainedValue()
-            arena.releaseExtent(token, wasVolatile: !isDiscarded, wasDiscarded: isDiscarded, wasPinned: false)
+            arena.releaseExtent(token, accountedAs: isDiscarded ? .discarded : .volatile)
             token.arena.release()
         }
     }
 }
 
-/// The result of ``VolatileExtent/pin()``.
+/// The result of ``VolatileExtent/pin(discardingContent:)``.
 public enum PinOutcome: ~Copyable, Sendable {
     /// The extent is pinned; its ``PinnedExtent/report`` says what was dropped.
     case pinned(PinnedExtent)
     /// Pinning failed; the extent is back, discarded (its next pin starts fresh).
     case failed(VolatileExtent, VolatileMemoryError)
 
-    /// The pinned extent, or the error (the extent is then freed).
+    /// The pinned extent, or the error (the discarded extent is then freed).
+    /// - Returns: The pinned extent.
     /// - Throws: The error of a failed pin.
     public consuming func get() throws(VolatileMemoryError) -> PinnedExtent {
         switch consume self {

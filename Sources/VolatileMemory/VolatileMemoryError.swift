@@ -21,6 +21,7 @@ public enum VolatileMemoryError: Error, Hashable, Sendable, CustomStringConverti
     /// An unexpected error from a system call on memory this arena owns.
     case systemCall(String, Errno)
 
+    /// What happened and what to do, in a sentence.
     public var description: String {
         switch self {
         case .madvFreeUnsupported(let errno):

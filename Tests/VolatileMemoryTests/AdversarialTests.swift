@@ -14,6 +14,7 @@ struct AdversarialTests {
         var droppedPages = 0
         var verificationFailures = 0
         var pinErrors = 0
+        var reallocations = 0
     }
 
     /// One extent owned by one worker: its volatile value and its expected content.
@@ -86,6 +87,24 @@ struct AdversarialTests {
                     }
                 }
             }
+            // Now and then the object is freed and re-allocated (a recycled extent or fresh
+            // pages), while drop injection may still hold a snapshot of the old range.
+            if generator.next() % 16 == 0 {
+                let zeroFilled = generator.next() % 2 == 0
+                _ = consume pinned
+                guard let replacement = try? arena.allocate(byteCount: item.expected.count, zeroFilled: zeroFilled) else {
+                    outcome.pinErrors += 1
+                    return outcome
+                }
+                pinned = replacement
+                if zeroFilled && !pinned.withUnsafeBytes({ $0.allSatisfy { $0 == 0 } }) {
+                    outcome.verificationFailures += 1
+                }
+                outcome.reallocations += 1
+                pinned.withUnsafeMutableBytes { buffer in
+                    item.expected.withUnsafeBytes { buffer.copyMemory(from: $0) }
+                }
+            }
             // Now and then the object changes: its content must follow, not an old copy.
             if generator.next() % 8 == 0 {
                 item.version += 1
@@ -141,6 +160,7 @@ struct AdversarialTests {
                 sum.droppedPages += next.droppedPages
                 sum.verificationFailures += next.verificationFailures
                 sum.pinErrors += next.pinErrors
+                sum.reallocations += next.reallocations
             }
         }
         #expect(total.cycles == cycles / workers * workers)
@@ -149,8 +169,11 @@ struct AdversarialTests {
         // The test only means something if drops really raced with pins.
         #expect(total.droppedPins > 100, "too few drops injected: \(total.droppedPins)")
         #expect(total.intact > 100)
+        #expect(dropRounds.withLock { $0 } > 0)
+        #expect(total.reallocations > 0)
         let statistics = arena.statistics
         #expect(statistics.droppedPagesDetected == total.droppedPages)
+        #expect(statistics.recycledReuses > 0, "reallocations never reused a recycled extent")
         arena.checkInvariants()
     }
 }

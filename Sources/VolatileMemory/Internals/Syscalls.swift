@@ -45,6 +45,11 @@ internal enum Syscall {
         valueOrErrno { madvise(address, byteCount, advice) }.map { _ in () }
     }
 
+    @inline(never)
+    static func unlock(_ address: UnsafeMutableRawPointer, byteCount: Int) -> Result<Void, Errno> {
+        valueOrErrno { munlock(address, byteCount) }.map { _ in () }
+    }
+
     /// mincore(2): one byte per page, bit 0 set when resident.
     @inline(never)
     static func residency(

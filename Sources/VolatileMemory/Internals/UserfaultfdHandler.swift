@@ -65,6 +65,9 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
         }
         let handler = UserfaultfdHandler(fd: fd, mode: mode, wakeFD: wake)
         if let error = handler.startThread() {
+            // No thread to stop: just close both descriptors (the arena falls back to canaries).
+            Syscall.close(fd)
+            Syscall.close(wake)
             return .failure(.userfaultfdUnavailable(reason: "could not start the handler thread: \(error)"))
         }
         return .success(handler)
@@ -92,11 +95,18 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     }
 
     /// Maps the zero page over `[address, address + byteCount)`, skipping pages that are
-    /// already present (UFFDIO_ZEROPAGE stops with EEXIST at them and says how far it got).
-    func mapZeroPages(_ address: UnsafeMutableRawPointer, byteCount: Int, pageSize: Int) -> Result<Void, Errno> {
+    /// already present, and wakes any thread waiting on those pages.
+    ///
+    /// UFFDIO_ZEROPAGE fails with EEXIST when the *first* page is present; when it maps some
+    /// pages and then stops (at a present page, or because the address space was changing)
+    /// it fails with EAGAIN and says how far it got. So progress is made as long as `mapped`
+    /// grows: only EAGAIN without progress counts towards the give-up bound.
+    /// - Returns: ``VolatileMemoryError/outOfMemory`` for ENOMEM, `.systemCall` otherwise.
+    /// - Complexity: One ioctl per run of absent pages.
+    func mapZeroPages(_ address: UnsafeMutableRawPointer, byteCount: Int, pageSize: Int) -> Result<Void, VolatileMemoryError> {
         var cursor = address
         var remaining = byteCount
-        var attempts = 0
+        var fruitlessAttempts = 0
         while remaining > 0 {
             switch Syscall.uffdZeroPage(fd, cursor, byteCount: remaining) {
             case .success:
@@ -104,18 +114,21 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
             case .failure(let failure):
                 let (error, mapped) = (failure.errno, failure.mapped)
                 if error == .exists {
-                    // Mapped up to the present page; step over it and go on.
-                    let step = mapped + pageSize
-                    cursor += step
-                    remaining -= step
+                    // The page at `mapped` (0 in practice) is present: step over it.
+                    cursor += mapped + pageSize
+                    remaining -= mapped + pageSize
                 } else if error == .tryAgain {
-                    // The address space was changing (or a partial copy): retry from where it stopped.
                     cursor += mapped
                     remaining -= mapped
-                    attempts += 1
-                    if attempts > 1000 { return .failure(error) }
+                    if mapped > 0 {
+                        fruitlessAttempts = 0
+                    } else {
+                        fruitlessAttempts += 1
+                        if fruitlessAttempts > 1000 { return .failure(.systemCall("ioctl(UFFDIO_ZEROPAGE)", error)) }
+                        sched_yield()  // An mmap change is in progress elsewhere.
+                    }
                 } else {
-                    return .failure(error)
+                    return .failure(error == .noMemory ? .outOfMemory : .systemCall("ioctl(UFFDIO_ZEROPAGE)", error))
                 }
             }
         }
