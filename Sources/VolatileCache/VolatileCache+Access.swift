@@ -56,6 +56,17 @@ enum RepinStep<Key: Hashable & Sendable>: ~Copyable {
     case failed(VolatileCacheError)
 }
 
+/// One pass of an acquisition loop, after the look-up and any re-pin: what the loop does
+/// next. The sync and async loops share it and differ only in how they wait for another
+/// caller's regeneration and how they call the regenerator.
+enum AcquireStep<Key: Hashable & Sendable>: ~Copyable {
+    case hit(Hold<Key>)
+    /// Missing or dropped, and the caller may not regenerate.
+    case absent
+    case wait(Flight)
+    case regenerate(CacheEntry<Key>, Flight, RegenerationContext<Key>)
+}
+
 extension VolatileCache {
     /// Calls `body` with the object's bytes, regenerating them first on a miss or a drop.
     ///
@@ -86,7 +97,8 @@ extension VolatileCache {
     ) throws -> Result {
         // The hot hit is inlined into the caller (specialized for its key type); everything
         // else goes through `acquire`.
-        let hold = try hotHit(key) ?? acquire(key, offersRepair: .always, canRegenerate: true, regenerate)!
+        let hashed = HashedKey(key)
+        let hold = try hotHit(hashed) ?? acquire(hashed, offersRepair: .always, canRegenerate: true, regenerate)!
         defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
@@ -100,7 +112,10 @@ extension VolatileCache {
     /// - Throws: What `body` throws, ``VolatileCacheError/memoryUnavailable(_:)`` if a
     ///   re-pin fails, ``VolatileCacheError/reentrantAccess``.
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
-        guard let hold = try hotHit(key) ?? acquire(key, offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
+        let hashed = HashedKey(key)
+        guard let hold = try hotHit(hashed) ?? acquire(hashed, offersRepair: .never, canRegenerate: false, { _ in }) else {
+            return nil
+        }
         defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
@@ -132,8 +147,7 @@ extension VolatileCache {
     /// A hit on a hot entry: one shard-lock acquisition (look up, stamp, take a hold), no
     /// list move, no retain, no shared write. No syscall.
     @inlinable
-    func hotHit(_ key: Key) -> Hold<Key>? {
-        let key = HashedKey(key)
+    func hotHit(_ key: HashedKey<Key>) -> Hold<Key>? {
         let shard = shard(for: key)
         let epoch = shards.epoch
         return shard.pointee.state.withLock { state -> Hold<Key>? in
@@ -149,16 +163,16 @@ extension VolatileCache {
     ///   was dropped.
     @usableFromInline
     func acquire(
-        _ key: Key, offersRepair: RepairOffer, canRegenerate: Bool,
+        _ hashed: HashedKey<Key>, offersRepair: RepairOffer, canRegenerate: Bool,
         _ regenerate: (inout RegenerationContext<Key>) throws -> Void
     ) throws -> Hold<Key>? {
-        let hashed = HashedKey(key)
         let shard = shard(for: hashed)
         while true {
+            let step = try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate)
             var context: RegenerationContext<Key>
             let entry: CacheEntry<Key>
             let flight: Flight
-            switch lookup(hashed, in: shard, canCreate: canRegenerate) {
+            switch consume step {
             case .hit(let hold):
                 return hold
             case .absent:
@@ -168,23 +182,10 @@ extension VolatileCache {
                 case .ready: continue
                 case .failed(let error): throw error
                 }
-            case .load(let loading, let own):
-                entry = loading
+            case .regenerate(let regenerating, let own, let ownContext):
+                entry = regenerating
                 flight = own
-                context = makeContext(key: key, previous: nil, droppedPages: nil)
-            case .repin(let busy, let own, let extent):
-                switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
-                case .hit(let hold):
-                    return hold
-                case .gone:
-                    return nil
-                case .failed(let error):
-                    throw error
-                case .regenerate(let dropped, let own, let previous, let pages):
-                    entry = dropped
-                    flight = own
-                    context = makeContext(key: key, previous: previous, droppedPages: pages)
-                }
+                context = ownContext
             }
             let start = ContinuousClock.now
             do {
@@ -237,6 +238,35 @@ extension VolatileCache {
         }
     }
 
+    /// One pass of an acquisition loop: the look-up under the shard lock, then (outside it)
+    /// the re-pin of a volatile entry, resolved into what the loop does next.
+    /// - Throws: ``VolatileCacheError/memoryUnavailable(_:)`` when the re-pin fails.
+    func nextStep(
+        _ hashed: HashedKey<Key>, in shard: ShardPointer<Key>, offersRepair: RepairOffer, canRegenerate: Bool
+    ) throws(VolatileCacheError) -> AcquireStep<Key> {
+        switch lookup(hashed, in: shard, canCreate: canRegenerate) {
+        case .hit(let hold):
+            return .hit(hold)
+        case .absent:
+            return .absent
+        case .wait(let other):
+            return .wait(other)
+        case .load(let loading, let own):
+            return .regenerate(loading, own, makeContext(key: hashed.key, previous: nil, droppedPages: nil))
+        case .repin(let busy, let own, let extent):
+            switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
+            case .hit(let hold):
+                return .hit(hold)
+            case .gone:
+                return .absent
+            case .failed(let error):
+                throw error
+            case .regenerate(let dropped, let own, let previous, let pages):
+                return .regenerate(dropped, own, makeContext(key: hashed.key, previous: previous, droppedPages: pages))
+            }
+        }
+    }
+
     /// Re-pins a volatile entry that `lookup` made busy for this thread (outside the lock)
     /// and decides what follows.
     func repin(
@@ -265,8 +295,8 @@ extension VolatileCache {
             let report = pinned.report
             switch report {
             case .intact:
-                let hold = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true)!
-                shard.pointee.state.withLock { $0.counters.volatileHits += 1 }
+                // Counted under the same lock acquisition that makes the entry hot again.
+                let hold = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true, countingVolatileHit: true)!
                 return .hit(hold)
             case .dropped(let pages):
                 shard.pointee.state.withLock { state in

@@ -70,36 +70,24 @@ extension VolatileCache {
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
         while true {
+            let step = try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: true)
             var context: RegenerationContext<Key>
             let entry: CacheEntry<Key>
             let flight: Flight
-            switch lookup(hashed, in: shard, canCreate: true) {
+            switch consume step {
             case .hit(let hold):
                 return hold
             case .absent:
-                fatalError("unreachable: look-ups that may create never find nothing")
+                fatalError("unreachable: a look-up that may regenerate never finds nothing")
             case .wait(let other):
                 switch try await other.wait() {
                 case .ready: continue
                 case .failed(let error): throw error
                 }
-            case .load(let loading, let own):
-                entry = loading
+            case .regenerate(let regenerating, let own, let ownContext):
+                entry = regenerating
                 flight = own
-                context = makeContext(key: key, previous: nil, droppedPages: nil)
-            case .repin(let busy, let own, let extent):
-                switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: true) {
-                case .hit(let hold):
-                    return hold
-                case .gone:
-                    continue
-                case .failed(let error):
-                    throw error
-                case .regenerate(let dropped, let own, let previous, let pages):
-                    entry = dropped
-                    flight = own
-                    context = makeContext(key: key, previous: previous, droppedPages: pages)
-                }
+                context = ownContext
             }
             let start = ContinuousClock.now
             do {

@@ -48,7 +48,7 @@ extension VolatileCache {
     public func pinnedValue(
         forKey key: Key, regenerate: (inout RegenerationContext<Key>) throws -> Void
     ) throws -> PinnedValue {
-        let hold = try acquire(key, offersRepair: .always, canRegenerate: true, regenerate)!
+        let hold = try acquire(HashedKey(key), offersRepair: .always, canRegenerate: true, regenerate)!
         return PinnedValue(cache: self, hold: hold)
     }
 
@@ -57,7 +57,7 @@ extension VolatileCache {
     /// - Returns: The pin, or nil on a miss (or a drop).
     /// - Throws: ``VolatileCacheError/memoryUnavailable(_:)`` if a re-pin fails.
     public func pinnedValue(forKey key: Key) throws -> PinnedValue? {
-        guard let hold = try acquire(key, offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
+        guard let hold = try acquire(HashedKey(key), offersRepair: .never, canRegenerate: false, { _ in }) else { return nil }
         return PinnedValue(cache: self, hold: hold)
     }
 }

@@ -262,7 +262,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Returns: The caller's hold when `holding`.
     @discardableResult
     func install(
-        _ entry: CacheEntry<Key>, extent: consuming PinnedExtent, cost: Int?, in shard: ShardPointer<Key>, holding: Bool
+        _ entry: CacheEntry<Key>, extent: consuming PinnedExtent, cost: Int?, in shard: ShardPointer<Key>, holding: Bool,
+        countingVolatileHit: Bool = false
     ) -> Hold<Key>? {
         let footprint = extent.pageCount * extent.pageSize
         let base = UnsafeRawPointer(extent.baseAddress)
@@ -272,6 +273,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var garbage = Garbage()
         let epoch = shards.epoch
         let flight: Flight? = shard.pointee.state.withLock { state in
+            if countingVolatileHit { state.counters.volatileHits += 1 }
             let flight = entry.flight
             entry.flight = nil
             entry.base = base

@@ -130,7 +130,7 @@ extension VolatileCache {
         regenerate: (inout RegenerationContext<Key>) throws -> Void,
         _ body: (Value.View) throws -> Result
     ) throws -> Result {
-        let hold = try acquire(key, offersRepair: Value.supportsPartialRegeneration ? .ifFirstPageSurvived : .never, canRegenerate: true) { context in
+        let hold = try acquire(HashedKey(key), offersRepair: Value.supportsPartialRegeneration ? .ifFirstPageSurvived : .never, canRegenerate: true) { context in
             try regenerate(&context)
         }!
         defer { release(hold) }

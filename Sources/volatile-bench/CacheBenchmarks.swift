@@ -64,18 +64,6 @@ struct RegenerationBenchmarkResult {
     var freshPagesNanoseconds: Double
 }
 
-private func cacheMedian(_ values: [Double]) -> Double {
-    let sorted = values.sorted()
-    return sorted[sorted.count / 2]
-}
-
-private func cacheNanoseconds(_ body: () -> Void) -> Double {
-    let start = ContinuousClock.now
-    body()
-    let elapsed = ContinuousClock.now - start
-    return Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
-}
-
 /// One 2-thread run: the wall time of the timed part, and the share of it the threads spent
 /// runnable but waiting for a CPU (0: both ran side by side throughout).
 private struct TwoThreadSample {
@@ -211,10 +199,10 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
     let n = lookupsPerRound
     let nsN = n / 10
     for _ in 0..<rounds {
-        cacheTimes.append(cacheNanoseconds { sink &+= cacheRound(n, 0) } / Double(n))
-        mutexTimes.append(cacheNanoseconds { sink &+= mutexRound(n, 0) } / Double(n))
-        inLockTimes.append(cacheNanoseconds { sink &+= mutexInLockRound(n, 0) } / Double(n))
-        nsTimes.append(cacheNanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
+        cacheTimes.append(nanoseconds { sink &+= cacheRound(n, 0) } / Double(n))
+        mutexTimes.append(nanoseconds { sink &+= mutexRound(n, 0) } / Double(n))
+        inLockTimes.append(nanoseconds { sink &+= mutexInLockRound(n, 0) } / Double(n))
+        nsTimes.append(nanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
         func twoThreads(_ lookups: Int, _ round: @escaping @Sendable (Int, Int) -> Int) -> Double {
             let sample = cacheTwoThreads { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
             runQueue = max(runQueue, sample.runQueueFraction)
@@ -227,10 +215,10 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
     }
     if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
     return HotHitBenchmarkResult(
-        keyCount: keyCount, cacheNanoseconds: cacheMedian(cacheTimes), mutexDictionaryNanoseconds: cacheMedian(mutexTimes),
-        mutexInLockNanoseconds: cacheMedian(inLockTimes), nsCacheNanoseconds: cacheMedian(nsTimes),
-        cacheTwoThreadNanoseconds: cacheMedian(cache2), mutexDictionaryTwoThreadNanoseconds: cacheMedian(mutex2),
-        mutexInLockTwoThreadNanoseconds: cacheMedian(inLock2), nsCacheTwoThreadNanoseconds: cacheMedian(ns2),
+        keyCount: keyCount, cacheNanoseconds: median(cacheTimes), mutexDictionaryNanoseconds: median(mutexTimes),
+        mutexInLockNanoseconds: median(inLockTimes), nsCacheNanoseconds: median(nsTimes),
+        cacheTwoThreadNanoseconds: median(cache2), mutexDictionaryTwoThreadNanoseconds: median(mutex2),
+        mutexInLockTwoThreadNanoseconds: median(inLock2), nsCacheTwoThreadNanoseconds: median(ns2),
         twoThreadRunQueueFraction: runQueue)
 }
 
@@ -261,7 +249,7 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
     defer { owned.deallocate() }
     memset(owned.baseAddress!, 1, byteCount)
     var passes = 1
-    while cacheNanoseconds({ cacheDecode(into: owned, seed: 1, passes: passes) }) < 900_000 && passes < 64 { passes += 1 }
+    while nanoseconds({ cacheDecode(into: owned, seed: 1, passes: passes) }) < 900_000 && passes < 64 { passes += 1 }
     let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
         let seed = UInt64(context.key)
         try context.write(byteCount: byteCount) { buffer in
@@ -277,35 +265,35 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
     var fresh: [Double] = []
     var sink: UInt8 = 0
     for round in 0..<rounds {
-        baseline.append(cacheNanoseconds {
+        baseline.append(nanoseconds {
             cacheDecode(into: owned, seed: UInt64(round), passes: passes)
             sink &+= owned[17]
         })
-        fresh.append(cacheNanoseconds {
+        fresh.append(nanoseconds {
             let pages = mmap(nil, byteCount, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
             cacheDecode(into: UnsafeMutableRawBufferPointer(start: pages, count: byteCount), seed: UInt64(round), passes: passes)
             sink &+= pages.load(fromByteOffset: 17, as: UInt8.self)
             munmap(pages, byteCount)
         })
         cache.arena.trimRecycledExtents()
-        cold.append(cacheNanoseconds {
+        cold.append(nanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
         cache.removeValue(forKey: round)
-        steady.append(cacheNanoseconds {
+        steady.append(nanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
         cache.shed()
         _ = try? cache.arena.dropAllVolatilePages()
         cache.arena.trimRecycledExtents()
-        dropped.append(cacheNanoseconds {
+        dropped.append(nanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
         cache.removeValue(forKey: round)
     }
     if sink == 42 { print("") }
     return RegenerationBenchmarkResult(
-        baselineNanoseconds: cacheMedian(baseline), steadyNanoseconds: cacheMedian(steady),
-        coldMissNanoseconds: cacheMedian(cold), droppedNanoseconds: cacheMedian(dropped),
-        freshPagesNanoseconds: cacheMedian(fresh))
+        baselineNanoseconds: median(baseline), steadyNanoseconds: median(steady),
+        coldMissNanoseconds: median(cold), droppedNanoseconds: median(dropped),
+        freshPagesNanoseconds: median(fresh))
 }

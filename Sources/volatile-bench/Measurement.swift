@@ -10,6 +10,13 @@ func now() -> UInt64 {
     return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
 
+/// Wall time of `body`, in nanoseconds.
+func nanoseconds(_ body: () -> Void) -> Double {
+    let start = now()
+    body()
+    return Double(now() - start)
+}
+
 /// Median of a sample set.
 func median(_ samples: [Double]) -> Double {
     guard !samples.isEmpty else { return .nan }

@@ -103,21 +103,3 @@ final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State 
         }
     }
 }
-
-/// Starts a joinable thread running `body`.
-///
-/// - Returns: The thread, or the errno of `pthread_create` (EAGAIN at a thread or pids limit).
-func startThread(_ body: @escaping @Sendable () -> Void) -> Result<pthread_t, Errno> {
-    final class Box { let body: @Sendable () -> Void; init(_ body: @escaping @Sendable () -> Void) { self.body = body } }
-    var thread = pthread_t()
-    let context = Unmanaged.passRetained(Box(body)).toOpaque()
-    let status = pthread_create(&thread, nil, { context in
-        Unmanaged<Box>.fromOpaque(context!).takeRetainedValue().body()
-        return nil
-    }, context)
-    guard status == 0 else {
-        Unmanaged<Box>.fromOpaque(context).release()
-        return .failure(Errno(rawValue: status))
-    }
-    return .success(thread)
-}

@@ -1,4 +1,5 @@
 import Glibc
+import VolatileMemory
 import Synchronization
 
 /// Watches the kernel's memory-pressure notifications and calls a handler when pressure rises.
@@ -63,16 +64,11 @@ public final class MemoryPressureMonitor: Sendable {
         self.rejectedSources = rejected
         self.worker = MonitorWorker(source: opened, wakeFD: wakeFD, handler: handler)
 
-        var handle = pthread_t()
-        let context = Unmanaged.passRetained(worker).toOpaque()
-        let status = pthread_create(&handle, nil, { context in
-            let worker = Unmanaged<MonitorWorker>.fromOpaque(context!).takeRetainedValue()
-            worker.run()
-            return nil
-        }, context)
-        guard status == 0 else {
-            Unmanaged<MonitorWorker>.fromOpaque(context).release()
-            throw .threadStartFailed(errno: status)
+        let worker = self.worker
+        let handle: pthread_t
+        switch startThread({ worker.run() }) {
+        case .success(let thread): handle = thread
+        case .failure(let error): throw .threadStartFailed(errno: error.rawValue)
         }
         self.thread = Mutex(handle)
     }

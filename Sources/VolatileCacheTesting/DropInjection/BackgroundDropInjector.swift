@@ -60,15 +60,11 @@ public final class BackgroundDropInjector: Sendable {
         try thread.withLock { (handle) throws(VolatileMemoryError) in
             guard handle == nil else { return }
             worker.control.withLock { $0.stopRequested = false }
-            let context = Unmanaged.passRetained(worker).toOpaque()
-            var created = pthread_t()
-            let status = pthread_create(&created, nil, { context in
-                Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue().run()
-                return nil
-            }, context)
-            guard status == 0 else {
-                Unmanaged<Worker>.fromOpaque(context).release()
-                throw VolatileMemoryError.systemCall("pthread_create", Errno(rawValue: status))
+            let worker = self.worker
+            let created: pthread_t
+            switch startThread({ worker.run() }) {
+            case .success(let thread): created = thread
+            case .failure(let error): throw VolatileMemoryError.systemCall("pthread_create", error)
             }
             handle = created
         }

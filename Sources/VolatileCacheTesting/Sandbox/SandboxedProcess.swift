@@ -1,6 +1,7 @@
 import Glibc
 import Synchronization
 import VolatileCache
+import VolatileMemory
 
 /// A child running in a ``MemoryPressureSandbox`` cgroup.
 ///
@@ -288,18 +289,11 @@ final class SandboxSupervisor: @unchecked Sendable {
     }
 
     func start() {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            let supervisor = Unmanaged<SandboxSupervisor>.fromOpaque(context!).takeRetainedValue()
-            supervisor.run()
-            return nil
-        }, context)
-        if status == 0 {
+        switch startThread({ self.run() }) {
+        case .success(let thread):
             pthread_detach(thread)
-        } else {
+        case .failure:
             // No thread: supervise on this one rather than leak a child and a cgroup.
-            Unmanaged<SandboxSupervisor>.fromOpaque(context).release()
             run()
         }
     }

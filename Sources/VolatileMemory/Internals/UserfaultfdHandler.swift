@@ -136,19 +136,13 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     }
 
     private func startThread() -> Errno? {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&thread, nil, { context in
-            let handler = Unmanaged<UserfaultfdHandler>.fromOpaque(context!).takeRetainedValue()
-            handler.run()
+        switch VolatileMemory.startThread({ self.run() }) {
+        case .success(let thread):
+            self.thread.withLock { $0 = thread }
             return nil
-        }, context)
-        if result != 0 {
-            Unmanaged<UserfaultfdHandler>.fromOpaque(context).release()
-            return Errno(rawValue: result)
+        case .failure(let error):
+            return error
         }
-        self.thread.withLock { $0 = thread }
-        return nil
     }
 
     private func run() {
