@@ -20,12 +20,14 @@ let package = Package(
     targets: [
         // Thin C shim: ioctl request numbers, userfaultfd structs, raw syscalls Swift cannot import.
         .target(name: "CVolatileShim"),
+        // System layer under every other module (package-internal, no product): locks, threads.
+        .target(name: "VolatileSystem", swiftSettings: strictSettings),
         // Memory layer: sparse volatile regions, extents, pin/unpin, drop detection. No keys, no eviction.
-        .target(name: "VolatileMemory", dependencies: ["CVolatileShim"], swiftSettings: strictSettings),
+        .target(name: "VolatileMemory", dependencies: ["CVolatileShim", "VolatileSystem"], swiftSettings: strictSettings),
         // The cache type applications import.
-        .target(name: "VolatileCache", dependencies: ["VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
+        .target(name: "VolatileCache", dependencies: ["VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
         // Drop injection, memory-pressure sandbox (cgroups), helpers for users' pressure tests.
-        .target(name: "VolatileCacheTesting", dependencies: ["VolatileCache", "VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
+        .target(name: "VolatileCacheTesting", dependencies: ["VolatileCache", "VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
         .executableTarget(name: "volatile-stress", dependencies: ["VolatileCache", "VolatileCacheTesting"], swiftSettings: strictSettings),
         .executableTarget(name: "volatile-bench", dependencies: ["VolatileCache", "VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
 

@@ -1,8 +1,4 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
+import VolatileSystem
 
 /// How a flight ended.
 enum FlightOutcome: @unchecked Sendable {  // `any Error` values are sent once, to waiters.
@@ -15,9 +11,9 @@ enum FlightOutcome: @unchecked Sendable {  // `any Error` values are sent once, 
 /// The single-flight record of one key while it is loading, being re-pinned, or demoted.
 /// Sync waiters block on a condition variable; async waiters suspend on continuations, and a
 /// cancelled async waiter resumes alone (the others keep waiting).
-final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex`.
-    private let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    private let condition: UnsafeMutablePointer<pthread_cond_t>
+final class Flight: @unchecked Sendable {  // All mutable state is behind `lock`.
+    private let lock = Lock()
+    private let ended = Condition()
     private var outcome: FlightOutcome?
     private var continuations: [Int: UnsafeContinuation<Void, Never>] = [:]
     private var cancelledEarly: Set<Int> = []
@@ -25,24 +21,10 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
     /// Callers blocked or suspended on the flight now (for tests that need every waiter in).
     private var waiting = 0
 
-    init() {
-        mutex = .allocate(capacity: 1)
-        condition = .allocate(capacity: 1)
-        pthread_mutex_init(mutex, nil)
-        pthread_cond_init(condition, nil)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
-    }
+    init() {}
 
     private func locked<R>(_ body: () -> R) -> R {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return body()
+        lock.withLock(body)
     }
 
     /// Ends the flight and wakes every waiter. Later calls are ignored.
@@ -50,7 +32,7 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
         let resumed: [UnsafeContinuation<Void, Never>] = locked {
             guard outcome == nil else { return [] }
             outcome = result
-            pthread_cond_broadcast(condition)
+            ended.broadcast()
             defer {
                 self.waiting -= continuations.count
                 continuations = [:]
@@ -65,13 +47,12 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `mutex
     ///   this flight's own regeneration (it would wait for itself).
     func wait() throws(VolatileCacheError) -> FlightOutcome {
         if RegenerationScope.isRunning(self) { throw .reentrantAccess }
-        pthread_mutex_lock(mutex)
-        waiting += 1
-        while outcome == nil { pthread_cond_wait(condition, mutex) }
-        waiting -= 1
-        let result = outcome!
-        pthread_mutex_unlock(mutex)
-        return result
+        return lock.withLock {
+            waiting += 1
+            while outcome == nil { ended.wait(releasing: lock) }
+            waiting -= 1
+            return outcome!
+        }
     }
 
     /// The number of callers waiting for the flight to end now.

@@ -1,5 +1,6 @@
 public import VolatileMemory
 public import Synchronization
+import VolatileSystem
 
 /// A cache for regenerable byte objects whose memory the kernel may take back.
 ///
@@ -39,8 +40,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
     /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
-    let maintenance = Mutex<Void>(())
-    let monitor = Mutex<MemoryPressureMonitor?>(nil)
+    let maintenance = LockedValue<Void>(())
+    let monitor = LockedValue<MemoryPressureMonitor?>(nil)
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, limits, arena configuration.

@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import VolatileSystem
 
 /// Memory the kernel may take back: page-aligned extents in large sparse mappings, each
 /// either pinned (ordinary memory) or volatile (`MADV_FREE`: dropped under pressure,
@@ -35,7 +36,7 @@ public final class VolatileArena: Sendable {
     let userfaultfd: UserfaultfdHandler?
     /// Non-zero value stored in each page's first word while volatile (canary strategy).
     let cookie: UInt64
-    let state: Mutex<State>
+    let state: LockedValue<State>
     /// Fault injection for tests: the next N populate calls fail as if the kernel said ENOMEM.
     let injectedPopulateFailures = Atomic<Int>(0)
 
@@ -146,7 +147,7 @@ public final class VolatileArena: Sendable {
         var generator = SystemRandomNumberGenerator()
         while cookie == 0 { cookie = generator.next() }
         self.cookie = cookie
-        self.state = Mutex(State())
+        self.state = LockedValue(State())
     }
 
     deinit {

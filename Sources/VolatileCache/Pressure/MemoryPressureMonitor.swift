@@ -1,6 +1,7 @@
 import Glibc
 import VolatileMemory
 import Synchronization
+import VolatileSystem
 
 /// Watches the kernel's memory-pressure notifications and calls a handler when pressure rises.
 ///
@@ -28,7 +29,7 @@ public final class MemoryPressureMonitor: Sendable {
 
     private let worker: MonitorWorker
     /// The thread handle until ``stop()`` takes it; `nil` once stopped.
-    private let thread: Mutex<pthread_t?>
+    private let thread: LockedValue<pthread_t?>
 
     /// Opens `source` and starts the monitor thread.
     ///
@@ -70,7 +71,7 @@ public final class MemoryPressureMonitor: Sendable {
         case .success(let thread): handle = thread
         case .failure(let error): throw .threadStartFailed(errno: error.rawValue)
         }
-        self.thread = Mutex(handle)
+        self.thread = LockedValue(handle)
     }
 
     deinit {
@@ -116,13 +117,13 @@ public final class MemoryPressureMonitor: Sendable {
 
 /// State shared by the monitor and its thread. The descriptors are `let`s owned by this object
 /// (closed in `deinit`, after both the thread and the monitor have let go); the mutable parts are
-/// behind `Mutex` and `Atomic`.
+/// behind `LockedValue` and `Atomic`.
 final class MonitorWorker: Sendable {
     let source: OpenedSource
     let wakeFD: Int32
     let handler: @Sendable (MemoryPressureEvent) -> Void
     let deliveredEventCount = Atomic<Int>(0)
-    private let control = Mutex(Control())
+    private let control = LockedValue(Control())
 
     private struct Control {
         var stopRequested = false

@@ -6,6 +6,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import VolatileSystem
 
 /// Drops a random fraction of an arena's volatile pages at a steady rate, on a background
 /// thread, until stopped: a reproducible stand-in for memory pressure in stress tests.
@@ -23,7 +24,7 @@ public final class BackgroundDropInjector: Sendable {
     public var seed: UInt64 { worker.seed }
 
     private let worker: Worker
-    private let thread = Mutex<pthread_t?>(nil)
+    private let thread = LockedValue<pthread_t?>(nil)
 
     /// Creates an injector (not started) for a cache.
     /// - Parameters:
@@ -78,18 +79,18 @@ public final class BackgroundDropInjector: Sendable {
     }
 }
 
-/// The thread's state: the mutable parts behind `Mutex` and `Atomic`; the condition variable
+/// The thread's state: the mutable parts behind `LockedValue` and `Atomic`; the condition variable
 /// only sleeps between rounds and wakes early on stop.
-private final class Worker: @unchecked Sendable {  // `mutex`/`condition` guard nothing but the sleep.
+private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard nothing but the sleep.
     let arena: VolatileArena
     let fraction: Double
     let interval: Duration
     let seed: UInt64
     let rounds = Atomic<Int>(0)
     let pages = Atomic<Int>(0)
-    let control = Mutex(Control())
-    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
-    private let condition = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    let control = LockedValue(Control())
+    private let sleepLock = Lock()
+    private let wake = Condition()
 
     struct Control {
         var stopRequested = false
@@ -101,26 +102,11 @@ private final class Worker: @unchecked Sendable {  // `mutex`/`condition` guard 
         self.fraction = fraction
         self.interval = interval
         self.seed = seed
-        pthread_mutex_init(mutex, nil)
-        var attributes = pthread_condattr_t()
-        pthread_condattr_init(&attributes)
-        pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-    }
-
-    deinit {
-        pthread_cond_destroy(condition)
-        pthread_mutex_destroy(mutex)
-        condition.deallocate()
-        mutex.deallocate()
     }
 
     func requestStop() {
         control.withLock { $0.stopRequested = true }
-        pthread_mutex_lock(mutex)
-        pthread_cond_broadcast(condition)
-        pthread_mutex_unlock(mutex)
+        sleepLock.withLock { wake.broadcast() }
     }
 
     private var stopRequested: Bool { control.withLock { $0.stopRequested } }
@@ -143,15 +129,8 @@ private final class Worker: @unchecked Sendable {  // `mutex`/`condition` guard 
     }
 
     private func sleepOneInterval() {
-        var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
-        let (seconds, attoseconds) = interval.components
-        var nanoseconds = Int64(now.tv_nsec) + attoseconds / 1_000_000_000
-        var deadline = timespec(tv_sec: now.tv_sec + Int(seconds) + Int(nanoseconds / 1_000_000_000), tv_nsec: 0)
-        nanoseconds %= 1_000_000_000
-        deadline.tv_nsec = Int(nanoseconds)
-        pthread_mutex_lock(mutex)
-        if !stopRequested { _ = pthread_cond_timedwait(condition, mutex, &deadline) }
-        pthread_mutex_unlock(mutex)
+        sleepLock.withLock {
+            if !stopRequested { wake.wait(releasing: sleepLock, timeout: interval) }
+        }
     }
 }

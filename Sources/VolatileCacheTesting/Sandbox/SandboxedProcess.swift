@@ -2,6 +2,7 @@ import Glibc
 import Synchronization
 import VolatileCache
 import VolatileMemory
+import VolatileSystem
 
 /// A child running in a ``MemoryPressureSandbox`` cgroup.
 ///
@@ -196,7 +197,7 @@ enum SpawnSymbols {
 /// pid may belong to another process, so a kill must never race with the reap.
 final class SandboxChild: Sendable {
     let pid: pid_t
-    private let reaped = Mutex(false)
+    private let reaped = LockedValue(false)
 
     init(pid: pid_t) { self.pid = pid }
 
@@ -235,7 +236,7 @@ final class SandboxCompletion: Sendable {
         var waiters: [CheckedContinuation<Outcome, Never>] = []
     }
 
-    private let state = Mutex(State())
+    private let state = LockedValue(State())
 
     func wait() async -> Outcome {
         await withCheckedContinuation { continuation in

@@ -5,6 +5,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import VolatileSystem
 
 /// Owns one userfaultfd and the thread that resolves its missing faults.
 ///
@@ -16,12 +17,12 @@ import Musl
 /// so the pin that caused the fault sees the bit as soon as its populate call returns.
 /// A user-mode read of volatile memory (a bug in the caller) is recorded the same way, so
 /// the next pin still reports that page as dropped instead of trusting a zero page.
-final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once; mutable state is in Mutex/Atomic.
+final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once; mutable state is in LockedValue/Atomic.
     let fd: Int32
     let mode: UserfaultfdMode
     private let wakeFD: Int32
-    private let regions = Mutex<[Region]>([])
-    private let thread = Mutex<pthread_t?>(nil)
+    private let regions = LockedValue<[Region]>([])
+    private let thread = LockedValue<pthread_t?>(nil)
     /// Missing faults resolved by the handler thread since creation.
     let faultsHandled = Atomic<Int>(0)
 
