@@ -95,22 +95,42 @@ struct Inflater: ~Copyable {
         }
     }
 
-    /// Decodes the rest of the stream, discarding any output beyond what was read, and checks the
-    /// Adler-32 trailer.
+    /// What ``finish(trailingOutputLimit:)`` could say about the end of the stream.
+    enum Ending: Equatable {
+        /// The stream ended within the limit and its Adler-32 trailer matched.
+        case verified
+        /// The stream went on past the limit after the last byte read; the rest was neither
+        /// inflated nor checked.
+        case unverified
+    }
+
+    /// Decodes what follows the last byte read, discarding it, for at most `trailingOutputLimit`
+    /// more output bytes; if the stream ends within that, checks the Adler-32 trailer.
     ///
-    /// - Throws: any defect found in the remaining stream, including ``InflateError/checksumMismatch``.
-    mutating func finish() throws(InflateError) {
+    /// A well-formed PNG stream ends right after its last scanline, so the tail is a few bytes.
+    /// Bounding it keeps a file with a long run of data after the image (which libpng and Pillow
+    /// ignore) from costing time in proportion to what that run would inflate to.
+    ///
+    /// - Parameter trailingOutputLimit: The most output to inflate past the bytes already read.
+    /// - Returns: Whether the trailer was checked.
+    /// - Throws: any defect found in the inflated tail, including ``InflateError/checksumMismatch``.
+    /// - Complexity: O(`trailingOutputLimit`) plus the compressed bytes that produce it.
+    mutating func finish(trailingOutputLimit: Int) throws(InflateError) -> Ending {
+        let limit = consumed + trailingOutputLimit
         while true {
-            while produced > consumed {
+            let end = min(produced, limit)
+            while end > consumed {
                 let start = consumed & Self.ringMask
-                let run = min(produced - consumed, Self.ringSize - start)
+                let run = min(end - consumed, Self.ringSize - start)
                 adler.update(ring + start, count: run)
                 consumed += run
             }
             if case .finished = state {
+                if produced > limit { return .unverified }
                 guard adler.value == expectedAdler else { throw .checksumMismatch }
-                return
+                return .verified
             }
+            if produced >= limit { return .unverified }
             try fill()
         }
     }
@@ -228,7 +248,7 @@ struct Inflater: ~Copyable {
         }
     }
 
-    /// Reads the Adler-32 trailer; ``finish()`` compares it once every byte has passed the reader.
+    /// Reads the Adler-32 trailer; ``finish(trailingOutputLimit:)`` compares it once every byte has passed the reader.
     private mutating func readTrailer() throws(InflateError) {
         alignToByte()
         var expected: UInt32 = 0
