@@ -1,8 +1,12 @@
-// Times full decodes of PNG files with the PNGDecoder sources this binary was compiled with.
-// Built and run by bench.sh, which compiles it twice (a baseline git revision and the working
-// tree) and reports each file's time as a ratio against the baseline, measured in the same run.
+// Times full decodes (parse + decode) of PNG files with the PNGDecoder sources this binary was
+// compiled with. Built and run by bench.sh, which compiles it twice (a baseline git revision and
+// the working tree) and reports each file's time as a ratio against the baseline, measured in the
+// same run.
 //
-// Usage: decoder-bench SECONDS FILE...   prints "name<TAB>best milliseconds per decode" per file.
+// Usage: decoder-bench SECONDS FILE...
+// Prints per file: name, best milliseconds per parse + decode (repeated for SECONDS, at least
+// once), the process's peak RSS and CPU milliseconds so far (the whole process, reading the file
+// included), and "ok" or the error thrown.
 
 import Foundation
 
@@ -17,18 +21,30 @@ enum DecoderBench {
         let clock = ContinuousClock()
         for path in arguments.dropFirst() {
             let bytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
-            let decoder = try PNGDecoder(bytes: bytes)
-            var pixels = [UInt8](repeating: 0, count: decoder.outputByteCount())
+            var pixels: [UInt8] = []
             var best = Duration.seconds(1_000)
+            var outcome = "ok"
             let deadline = clock.now + .milliseconds(Int(seconds * 1000))
             repeat {
-                let elapsed = try clock.measure {
-                    try pixels.withUnsafeMutableBytes { try decoder.decode(into: $0) }
+                let elapsed = clock.measure {
+                    do {
+                        let decoder = try PNGDecoder(bytes: bytes)
+                        let count = decoder.outputByteCount()
+                        if pixels.count != count { pixels = [UInt8](repeating: 0, count: count) }
+                        try pixels.withUnsafeMutableBytes { try decoder.decode(into: $0) }
+                    } catch {
+                        outcome = "\(error)".replacingOccurrences(of: " ", with: "_")
+                    }
                 }
                 best = min(best, elapsed)
             } while clock.now < deadline
             let milliseconds = Double(best.components.attoseconds) / 1e15 + Double(best.components.seconds) * 1000
-            print("\(URL(fileURLWithPath: path).lastPathComponent)\t\(String(format: "%.3f", milliseconds))")
+            var usage = rusage()
+            getrusage(Int32(RUSAGE_SELF.rawValue), &usage)
+            let cpu = Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) * 1000
+                + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1000
+            let name = URL(fileURLWithPath: path).lastPathComponent
+            print("\(name)\t\(String(format: "%.3f", milliseconds))\t\(usage.ru_maxrss / 1024)\t\(String(format: "%.0f", cpu))\t\(outcome)")
         }
     }
 }

@@ -421,8 +421,22 @@ struct Inflater: ~Copyable {
                         raw.storeBytes(of: word, toByteOffset: target &+ i, as: UInt64.self)
                         i &+= 8
                     }
+                } else if distance < 8 && target >= 16 && target + length + 8 <= Self.ringSize {
+                    // A short distance repeats the last `distance` bytes, so the output is periodic
+                    // with `period`, the smallest multiple of `distance` that is at least 8: write
+                    // the first period byte by byte, then copy words from one period back, which
+                    // are always complete. Runs of one byte (distance 1) are common in images.
+                    let period = distance * ((8 + distance - 1) / distance)
+                    let head = min(length, period)
+                    for i in 0..<head { ring[target &+ i] = ring[target &+ i &- distance] }
+                    let raw = UnsafeMutableRawPointer(ring)
+                    var i = head
+                    while i < length {
+                        let word = raw.loadUnaligned(fromByteOffset: target &+ i &- period, as: UInt64.self)
+                        raw.storeBytes(of: word, toByteOffset: target &+ i, as: UInt64.self)
+                        i &+= 8
+                    }
                 } else if target + length <= Self.ringSize && source + length <= Self.ringSize {
-                    // Short distances repeat the last `distance` bytes: byte by byte.
                     for i in 0..<length { ring[target &+ i] = ring[source &+ i] }
                 } else {
                     for i in 0..<length { ring[(target + i) & mask] = ring[(source + i) & mask] }
