@@ -4,8 +4,11 @@
 #   Examples/ImageDecoderDemo/Fuzz/fuzz.sh [SECONDS] [LIBFUZZER_OPTION...]
 #
 # SECONDS defaults to 60. The binary is .build/fuzz/fuzz-png-decoder; the corpus grows in
-# .build/fuzz/corpus (seeded with Examples/ImageDecoderDemo/Photos/*.png, which are never written
-# to), and a crashing, leaking or slow input is saved in .build/fuzz/artifacts/ and fails the run.
+# .build/fuzz/corpus, seeded with the shipped photos (Examples/ImageDecoderDemo/Photos/*.png, never
+# written to) and 30 small PNGs of every colour type, depth and interlacing from
+# `Tests/Support/png_reference.py seeds` (python3, standard library only), which keep the
+# executions per second up. A crashing, leaking or slow input is saved in .build/fuzz/artifacts/
+# and fails the run.
 # Reproduce one with: .build/fuzz/fuzz-png-decoder .build/fuzz/artifacts/crash-...
 #
 # Limits checked: inputs up to 1 MiB (-max_len), 10 s per input under ASan (-timeout; the
@@ -17,7 +20,8 @@ root="$(cd "$here/../../.." && pwd)"
 seconds="${1:-60}"
 shift || true
 out="$root/.build/fuzz"
-mkdir -p "$out/corpus" "$out/artifacts"
+mkdir -p "$out/corpus" "$out/artifacts" "$out/seeds"
+python3 "$root/Tests/Support/png_reference.py" seeds "$out/seeds"
 
 swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
     -module-name FuzzPNGDecoder \
@@ -29,4 +33,4 @@ swiftc -sanitize=fuzzer,address -parse-as-library -O -g \
 SWIFT_BACKTRACE=enable=no "$out/fuzz-png-decoder" \
     -max_total_time="$seconds" -max_len=1048576 -timeout=10 -rss_limit_mb=2048 \
     -print_final_stats=1 -artifact_prefix="$out/artifacts/" "$@" \
-    "$out/corpus" "$root/Examples/ImageDecoderDemo/Photos"
+    "$out/corpus" "$out/seeds" "$root/Examples/ImageDecoderDemo/Photos"
