@@ -173,6 +173,16 @@ struct HostileInputTests {
         #expect(try decoder.decode() == reference.decode())
     }
 
+    @Test("a file of many bad ancillary chunks keeps a bounded list of their names")
+    func manyBadAncillaryChunks() throws {
+        let photo = try Fixtures.bytes(of: Fixtures.photosDirectory.appendingPathComponent("clock_motion.png"))
+        let damaged = try Self.photoWithBadAncillaryChunks((0..<1000).map { ("zzZ\(Character(UnicodeScalar(UInt8(97 + $0 % 26))))", []) })
+        let decoder = try PNGDecoder(bytes: damaged)
+        #expect(decoder.skippedChunks.count == PNGDecoder.maximumSkippedChunkNames)
+        #expect(decoder.skippedChunks.first == "zzZa")
+        #expect(try decoder.decode() == PNGDecoder(bytes: photo).decode())
+    }
+
     @Test("a tRNS chunk with a bad CRC is skipped: no transparency")
     func badTransparencyCRC() throws {
         let png = StoredPNGWriter.make(width: 4, height: 4, interlaced: false) { x, _ in (UInt8(x), 0, 0, 255) }

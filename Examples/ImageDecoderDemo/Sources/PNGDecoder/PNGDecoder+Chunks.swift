@@ -31,6 +31,9 @@ struct ChunkReader {
 
         var header: PNGHeader?
         var imageData: [UInt8] = []
+        // One allocation of at most the file's size, rather than doubling growth that can hold
+        // up to three times the data at once while it copies.
+        imageData.reserveCapacity(bytes.count)
         var palette: [UInt8]?
         var transparency: [UInt8]?
         var skippedChunks: [String] = []
@@ -58,7 +61,9 @@ struct ChunkReader {
             if header == nil && name != "IHDR" { throw .missingChunk("IHDR") }
             if imageDataState == 1 && name != "IDAT" { imageDataState = 2 }
             if storedCRC != computedCRC {
-                skippedChunks.append(name)
+                // Listed up to a bound, so a file of nothing but bad chunks cannot grow the list
+                // beyond its own size.
+                if skippedChunks.count < PNGDecoder.maximumSkippedChunkNames { skippedChunks.append(name) }
                 continue
             }
 

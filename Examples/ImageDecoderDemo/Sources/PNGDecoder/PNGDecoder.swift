@@ -57,8 +57,11 @@ public struct PNGDecoder: Sendable {
     /// As libpng and Rust's `png` crate do, a bad CRC in an ancillary chunk (lower-case first letter,
     /// such as `iCCP`, `cLLI`, `tEXt`, and also `tRNS`) skips that chunk instead of rejecting the
     /// file; a bad CRC in a critical chunk (`IHDR`, `PLTE`, `IDAT`, `IEND`) throws
-    /// ``PNGError/crcMismatch(chunk:)``.
+    /// ``PNGError/crcMismatch(chunk:)``. At most ``maximumSkippedChunkNames`` names are kept.
     public let skippedChunks: [String]
+
+    /// How many names ``skippedChunks`` keeps: 32.
+    public static let maximumSkippedChunkNames = 32
 
     /// The largest width × height this decoder accepts for the image and for a transform's output.
     public let maximumPixelCount: Int
