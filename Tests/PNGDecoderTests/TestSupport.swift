@@ -54,11 +54,20 @@ enum Fixtures {
 /// Runs Tests/Support/png_reference.py, which writes PNGs and the RGBA8 pixels Pillow (or the PNG
 /// specification, where Pillow strays from it) says they hold.
 enum PythonReference {
-    /// Set by CI: a missing python3 or Pillow must fail the tests instead of skipping them.
-    static let isRequired: Bool = {
-        let environment = ProcessInfo.processInfo.environment
-        return environment["VOLATILE_REQUIRE_PYTHON_TESTS"] == "1" || environment["VOLATILE_REQUIRE_PRESSURE_TESTS"] == "1"
-    }()
+    /// The switch CI sets so that a missing python3, Pillow or scikit-image fails these tests
+    /// instead of skipping them.
+    static let requireEnvironmentVariable = "VOLATILE_REQUIRE_PYTHON_TESTS"
+
+    /// Whether this process must run the Python reference tests (see ``isRequired(environment:)``).
+    static let isRequired = isRequired(environment: ProcessInfo.processInfo.environment)
+
+    /// Whether `environment` makes the Python reference tests required: only
+    /// `VOLATILE_REQUIRE_PYTHON_TESTS` set to `1`, `true` or `yes` does. Each switch covers its own
+    /// tests: `VOLATILE_REQUIRE_PRESSURE_TESTS` is for the memory-pressure tests alone, so a machine
+    /// with cgroups but without scikit-image can require those and still skip these.
+    static func isRequired(environment: [String: String]) -> Bool {
+        environment[requireEnvironmentVariable].map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
+    }
 
     /// Whether python3 with Pillow and numpy runs here.
     static let hasPillow: Bool = (try? run(["check"])) != nil
@@ -218,4 +227,82 @@ enum StoredPNGWriter {
         }
         return ~crc
     }
+}
+
+/// Writes deflate streams bit by bit, least significant bit first (RFC 1951 §3.1.1).
+struct DeflateBitWriter {
+    private(set) var bytes: [UInt8] = []
+    private var bitBuffer: UInt64 = 0
+    private var bitCount = 0
+
+    /// Appends the low `count` bits of `value`, first bit first.
+    mutating func write(_ value: UInt64, bits count: Int) {
+        bitBuffer |= value << UInt64(bitCount)
+        bitCount += count
+        while bitCount >= 8 {
+            bytes.append(UInt8(truncatingIfNeeded: bitBuffer))
+            bitBuffer >>= 8
+            bitCount -= 8
+        }
+    }
+
+    /// Appends a Huffman code: its bits go out most significant first.
+    mutating func writeCode(_ code: UInt64, length: Int) {
+        var reversed: UInt64 = 0
+        for bit in 0..<length where code & (1 << UInt64(length - 1 - bit)) != 0 { reversed |= 1 << UInt64(bit) }
+        write(reversed, bits: length)
+    }
+
+    /// Pads to a byte boundary with zero bits.
+    mutating func alignToByte() {
+        if bitCount > 0 { write(0, bits: 8 - bitCount) }
+    }
+
+    /// Appends `count` zero bytes as fast as deflate allows: one dynamic block whose only match is
+    /// (length 258, distance 1) with a 1-bit length code and a 1-bit distance code, 1032 bytes of
+    /// output per byte of input. `count % 258` literal zeros (2 bits each) come first; with none,
+    /// the block needs a byte of output before it as the distance-1 source.
+    mutating func writeZeroRun(count: Int, isFinal: Bool) {
+        write(isFinal ? 1 : 0, bits: 1)
+        write(2, bits: 2)  // dynamic Huffman
+        write(29, bits: 5)  // HLIT: 286 literal/length codes
+        write(0, bits: 5)  // HDIST: 1 distance code
+        write(14, bits: 4)  // HCLEN: 18 code-length codes
+        // Code-length code lengths in the order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1:
+        // symbol 18 gets 1 bit (code 0), symbols 1 and 2 get 2 bits (codes 10 and 11).
+        let order = [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1]
+        let lengths: [Int: UInt64] = [18: 1, 2: 2, 1: 2]
+        for symbol in order { write(lengths[symbol] ?? 0, bits: 3) }
+        func zeros(_ n: Int) { writeCode(0, length: 1); write(UInt64(n - 11), bits: 7) }
+        // Literal/length lengths: 0 → 2, 1…255 → 0, 256 → 2, 257…284 → 0, 285 → 1; distance 0 → 1.
+        writeCode(0b11, length: 2)
+        zeros(138)
+        zeros(117)
+        writeCode(0b11, length: 2)
+        zeros(28)
+        writeCode(0b10, length: 2)
+        writeCode(0b10, length: 2)
+        // Canonical codes: 285 → 0, literal 0 → 10, end of block → 11; distance 0 → 0.
+        for _ in 0..<(count % 258) { writeCode(0b10, length: 2) }
+        for _ in 0..<(count / 258) { write(0, bits: 2) }
+        writeCode(0b11, length: 2)
+    }
+
+    /// Appends a stored block holding `data` (at most 65535 bytes).
+    mutating func writeStored(_ data: [UInt8], isFinal: Bool) {
+        write(isFinal ? 1 : 0, bits: 1)
+        write(0, bits: 2)
+        alignToByte()
+        write(UInt64(data.count), bits: 16)
+        write(UInt64(~data.count & 0xFFFF), bits: 16)
+        bytes += data
+    }
+}
+
+/// The Adler-32 of `bytes` followed by `zeroCount` zero bytes, big-endian as zlib stores it.
+func adler32(_ bytes: [UInt8], zeroCount: Int = 0) -> [UInt8] {
+    var a: UInt64 = 1, b: UInt64 = 0
+    for byte in bytes { a = (a + UInt64(byte)) % 65521; b = (b + a) % 65521 }
+    b = (b + a * UInt64(zeroCount % 65521)) % 65521
+    return StoredPNGWriter.bigEndian(UInt32(b << 16 | a))
 }

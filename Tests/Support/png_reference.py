@@ -8,6 +8,10 @@ Commands (exit status 0 on success; 3 when a required Python package is missing)
                              interlace combination, the expected RGBA8 pixels, and OUTDIR/manifest.tsv
   decode OUTDIR FILE...      decode FILEs with Pillow to RGBA8 and write OUTDIR/manifest.tsv
   skimage-files              print the paths of the PNGs shipped in the installed scikit-image
+  seeds OUTDIR               write small PNGs of every colour type / bit depth / interlace (a fuzzing
+                             seed corpus; standard library only)
+  hostile OUTDIR             write files of at most 1 MiB built to cost time or memory (standard
+                             library only): see hostile() below
 
 manifest.tsv lines: name <TAB> png path <TAB> width <TAB> height <TAB> expected .rgba path <TAB> source
 where source says how the expected pixels were made ("pillow", "spec+pillow" when computed from the
@@ -287,6 +291,116 @@ def skimage_files():
             print(os.path.join(data, name))
 
 
+def seeds(outdir):
+    """Small, varied inputs for the fuzzer: every colour type, depth, tRNS and interlacing."""
+    os.makedirs(outdir, exist_ok=True)
+    rng = random.Random(7)
+    channels_of = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}
+    combos = [(0, [1, 2, 4, 8, 16]), (2, [8, 16]), (3, [1, 2, 4, 8]), (4, [8, 16]), (6, [8, 16])]
+    n = 0
+    for color_type, depths in combos:
+        for depth in depths:
+            for interlace in (0, 1):
+                w, h = rng.choice([(1, 1), (9, 7), (17, 3)])
+                samples = make_samples(rng, w, h, channels_of[color_type], depth)
+                palette = trns = None
+                if color_type == 3:
+                    palette = [(rng.randrange(256), rng.randrange(256), rng.randrange(256)) for _ in range(1 << depth)]
+                    trns = bytes([0, 128])
+                elif color_type in (0, 2):
+                    trns = b"".join(struct.pack(">H", v) for v in samples[0][0])
+                png = encode_png(samples, depth, color_type, interlace, lambda r: r % 5, (9, 0),
+                                 lambda size: [size // 2, size - size // 2] if size > 1 else [size], palette, trns)
+                with open(os.path.join(outdir, f"seed-{n:02}-ct{color_type}-d{depth}-i{interlace}.png"), "wb") as f:
+                    f.write(png)
+                n += 1
+
+
+class BitWriter:
+    def __init__(self):
+        self.out, self.acc, self.n = bytearray(), 0, 0
+
+    def bits(self, value, count):
+        self.acc |= value << self.n
+        self.n += count
+        while self.n >= 8:
+            self.out.append(self.acc & 0xFF)
+            self.acc >>= 8
+            self.n -= 8
+
+    def code(self, value, length):  # Huffman codes go out most significant bit first
+        self.bits(int(format(value, f"0{length}b")[::-1], 2), length)
+
+    def align(self):
+        if self.n:
+            self.bits(0, 8 - self.n)
+
+
+def empty_dynamic_block(w):
+    """A non-final dynamic block with only an end-of-block code: a table build for no output."""
+    w.bits(0, 1)
+    w.bits(2, 2)
+    w.bits(0, 5)   # 257 literal/length codes
+    w.bits(0, 5)   # 1 distance code
+    w.bits(14, 4)  # 18 code-length codes, order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1
+    lengths = {18: 1, 0: 2, 1: 2}  # codes: 18 -> 0, 0 -> 10, 1 -> 11
+    for symbol in [16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1]:
+        w.bits(lengths.get(symbol, 0), 3)
+    w.code(0, 1); w.bits(138 - 11, 7)   # literals 0-137: unused
+    w.code(0, 1); w.bits(118 - 11, 7)   # literals 138-255: unused
+    w.code(0b11, 2)                     # end of block: 1 bit
+    w.code(0b10, 2)                     # the one distance code: unused
+    w.code(0, 1)                        # end of block
+
+
+def hostile(outdir):
+    """Files of at most 1 MiB that cost time or memory out of proportion (issue 12):
+    tail-1gib       a 64x64 RGBA8 image whose zlib stream goes on with 1 GiB of zeros (libpng and
+                    Pillow stop at the last row)
+    zeros-max       an all-zero 11000x11000 RGBA16 image: ~968 MB of scanlines in under 1 MiB, the
+                    most a file that small can legitimately ask for under the default pixel limit
+    empty-blocks    a 64x64 image whose stream starts with 1 MiB of empty dynamic blocks
+    issue-69-bytes  69 bytes claiming a 134,217,728x1 RGBA16 Adam7 image
+    """
+    def write(name, chunks):
+        png = b"\x89PNG\r\n\x1a\n" + b"".join(chunk(kind, data) for kind, data in chunks)
+        with open(os.path.join(outdir, name + ".png"), "wb") as f:
+            f.write(png)
+
+    def ihdr(width, height, depth, color_type, interlace=0):
+        return (b"IHDR", struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, interlace))
+
+    rows = b"".join(b"\x00" + bytes((x * 4 + y) & 0xFF for x in range(256)) for y in range(64))
+
+    compressor = zlib.compressobj(9)
+    stream = compressor.compress(rows)
+    block = bytes(1 << 20)
+    for _ in range(1024):
+        stream += compressor.compress(block)
+    stream += compressor.flush()
+    write("tail-1gib", [ihdr(64, 64, 8, 6), (b"IDAT", stream), (b"IEND", b"")])
+
+    compressor = zlib.compressobj(9)
+    row = bytes(1 + 11000 * 8)
+    stream = b"".join(compressor.compress(row) for _ in range(11000)) + compressor.flush()
+    write("zeros-max", [ihdr(11000, 11000, 16, 6), (b"IDAT", stream), (b"IEND", b"")])
+
+    w = BitWriter()
+    w.bits(0x78, 8)
+    w.bits(0x01, 8)
+    while len(w.out) < (1 << 20) - 20000:
+        empty_dynamic_block(w)
+    w.bits(1, 1)  # final stored block with the rows
+    w.bits(0, 2)
+    w.align()
+    w.bits(len(rows), 16)
+    w.bits(~len(rows) & 0xFFFF, 16)
+    stream = bytes(w.out) + rows + struct.pack(">I", zlib.adler32(rows))
+    write("empty-blocks", [ihdr(64, 64, 8, 6), (b"IDAT", stream), (b"IEND", b"")])
+
+    write("issue-69-bytes", [ihdr(134217728, 1, 16, 6, 1), (b"IDAT", bytes.fromhex("78010100 00ffff00 00000100")), (b"IEND", b"")])
+
+
 def main(argv):
     if len(argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -298,6 +412,10 @@ def main(argv):
         print(f"python {sys.version.split()[0]}, Pillow {PIL.__version__}")
     elif command == "generate":
         generate(argv[2])
+    elif command == "seeds":
+        seeds(argv[2])
+    elif command == "hostile":
+        hostile(argv[2])
     elif command == "decode":
         decode(argv[2], argv[3:])
     elif command == "skimage-files":

@@ -133,3 +133,48 @@ struct ReadmeExamplesTests {
         #expect(dropped > 0)
     }
 }
+
+/// The README's "Blocking and async calls" snippets, side by side: the same call, with and
+/// without `await` (the blocking form is `noasync`, so only the async one compiles in async code).
+@Suite("README examples: blocking and async forms")
+struct ReadmeBlockingAndAsyncTests {
+    let cache: VolatileCache<String>
+    init() throws { cache = try VolatileCache<String>() }
+
+    private func render(_ key: String) throws -> [UInt8] { Array(key.utf8) }
+    private func fetch(_ key: String) async throws -> [UInt8] {
+        await Task.yield()
+        return Array(key.utf8)
+    }
+
+    // Synchronous code, on a thread you own: blocks while another thread regenerates the key.
+    func thumbnail(_ key: String) throws -> [UInt8] {
+        try cache.bytes(forKey: key) { context in
+            let pixels = try render(key)
+            try pixels.withUnsafeBytes { try context.write(contentsOf: $0) }
+        }
+    }
+
+    // Async code: the same call with `await`; waiting suspends the task, not the thread.
+    func thumbnail(_ key: String) async throws -> [UInt8] {
+        try await cache.bytes(forKey: key) { context in
+            let pixels = try await fetch(key)
+            try pixels.withUnsafeBytes { try context.write(contentsOf: $0) }
+        }
+    }
+
+    @Test("the blocking form, from synchronous code")
+    func blockingForm() throws {
+        #expect(try thumbnail("a") == Array("a".utf8))
+        #expect(cache.statistics.regenerations == 1)
+    }
+
+    @Test("the async form, from async code, with concurrent misses regenerating once")
+    func asyncForm() async throws {
+        async let first: [UInt8] = thumbnail("b")
+        async let second: [UInt8] = thumbnail("b")
+        let results = try await [first, second]
+        #expect(results == [Array("b".utf8), Array("b".utf8)])
+        #expect(cache.statistics.regenerations == 1)
+    }
+}

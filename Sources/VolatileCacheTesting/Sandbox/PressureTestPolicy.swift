@@ -19,8 +19,21 @@ public enum PressureTestPolicy {
 
     /// `true` when `VOLATILE_REQUIRE_PRESSURE_TESTS` is `1` (or `true`, `yes`).
     public static var requirePressureTests: Bool {
-        guard let value = getenv(requireEnvironmentVariable).map({ String(cString: $0) }) else { return false }
-        return ["1", "true", "yes"].contains(value.lowercased())
+        isOn(getenv(requireEnvironmentVariable).map { String(cString: $0) })
+    }
+
+    /// Whether `environment` makes the pressure tests required. Only
+    /// `VOLATILE_REQUIRE_PRESSURE_TESTS` counts: each switch covers its own tests, so
+    /// `VOLATILE_REQUIRE_PYTHON_TESTS` (the PNG decoder's Python reference tests) leaves this off.
+    ///
+    /// - Parameter environment: Environment variables, as `ProcessInfo.processInfo.environment` gives them.
+    /// - Returns: `true` when `VOLATILE_REQUIRE_PRESSURE_TESTS` is `1`, `true` or `yes`.
+    public static func requirePressureTests(environment: [String: String]) -> Bool {
+        isOn(environment[requireEnvironmentVariable])
+    }
+
+    private static func isOn(_ value: String?) -> Bool {
+        value.map { ["1", "true", "yes"].contains($0.lowercased()) } ?? false
     }
 
     /// What a pressure test should do here.

@@ -95,22 +95,42 @@ struct Inflater: ~Copyable {
         }
     }
 
-    /// Decodes the rest of the stream, discarding any output beyond what was read, and checks the
-    /// Adler-32 trailer.
+    /// What ``finish(trailingOutputLimit:)`` could say about the end of the stream.
+    enum Ending: Equatable {
+        /// The stream ended within the limit and its Adler-32 trailer matched.
+        case verified
+        /// The stream went on past the limit after the last byte read; the rest was neither
+        /// inflated nor checked.
+        case unverified
+    }
+
+    /// Decodes what follows the last byte read, discarding it, for at most `trailingOutputLimit`
+    /// more output bytes; if the stream ends within that, checks the Adler-32 trailer.
     ///
-    /// - Throws: any defect found in the remaining stream, including ``InflateError/checksumMismatch``.
-    mutating func finish() throws(InflateError) {
+    /// A well-formed PNG stream ends right after its last scanline, so the tail is a few bytes.
+    /// Bounding it keeps a file with a long run of data after the image (which libpng and Pillow
+    /// ignore) from costing time in proportion to what that run would inflate to.
+    ///
+    /// - Parameter trailingOutputLimit: The most output to inflate past the bytes already read.
+    /// - Returns: Whether the trailer was checked.
+    /// - Throws: any defect found in the inflated tail, including ``InflateError/checksumMismatch``.
+    /// - Complexity: O(`trailingOutputLimit`) plus the compressed bytes that produce it.
+    mutating func finish(trailingOutputLimit: Int) throws(InflateError) -> Ending {
+        let limit = consumed + trailingOutputLimit
         while true {
-            while produced > consumed {
+            let end = min(produced, limit)
+            while end > consumed {
                 let start = consumed & Self.ringMask
-                let run = min(produced - consumed, Self.ringSize - start)
+                let run = min(end - consumed, Self.ringSize - start)
                 adler.update(ring + start, count: run)
                 consumed += run
             }
             if case .finished = state {
+                if produced > limit { return .unverified }
                 guard adler.value == expectedAdler else { throw .checksumMismatch }
-                return
+                return .verified
             }
+            if produced >= limit { return .unverified }
             try fill()
         }
     }
@@ -228,7 +248,7 @@ struct Inflater: ~Copyable {
         }
     }
 
-    /// Reads the Adler-32 trailer; ``finish()`` compares it once every byte has passed the reader.
+    /// Reads the Adler-32 trailer; ``finish(trailingOutputLimit:)`` compares it once every byte has passed the reader.
     private mutating func readTrailer() throws(InflateError) {
         alignToByte()
         var expected: UInt32 = 0
@@ -401,8 +421,22 @@ struct Inflater: ~Copyable {
                         raw.storeBytes(of: word, toByteOffset: target &+ i, as: UInt64.self)
                         i &+= 8
                     }
+                } else if distance < 8 && target >= 16 && target + length + 8 <= Self.ringSize {
+                    // A short distance repeats the last `distance` bytes, so the output is periodic
+                    // with `period`, the smallest multiple of `distance` that is at least 8: write
+                    // the first period byte by byte, then copy words from one period back, which
+                    // are always complete. Runs of one byte (distance 1) are common in images.
+                    let period = distance * ((8 + distance - 1) / distance)
+                    let head = min(length, period)
+                    for i in 0..<head { ring[target &+ i] = ring[target &+ i &- distance] }
+                    let raw = UnsafeMutableRawPointer(ring)
+                    var i = head
+                    while i < length {
+                        let word = raw.loadUnaligned(fromByteOffset: target &+ i &- period, as: UInt64.self)
+                        raw.storeBytes(of: word, toByteOffset: target &+ i, as: UInt64.self)
+                        i &+= 8
+                    }
                 } else if target + length <= Self.ringSize && source + length <= Self.ringSize {
-                    // Short distances repeat the last `distance` bytes: byte by byte.
                     for i in 0..<length { ring[target &+ i] = ring[source &+ i] }
                 } else {
                     for i in 0..<length { ring[(target + i) & mask] = ring[(source + i) & mask] }

@@ -9,11 +9,16 @@ struct ChunkReader {
         var palette: [UInt8]
         /// The raw `tRNS` payload, if present.
         var transparency: [UInt8]?
+        /// Ancillary chunks skipped for a bad CRC, in file order.
+        var skippedChunks: [String]
     }
 
     static let signature: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A]
 
     /// Reads and checks every chunk of `bytes` up to `IEND`.
+    ///
+    /// A critical chunk with a bad CRC ends the read with an error; an ancillary one is skipped
+    /// (libpng's default), since its contents cannot be trusted but the image does not need them.
     ///
     /// - Throws: ``PNGError`` naming the first defect found.
     /// - Complexity: O(*n*) in the size of the file.
@@ -26,8 +31,12 @@ struct ChunkReader {
 
         var header: PNGHeader?
         var imageData: [UInt8] = []
+        // One allocation of at most the file's size, rather than doubling growth that can hold
+        // up to three times the data at once while it copies.
+        imageData.reserveCapacity(bytes.count)
         var palette: [UInt8]?
         var transparency: [UInt8]?
+        var skippedChunks: [String] = []
         var imageDataState = 0  // 0 none yet, 1 inside the IDAT run, 2 after it
         var offset = 8
 
@@ -44,11 +53,19 @@ struct ChunkReader {
             let data = UnsafeRawBufferPointer(rebasing: bytes[(offset + 8)..<(offset + 8 + length)])
             let storedCRC = readBigEndian(bytes, at: offset + 8 + length)
             let computedCRC = CRC32.checksum(UnsafeRawBufferPointer(rebasing: bytes[(offset + 4)..<(offset + 8 + length)]))
-            guard storedCRC == computedCRC else { throw .crcMismatch(chunk: name) }
+            // Bit 5 of the first type byte set: ancillary, safe to ignore.
+            let isAncillary = typeBytes[0] & 0x20 != 0
+            guard storedCRC == computedCRC || isAncillary else { throw .crcMismatch(chunk: name) }
             offset += 12 + length
 
             if header == nil && name != "IHDR" { throw .missingChunk("IHDR") }
             if imageDataState == 1 && name != "IDAT" { imageDataState = 2 }
+            if storedCRC != computedCRC {
+                // Listed up to a bound, so a file of nothing but bad chunks cannot grow the list
+                // beyond its own size.
+                if skippedChunks.count < PNGDecoder.maximumSkippedChunkNames { skippedChunks.append(name) }
+                continue
+            }
 
             switch name {
             case "IHDR":
@@ -70,10 +87,13 @@ struct ChunkReader {
             case "IEND":
                 guard let header else { throw .missingChunk("IHDR") }
                 guard imageDataState != 0 else { throw .missingChunk("IDAT") }
-                return try validate(Contents(header: header, imageData: imageData, palette: palette ?? [], transparency: transparency))
+                return try validate(Contents(
+                    header: header, imageData: imageData, palette: palette ?? [], transparency: transparency,
+                    skippedChunks: skippedChunks
+                ))
             default:
-                // Bit 5 of the first type byte clear: critical, and we cannot skip what we do not know.
-                guard typeBytes[0] & 0x20 != 0 else { throw .unknownCriticalChunk(name) }
+                // A critical chunk we do not know cannot be skipped.
+                guard isAncillary else { throw .unknownCriticalChunk(name) }
             }
         }
     }
@@ -100,6 +120,14 @@ struct ChunkReader {
 
     private static func validate(_ contents: Contents) throws(PNGError) -> Contents {
         let header = contents.header
+        // Refuse, before anything is allocated for pixels, a header that claims more scanline
+        // bytes than the compressed data could possibly inflate to.
+        let compressed = contents.imageData.count
+        let scanlineBytes = header.scanlineByteCount ?? Int.max
+        let (possible, overflow) = compressed.multipliedReportingOverflow(by: PNGDecoder.maximumInflateRatio)
+        guard overflow || scanlineBytes <= possible else {
+            throw .insufficientImageData(compressedByteCount: compressed, scanlineByteCount: scanlineBytes)
+        }
         let paletteEntries = contents.palette.count / 3
         if header.colorType == .indexed {
             guard paletteEntries > 0 else { throw .missingChunk("PLTE") }

@@ -18,13 +18,51 @@
 /// transparency and Adam7 interlacing. Output is always 8-bit RGBA, not premultiplied; 16-bit
 /// samples keep their high byte, as libpng and Pillow do when reducing to 8 bits. Ancillary chunks
 /// other than `tRNS` (gamma, colour profiles, text) are checked and skipped.
+///
+/// ## Limits on hostile input
+///
+/// The work and memory a file can ask for are bounded by what it holds:
+/// - The image may have at most `maximumPixelCount` pixels (by default
+///   ``defaultMaximumPixelCount``), checked when the header is read.
+/// - The compressed image data must be able to hold every scanline the header announces at
+///   deflate's maximum ratio, ``maximumInflateRatio`` (1032:1); otherwise ``init(bytes:maximumPixelCount:)``
+///   throws ``PNGError/insufficientImageData(compressedByteCount:scanlineByteCount:)`` before
+///   anything is allocated, so a 69-byte file cannot claim a gigabyte image.
+/// - Decoding stops inflating once the last scanline is complete. The rest of the zlib stream is
+///   inflated, and its Adler-32 checksum checked, only if it ends within ``trailingOutputLimit``
+///   bytes of output (a well-formed file ends at once); data past that is not verified, as libpng
+///   and Pillow do not verify it either.
+/// - Besides the output, a decode allocates a 64 KiB inflate window, two scanlines, and for an
+///   interlaced image that it scales, one RGBA8 copy of the crop rectangle: at most about 26 bytes
+///   per image pixel plus 66 KiB, and when scaling, 48 bytes per output column. The fuzz target
+///   (`Examples/ImageDecoderDemo/Fuzz`) checks 64 bytes per pixel plus 256 KiB on every input.
+/// - An ancillary chunk with a bad CRC is skipped and listed in ``skippedChunks``.
 public struct PNGDecoder: Sendable {
     /// The largest image, in pixels, a decoder accepts unless told otherwise: 2²⁷ (128 Mi) pixels,
     /// 512 MiB of RGBA8.
     public static let defaultMaximumPixelCount = 1 << 27
 
+    /// How far past the last scanline a decode inflates to reach the zlib stream's end and check
+    /// its Adler-32 checksum: 64 KiB of output. A longer tail is neither inflated nor verified.
+    public static let trailingOutputLimit = 1 << 16
+
+    /// The most bytes one compressed byte of deflate data can inflate to: a length-258 match
+    /// coded in two bits (a 1-bit length code and a 1-bit distance code) makes 1032 bytes a byte.
+    public static let maximumInflateRatio = 1032
+
     /// The image's header.
     public let header: PNGHeader
+
+    /// The ancillary chunks that were skipped because their CRC did not match, in file order.
+    ///
+    /// As libpng and Rust's `png` crate do, a bad CRC in an ancillary chunk (lower-case first letter,
+    /// such as `iCCP`, `cLLI`, `tEXt`, and also `tRNS`) skips that chunk instead of rejecting the
+    /// file; a bad CRC in a critical chunk (`IHDR`, `PLTE`, `IDAT`, `IEND`) throws
+    /// ``PNGError/crcMismatch(chunk:)``. At most ``maximumSkippedChunkNames`` names are kept.
+    public let skippedChunks: [String]
+
+    /// How many names ``skippedChunks`` keeps: 32.
+    public static let maximumSkippedChunkNames = 32
 
     /// The largest width × height this decoder accepts for the image and for a transform's output.
     public let maximumPixelCount: Int
@@ -58,8 +96,9 @@ public struct PNGDecoder: Sendable {
     ///   - bytes: The complete PNG file.
     ///   - maximumPixelCount: The largest width × height to accept, for the image and for any
     ///     transform's output; larger images throw ``PNGError/imageTooLarge(width:height:)``.
-    /// - Throws: ``PNGError`` if the file is not a PNG, is truncated, fails a CRC check, or has an
-    ///   invalid header, palette or transparency chunk.
+    /// - Throws: ``PNGError`` if the file is not a PNG, is truncated, fails a critical chunk's CRC
+    ///   check, has an invalid header, palette or transparency chunk, or has too little compressed
+    ///   image data for the size its header announces.
     /// - Complexity: O(*n*) in the size of the file (CRC checks and one copy of the image data).
     public init(bytes: [UInt8], maximumPixelCount: Int = PNGDecoder.defaultMaximumPixelCount) throws(PNGError) {
         let result = bytes.withUnsafeBytes { raw in
@@ -76,12 +115,14 @@ public struct PNGDecoder: Sendable {
     ///   - bytes: The complete PNG file.
     ///   - maximumPixelCount: The largest width × height to accept, for the image and for any
     ///     transform's output; larger images throw ``PNGError/imageTooLarge(width:height:)``.
-    /// - Throws: ``PNGError`` if the file is not a PNG, is truncated, fails a CRC check, or has an
-    ///   invalid header, palette or transparency chunk.
+    /// - Throws: ``PNGError`` if the file is not a PNG, is truncated, fails a critical chunk's CRC
+    ///   check, has an invalid header, palette or transparency chunk, or has too little compressed
+    ///   image data for the size its header announces.
     /// - Complexity: O(*n*) in the size of the file (CRC checks and one copy of the image data).
     public init(bytes: UnsafeRawBufferPointer, maximumPixelCount: Int = PNGDecoder.defaultMaximumPixelCount) throws(PNGError) {
         let contents = try ChunkReader.read(bytes, maximumPixelCount: maximumPixelCount)
         self.header = contents.header
+        self.skippedChunks = contents.skippedChunks
         self.maximumPixelCount = maximumPixelCount
         self.imageData = contents.imageData
         self.lookupTable = Self.makeLookupTable(contents)
@@ -104,8 +145,9 @@ public struct PNGDecoder: Sendable {
     /// Decodes the image, cropped and scaled by `transform`, into `destination` as RGBA8 rows
     /// (row-major, 4 bytes per pixel, no padding).
     ///
-    /// Every call inflates and unfilters the whole image data and checks its Adler-32 checksum,
-    /// but converts only the rows and columns inside the crop. A non-interlaced image needs only a
+    /// Every call inflates and unfilters all the scanlines and checks the Adler-32 checksum when
+    /// the stream ends within ``trailingOutputLimit`` bytes after them, but converts only the rows
+    /// and columns inside the crop. A non-interlaced image needs only a
     /// few scanlines of scratch memory. An Adam7-interlaced image scatters its seven passes into
     /// `destination` when the transform does not scale; when it scales, it first decodes the crop
     /// rectangle into a temporary RGBA8 buffer (crop width × crop height × 4 bytes).
@@ -138,7 +180,7 @@ public struct PNGDecoder: Sendable {
                         try decodeSequential(inflater: &inflater, converter: converter, sink: &sink)
                     }
                     do throws(InflateError) {
-                        try inflater.finish()
+                        _ = try inflater.finish(trailingOutputLimit: Self.trailingOutputLimit)
                     } catch {
                         throw .inflate(error)
                     }

@@ -28,6 +28,10 @@ public enum PNGError: Error, Sendable, Hashable {
     case inflate(InflateError)
     /// A scanline starts with a filter type other than 0–4.
     case invalidFilter(type: UInt8, row: Int)
+    /// The compressed image data is too short to inflate to the scanlines the header announces, even
+    /// at deflate's maximum ratio (``PNGDecoder/maximumInflateRatio``): the file is truncated or
+    /// claims dimensions it does not hold. Thrown before any pixel memory is allocated.
+    case insufficientImageData(compressedByteCount: Int, scanlineByteCount: Int)
     /// The image (or a requested output size) has more pixels than the decoder's limit allows.
     case imageTooLarge(width: Int, height: Int)
     /// The destination buffer cannot hold the decoded pixels.
@@ -52,6 +56,8 @@ extension PNGError: CustomStringConvertible {
         case .invalidTransparency(let reason): "invalid tRNS: \(reason)"
         case .inflate(let error): "corrupt image data: \(error)"
         case .invalidFilter(let type, let row): "invalid filter type \(type) in row \(row)"
+        case .insufficientImageData(let compressed, let scanlines):
+            "\(compressed) bytes of compressed image data cannot hold the \(scanlines) bytes of scanlines the header announces"
         case .imageTooLarge(let width, let height): "image of \(width)×\(height) pixels exceeds the decoder's limit"
         case .destinationTooSmall(let required, let actual): "destination holds \(actual) bytes, \(required) needed"
         case .invalidTransform(let reason): "invalid transform: \(reason)"

@@ -55,4 +55,23 @@ public struct PNGHeader: Sendable, Hashable {
 
     /// Bytes in one scanline of `width` pixels, without the filter-type byte.
     func rowByteCount(width: Int) -> Int { (width * bitsPerPixel + 7) / 8 }
+
+    /// Bytes of filtered scanlines (filter-type bytes included) the zlib stream must inflate to:
+    /// all seven passes for an interlaced image. `nil` if the count overflows `Int`.
+    var scanlineByteCount: Int? {
+        let passes = isInterlaced ? Adam7Pass.all : [Adam7Pass(xStart: 0, yStart: 0, xStep: 1, yStep: 1)]
+        var total = 0
+        for pass in passes {
+            let passWidth = pass.width(forImageWidth: width)
+            let passHeight = pass.height(forImageHeight: height)
+            guard passWidth > 0, passHeight > 0 else { continue }
+            let (bits, overflow1) = passWidth.multipliedReportingOverflow(by: bitsPerPixel)
+            guard !overflow1 else { return nil }
+            let (bytes, overflow2) = (bits / 8 + (bits % 8 == 0 ? 0 : 1) + 1).multipliedReportingOverflow(by: passHeight)
+            let (sum, overflow3) = total.addingReportingOverflow(bytes)
+            guard !overflow2, !overflow3 else { return nil }
+            total = sum
+        }
+        return total
+    }
 }
