@@ -21,14 +21,14 @@ let package = Package(
         // Thin C shim: ioctl request numbers, userfaultfd structs, raw syscalls Swift cannot import.
         .target(name: "CVolatileShim"),
         // System layer under every other module (package-internal, no product): locks, threads.
-        .target(name: "VolatileSystem", swiftSettings: strictSettings),
+        .target(name: "VolatileSystem", dependencies: ["CVolatileShim"], swiftSettings: strictSettings),
         // Memory layer: sparse volatile regions, extents, pin/unpin, drop detection. No keys, no eviction.
         .target(name: "VolatileMemory", dependencies: ["CVolatileShim", "VolatileSystem"], swiftSettings: strictSettings),
         // The cache type applications import.
         .target(name: "VolatileCache", dependencies: ["VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
         // Drop injection, memory-pressure sandbox (cgroups), helpers for users' pressure tests.
         .target(name: "VolatileCacheTesting", dependencies: ["VolatileCache", "VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
-        .executableTarget(name: "volatile-stress", dependencies: ["VolatileCache", "VolatileCacheTesting"], swiftSettings: strictSettings),
+        .executableTarget(name: "volatile-stress", dependencies: ["VolatileCache", "VolatileCacheTesting", "VolatileSystem"], swiftSettings: strictSettings),
         .executableTarget(name: "volatile-bench", dependencies: ["VolatileCache", "VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
 
         // The example: a pure-Swift PNG decoder and an image-gallery demo.
@@ -40,8 +40,18 @@ let package = Package(
             swiftSettings: strictSettings
         ),
 
-        .testTarget(name: "VolatileMemoryTests", dependencies: ["VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
-        .testTarget(name: "VolatileCacheTests", dependencies: ["VolatileCache", "VolatileCacheTesting"], swiftSettings: strictSettings),
+        // Helpers shared by the test suites (deterministic content, threads); no product.
+        .target(name: "VolatileTestSupport", path: "Tests/TestSupport", swiftSettings: strictSettings),
+        .testTarget(
+            name: "VolatileMemoryTests",
+            dependencies: ["VolatileMemory", "VolatileSystem", "VolatileTestSupport"],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "VolatileCacheTests",
+            dependencies: ["VolatileCache", "VolatileCacheTesting", "VolatileSystem", "VolatileTestSupport"],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "VolatileCacheTestingTests",
             dependencies: ["VolatileCacheTesting", "VolatileCache", "volatile-stress", "ImageDecoderDemo"],

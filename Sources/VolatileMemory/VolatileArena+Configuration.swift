@@ -15,12 +15,12 @@ extension VolatileArena {
         /// The largest extent; requests above it throw ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``.
         /// Defaults to the region size; a larger value gets a dedicated region when needed.
         public var maximumExtentByteCount: Int?
-        /// Use `MADV_POPULATE_WRITE` when the kernel has it (default true). False forces the
-        /// per-page atomic-touch fallback (for tests of that path).
-        public var allowsPopulateWrite: Bool
-        /// Open userfaultfd in `UFFD_USER_MODE_ONLY` even when full mode is allowed (for tests
-        /// of the unprivileged path). Default false.
-        public var prefersUserModeOnlyUserfaultfd: Bool
+        /// Test hook: `false` forces the per-page atomic-touch fallback even where the kernel
+        /// has `MADV_POPULATE_WRITE`. Default true.
+        package var allowsPopulateWrite: Bool
+        /// Test hook: open userfaultfd in `UFFD_USER_MODE_ONLY` even when full mode is allowed,
+        /// to exercise the unprivileged path. Default false.
+        package var prefersUserModeOnlyUserfaultfd: Bool
         /// Check residency with mincore before re-dirtying a volatile extent, so that pages
         /// already dropped are mapped in one batch instead of one fault each. Default true.
         public var usesResidencyPrecheck: Bool

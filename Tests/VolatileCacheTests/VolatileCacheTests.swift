@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import VolatileSystem
 import Testing
 @testable import VolatileCache
 import VolatileCacheTesting
@@ -93,7 +94,7 @@ struct CoreTests {
         try read(cache, 3, byteCount: size)
         cache.shed()
         try CacheDropInjector(cache).drop(keys: [3], pages: [2, 5])
-        let repaired = Mutex<[Int]>([])
+        let repaired = LockedValue<[Int]>([])
         let ok = try cache.withBytes(forKey: 3, regenerate: { context in
             guard context.droppedPages != nil else {
                 try generator(size)(&context)
@@ -295,7 +296,7 @@ struct FaultTests {
 
     @Test func reentrantSameKeyIsATypedErrorOtherKeysWork() throws {
         let cache = try makeCache()
-        let inner = Mutex<(any Error)?>(nil)
+        let inner = LockedValue<(any Error)?>(nil)
         let ok = try cache.withBytes(forKey: 1, regenerate: { context in
             do {
                 try cache.withBytes(forKey: 1, regenerate: generator(page)) { _ in }

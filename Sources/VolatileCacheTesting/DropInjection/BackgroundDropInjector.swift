@@ -11,7 +11,7 @@ import VolatileSystem
 /// Drops a random fraction of an arena's volatile pages at a steady rate, on a background
 /// thread, until stopped: a reproducible stand-in for memory pressure in stress tests.
 ///
-/// Round `n` uses the `n`-th value of a ``SplitMix64`` seeded with ``seed``, so a run with the
+/// Round `n` uses the `n`-th value of a SplitMix64 generator seeded with ``seed``, so a run with the
 /// same seed and the same volatile extents at each round drops the same pages.
 public final class BackgroundDropInjector: Sendable {
     /// The arena whose volatile pages are dropped.
