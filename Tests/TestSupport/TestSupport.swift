@@ -15,20 +15,20 @@ package func expectedWord(seed: UInt64, index: Int) -> UInt64 {
 
 /// Fills words `words` (all by default) of `bytes` with the content of `seed`.
 package func fill(_ bytes: UnsafeMutableRawBufferPointer, seed: UInt64, words: Range<Int>? = nil) {
-    let base = bytes.baseAddress!
-    for index in words ?? 0..<(bytes.count / 8) {
-        base.storeBytes(of: expectedWord(seed: seed, index: index), toByteOffset: index * 8, as: UInt64.self)
+    // Rebound for the duration of the loop only: typed access keeps debug builds fast.
+    bytes.withMemoryRebound(to: UInt64.self) { words64 in
+        for index in words ?? 0..<(bytes.count / 8) { words64[index] = expectedWord(seed: seed, index: index) }
     }
 }
 
 /// Index of the first word that differs from the content of `seed`, or nil.
 package func firstMismatch(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> Int? {
-    let base = bytes.baseAddress!
-    for index in 0..<(bytes.count / 8)
-    where base.load(fromByteOffset: index * 8, as: UInt64.self) != expectedWord(seed: seed, index: index) {
-        return index
+    bytes.withMemoryRebound(to: UInt64.self) { words in
+        for index in 0..<(bytes.count / 8) where words[index] != expectedWord(seed: seed, index: index) {
+            return index
+        }
+        return nil
     }
-    return nil
 }
 
 /// True when every word of `bytes` is the content of `seed`.

@@ -13,7 +13,7 @@ public enum MemoryPressureMonitorError: Error, Sendable, Equatable, CustomString
     case noSourceAvailable([MemoryPressureMonitor.RejectedSource])
     /// The wake-up eventfd could not be created (the error of `eventfd(2)`).
     case eventFDFailed(Errno)
-    /// The monitor thread could not be started (the error of `pthread_create(3)`; ``Errno/tryAgain``
+    /// The monitor thread could not be started (the error of `pthread_create(3)`; `Errno.tryAgain`
     /// at a thread or pids limit).
     case threadStartFailed(Errno)
 

@@ -1,6 +1,6 @@
 public import VolatileMemory
 
-/// Drops volatile pages of a ``VolatileMemory/VolatileArena`` now, with `MADV_PAGEOUT` (Linux
+/// Drops volatile pages of a `VolatileArena` now, with `MADV_PAGEOUT` (Linux
 /// 5.4): real kernel drops, as memory pressure would cause, but deterministic. Pinned pages
 /// are never affected (they are dirty and there is no swap).
 ///
@@ -15,7 +15,7 @@ public enum ArenaDropInjector {
     /// Drops every resident page of every volatile extent of `arena`.
     /// - Parameter arena: The arena.
     /// - Returns: The number of pages asked to be dropped.
-    /// - Throws: ``VolatileMemory/VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks
     ///   `MADV_PAGEOUT`.
     /// - Complexity: One system call per volatile extent.
     @discardableResult
@@ -29,7 +29,7 @@ public enum ArenaDropInjector {
     ///   - seed: Seed of the page choice (same seed and same extents, same pages).
     ///   - arena: The arena.
     /// - Returns: The number of pages asked to be dropped.
-    /// - Throws: ``VolatileMemory/VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks
     ///   `MADV_PAGEOUT`.
     /// - Complexity: O(volatile pages).
     @discardableResult
@@ -42,7 +42,7 @@ public enum ArenaDropInjector {
     ///   - pages: Page indices within the extent; nil for all.
     ///   - extent: The volatile extent.
     /// - Returns: How many of the requested pages are gone.
-    /// - Throws: ``VolatileMemory/VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks
     ///   `MADV_PAGEOUT`.
     @discardableResult
     public static func drop(pages: [Int]? = nil, of extent: borrowing VolatileExtent) throws(VolatileMemoryError) -> Int {

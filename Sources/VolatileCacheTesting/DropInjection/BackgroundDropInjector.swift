@@ -56,7 +56,7 @@ public final class BackgroundDropInjector: Sendable {
     public var error: VolatileMemoryError? { worker.control.withLock { $0.error } }
 
     /// Starts the background thread (no effect if it runs).
-    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the thread cannot be created.
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the thread cannot be created.
     public func start() throws(VolatileMemoryError) {
         try thread.withLock { (handle) throws(VolatileMemoryError) in
             guard handle == nil else { return }
