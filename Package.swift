@@ -6,9 +6,15 @@ let strictSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+// Linux only: the package rests on MADV_FREE, userfaultfd, MADV_POPULATE_WRITE and memory
+// cgroups. There is no `platforms:` entry because SwiftPM has none for Linux; on any other
+// system the build stops at one `#error` (in CVolatileShim and VolatileSystem) that says so.
+//
+// Internal checks: `swift test -Xswiftc -DVOLATILE_INTERNAL_CHECKS` verifies the allocator's
+// invariants after every change and enables the out-of-memory fault hook (CI does this in its
+// ThreadSanitizer run). Release builds carry neither.
 let package = Package(
     name: "VolatileCache",
-    platforms: [.macOS(.v15)],
     products: [
         .library(name: "VolatileMemory", targets: ["VolatileMemory"]),
         .library(name: "VolatileCache", targets: ["VolatileCache"]),
@@ -20,7 +26,8 @@ let package = Package(
     targets: [
         // Thin C shim: ioctl request numbers, userfaultfd structs, raw syscalls Swift cannot import.
         .target(name: "CVolatileShim"),
-        // System layer under every other module (package-internal, no product): locks, threads.
+        // System layer under every other module (package-internal, no product): every system call
+        // (one wrapper each, one Errno), TSan-visible locks, threads, cgroup file locations.
         .target(name: "VolatileSystem", dependencies: ["CVolatileShim"], swiftSettings: strictSettings),
         // Memory layer: sparse volatile regions, extents, pin/unpin, drop detection. No keys, no eviction.
         .target(name: "VolatileMemory", dependencies: ["CVolatileShim", "VolatileSystem"], swiftSettings: strictSettings),

@@ -75,6 +75,18 @@ extension VolatileArena {
         return gone
     }
 
+    /// Drops `pages` (nil: all) of the extent that was at `range` when it was looked up, like
+    /// ``VolatileExtent/dropPages(_:)``, without holding the extent. Safe if the extent has been
+    /// re-pinned or freed since: `MADV_PAGEOUT` cannot take dirty anonymous pages (no swap), so
+    /// pinned content stays; the call then only retries for about 200 ms and returns fewer pages.
+    /// - Returns: How many of the requested pages are not resident afterwards.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    @discardableResult
+    package func dropPages(_ pages: [Int]?, in range: VolatileRange) throws(VolatileMemoryError) -> Int {
+        let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < range.pageCount }).sorted() } ?? Array(0..<range.pageCount)
+        return try pageOutUntilGone(range.base, pageCount: range.pageCount, pages: requested)
+    }
+
     func pageOut(_ base: UnsafeMutableRawPointer, pageCount: Int) throws(VolatileMemoryError) {
         if case .failure(let error) = Syscall.advise(base, byteCount: pageCount * pageSize, vc_madv_pageout()) {
             throw .systemCall("madvise(MADV_PAGEOUT)", error)
@@ -122,7 +134,12 @@ extension VolatileExtent {
     /// - Complexity: One system call per run of consecutive pages and attempt.
     @discardableResult
     package func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) -> Int {
-        let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < token.pageCount }).sorted() } ?? Array(0..<token.pageCount)
-        return try token.arena.takeUnretainedValue().pageOutUntilGone(token.base, pageCount: token.pageCount, pages: requested)
+        try token.arena.takeUnretainedValue().dropPages(pages, in: range)
+    }
+
+    /// Where this extent's pages are, for ``VolatileArena/dropPages(_:in:)`` after the lock
+    /// that found the extent is released.
+    package var range: VolatileArena.VolatileRange {
+        VolatileArena.VolatileRange(base: token.base, pageCount: token.pageCount)
     }
 }

@@ -60,3 +60,12 @@ package func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void)
 
 /// Whether this test binary runs under AddressSanitizer (its quarantine inflates RSS).
 package let runningUnderAddressSanitizer: Bool = dlsym(nil, "__asan_init") != nil
+
+/// Whether this test binary runs under ThreadSanitizer (5 to 15 times slower).
+package let runningUnderThreadSanitizer: Bool = dlsym(nil, "__tsan_init") != nil
+
+/// A lower bound on the work a time-boxed test must get done: `count` normally, 0 (some work,
+/// any amount) under a sanitizer, which slows every memory access by an order of magnitude.
+package func minimumWork(_ count: Int) -> Int {
+    runningUnderThreadSanitizer || runningUnderAddressSanitizer ? 0 : count
+}

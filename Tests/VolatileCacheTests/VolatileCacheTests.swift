@@ -558,8 +558,8 @@ struct SystemTests {
             }
         }
         #expect(bad.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 1000)
-        #expect(cache.statistics.demotions > 100)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
+        #expect(cache.statistics.demotions > minimumWork(100))
         #expect(worst.load(ordering: .relaxed) <= budget + threads * maximumObject, "worst excess \(worst.load(ordering: .relaxed) / page) pages")
         #expect(cache.statistics.hotBytes <= budget)
     }
@@ -585,7 +585,9 @@ struct SystemTests {
         #expect(!monitor.isRunning)
     }
 
-    @Test func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+    @Test(.disabled(if: runningUnderAddressSanitizer || runningUnderThreadSanitizer,
+                    "the sanitizers' allocators keep freed memory resident (ASan's quarantine), so process RSS does not fall"))
+    func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
         let cache = try makeCache(hot: 16 << 20)
         let start = residentBytes()
         for key in 0..<64 { try read(cache, key, byteCount: 1 << 20) }
@@ -624,7 +626,7 @@ struct SystemTests {
         }
         injector.stop()
         #expect(bad.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 1000)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
         #expect(injector.rounds > 10)
         #expect(cache.statistics.droppedObjects > 0)
         cache.removeAll()
