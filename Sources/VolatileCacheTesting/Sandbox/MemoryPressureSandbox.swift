@@ -223,8 +223,7 @@ public struct MemoryPressureSandbox: Sendable {
         }
         for folder in folders {
             let candidate = folder + "/" + name
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
+            if case .success(false) = Syscall.isDirectory(candidate), Syscall.isAccessible(candidate, X_OK) {
                 return candidate
             }
         }
