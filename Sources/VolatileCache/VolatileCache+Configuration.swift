@@ -13,10 +13,10 @@ extension VolatileCache {
         /// Upper bound on the number of entries; `nil` for none. Default: nil.
         public var countLimit: Int?
         /// The largest object; larger requests throw ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``.
-        /// `nil` uses the arena's ``VolatileArena/maximumExtentByteCount``. Default: nil.
+        /// `nil` uses the arena's `VolatileArena.maximumExtentByteCount`. Default: nil.
         public var maximumObjectByteCount: Int?
         /// The arena the cache creates (ignored by ``VolatileCache/init(arena:configuration:)``).
-        /// Its ``VolatileArena/Configuration/maximumReservedBytes`` bounds the cache's
+        /// Its `VolatileArena.Configuration.maximumReservedBytes` bounds the cache's
         /// reserved virtual memory. Default: 256 MiB regions, no reservation bound.
         public var arena: VolatileArena.Configuration
         /// Number of lock shards the key space is split into (rounded up to a power of two).

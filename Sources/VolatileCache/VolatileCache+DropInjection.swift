@@ -1,5 +1,7 @@
-// Hooks for the VolatileCacheTesting module's drop injection: real kernel drops
+// Hooks for the VolatileCacheTesting module's drop injection (package access): real kernel drops
 // (MADV_PAGEOUT) of cached entries' volatile pages, as memory pressure would do.
+import VolatileMemory
+
 extension VolatileCache {
     /// Drops the given pages of the volatile entries for `keys`, now. Hot, pinned, busy or
     /// missing entries are skipped (their pages are not volatile).
@@ -11,12 +13,16 @@ extension VolatileCache {
         var dropped = 0
         for key in keys {
             let hashed = HashedKey(key)
-            try shard(for: hashed).pointee.state.withLock { state in
-                // Under the lock so that no re-pin takes the extent meanwhile.
-                guard let entry = state.entry(for: hashed), entry.phase == .volatile, entry.volatile != nil else { return }
-                try entry.volatile?.dropPages(pages)
-                dropped += 1
+            // Find the range under the shard lock, drop outside it: dropping retries with sleeps
+            // (up to about 200 ms), which must not block the shard. A re-pin in between keeps
+            // its pages (see VolatileArena.dropPages(_:in:)).
+            let range = shard(for: hashed).pointee.state.withLock { state -> VolatileArena.VolatileRange? in
+                guard let entry = state.entry(for: hashed), entry.phase == .volatile else { return nil }
+                return entry.volatile?.range
             }
+            guard let range else { continue }
+            try arena.dropPages(pages, in: range)
+            dropped += 1
         }
         return dropped
     }

@@ -172,7 +172,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     }
 
     /// Removes every entry (pinned ones are freed when their pins end), and returns the
-    /// arena's recycled extents to the kernel (``VolatileArena/trimRecycledExtents()``).
+    /// arena's recycled extents to the kernel (`VolatileArena.trimRecycledExtents()`).
     /// - Complexity: O(entries).
     public func removeAll() {
         for shard in shards.all {

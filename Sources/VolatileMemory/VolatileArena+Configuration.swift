@@ -9,31 +9,31 @@ extension VolatileArena {
         /// ``minimumRegionByteCount`` and records why in ``VolatileArena/reservationNotes``.
         public var regionByteCount: Int
         /// The smallest reservation the arena falls back to. Default: 16 MiB.
-        public var minimumRegionByteCount: Int
+        public var minimumRegionByteCount: Int = 16 << 20
         /// Upper bound on address space reserved by all regions; `nil` for none. Default: nil.
         public var maximumReservedBytes: Int?
         /// The largest extent; requests above it throw ``VolatileMemoryError/extentTooLarge(requestedBytes:maximumBytes:)``.
         /// Defaults to the region size; a larger value gets a dedicated region when needed.
-        public var maximumExtentByteCount: Int?
-        /// Use `MADV_POPULATE_WRITE` when the kernel has it (default true). False forces the
-        /// per-page atomic-touch fallback (for tests of that path).
-        public var allowsPopulateWrite: Bool
-        /// Open userfaultfd in `UFFD_USER_MODE_ONLY` even when full mode is allowed (for tests
-        /// of the unprivileged path). Default false.
-        public var prefersUserModeOnlyUserfaultfd: Bool
+        public var maximumExtentByteCount: Int? = nil
+        /// Test hook: `false` forces the per-page atomic-touch fallback even where the kernel
+        /// has `MADV_POPULATE_WRITE`. Default true.
+        package var allowsPopulateWrite: Bool = true
+        /// Test hook: open userfaultfd in `UFFD_USER_MODE_ONLY` even when full mode is allowed,
+        /// to exercise the unprivileged path. Default false.
+        package var prefersUserModeOnlyUserfaultfd: Bool = false
         /// Check residency with mincore before re-dirtying a volatile extent, so that pages
         /// already dropped are mapped in one batch instead of one fault each. Default true.
-        public var usesResidencyPrecheck: Bool
+        public var usesResidencyPrecheck: Bool = true
         /// Bytes of freed extents kept for reuse by allocations of the same page count that do
         /// not need zero-filled memory (``VolatileArena/allocate(byteCount:zeroFilled:)`` with
         /// `zeroFilled: false`). Kept extents are volatile (`MADV_FREE`): the kernel may still
         /// take their pages, and reusing one costs a populate instead of a page fault per page.
         /// ``VolatileArena/trimRecycledExtents()`` releases them. Extents larger than a quarter
         /// of the limit are never kept. 0 disables recycling. Default: 32 MiB.
-        public var recycledByteLimit: Int
+        public var recycledByteLimit: Int = 32 << 20
         /// Test hook: behave as if the kernel refused `userfaultfd(2)` with this error, to
         /// exercise the fallback on machines where it is granted.
-        package var simulatedUserfaultfdRefusal: Errno?
+        package var simulatedUserfaultfdRefusal: Errno? = nil
 
         /// Creates a configuration.
         /// - Parameters:
@@ -47,14 +47,7 @@ extension VolatileArena {
         ) {
             self.strategy = strategy
             self.regionByteCount = regionByteCount
-            self.minimumRegionByteCount = 16 << 20
             self.maximumReservedBytes = maximumReservedBytes
-            self.maximumExtentByteCount = nil
-            self.allowsPopulateWrite = true
-            self.prefersUserModeOnlyUserfaultfd = false
-            self.usesResidencyPrecheck = true
-            self.simulatedUserfaultfdRefusal = nil
-            self.recycledByteLimit = 32 << 20
         }
 
         /// The default configuration.

@@ -1,3 +1,4 @@
+import VolatileSystem
 import CVolatileShim
 #if canImport(Glibc)
 import Glibc
@@ -5,7 +6,8 @@ import Glibc
 import Musl
 #endif
 
-// Drop injection for tests: real kernel drops with MADV_PAGEOUT (Linux 5.4), which reclaims
+// Drop injection for tests (package access; the public form is VolatileCacheTesting's
+// ArenaDropInjector and CacheDropInjector): real kernel drops with MADV_PAGEOUT (Linux 5.4), which reclaims
 // clean lazily-freed pages at once without global pressure. It is harmless on pinned pages:
 // they are dirty anonymous memory, which cannot be reclaimed without swap. So a range that is
 // re-pinned between the snapshot and the advice simply keeps its pages.
@@ -16,7 +18,7 @@ extension VolatileArena {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: O(volatile extents) system calls.
     @discardableResult
-    public func dropAllVolatilePages() throws(VolatileMemoryError) -> Int {
+    package func dropAllVolatilePages() throws(VolatileMemoryError) -> Int {
         var pages = 0
         for range in volatileRanges() {
             try pageOut(range.base, pageCount: range.pageCount)
@@ -33,7 +35,7 @@ extension VolatileArena {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: O(volatile pages).
     @discardableResult
-    public func dropVolatilePages(fraction: Double, seed: UInt64) throws(VolatileMemoryError) -> Int {
+    package func dropVolatilePages(fraction: Double, seed: UInt64) throws(VolatileMemoryError) -> Int {
         var generator = SplitMix64(seed: seed)
         var dropped = 0
         // Sorted, so the choice depends on the seed and the extents only, not on hashing.
@@ -71,6 +73,18 @@ extension VolatileArena {
             gone += try pageOutUntilGone(range.base, pageCount: range.pageCount, pages: Array(0..<range.pageCount))
         }
         return gone
+    }
+
+    /// Drops `pages` (nil: all) of the extent that was at `range` when it was looked up, like
+    /// ``VolatileExtent/dropPages(_:)``, without holding the extent. Safe if the extent has been
+    /// re-pinned or freed since: `MADV_PAGEOUT` cannot take dirty anonymous pages (no swap), so
+    /// pinned content stays; the call then only retries for about 200 ms and returns fewer pages.
+    /// - Returns: How many of the requested pages are not resident afterwards.
+    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    @discardableResult
+    package func dropPages(_ pages: [Int]?, in range: VolatileRange) throws(VolatileMemoryError) -> Int {
+        let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < range.pageCount }).sorted() } ?? Array(0..<range.pageCount)
+        return try pageOutUntilGone(range.base, pageCount: range.pageCount, pages: requested)
     }
 
     func pageOut(_ base: UnsafeMutableRawPointer, pageCount: Int) throws(VolatileMemoryError) {
@@ -119,26 +133,13 @@ extension VolatileExtent {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: One system call per run of consecutive pages and attempt.
     @discardableResult
-    public func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) -> Int {
-        let requested = pages.map { Set($0.filter { $0 >= 0 && $0 < token.pageCount }).sorted() } ?? Array(0..<token.pageCount)
-        return try token.arena.takeUnretainedValue().pageOutUntilGone(token.base, pageCount: token.pageCount, pages: requested)
+    package func dropPages(_ pages: [Int]? = nil) throws(VolatileMemoryError) -> Int {
+        try token.arena.takeUnretainedValue().dropPages(pages, in: range)
     }
-}
 
-/// A small, fast, seedable generator (SplitMix64), for reproducible drop choices.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    private var state: UInt64
-
-    /// Creates a generator from a seed.
-    /// - Parameter seed: Any value; equal seeds give equal sequences.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next pseudo-random value.
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
+    /// Where this extent's pages are, for ``VolatileArena/dropPages(_:in:)`` after the lock
+    /// that found the extent is released.
+    package var range: VolatileArena.VolatileRange {
+        VolatileArena.VolatileRange(base: token.base, pageCount: token.pageCount)
     }
 }

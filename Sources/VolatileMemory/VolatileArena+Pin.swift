@@ -1,3 +1,4 @@
+import VolatileSystem
 import CVolatileShim
 #if canImport(Glibc)
 import Glibc
@@ -56,9 +57,9 @@ extension VolatileArena {
             let saved = region.savedWords! + token.firstPage
             var page = token.base
             for index in 0..<token.pageCount {
-                let word = page.assumingMemoryBound(to: UInt64.self)
-                saved[index] = word.pointee
-                word.pointee = cookie
+                // load/storeBytes: the user's bytes are not bound to UInt64.
+                saved[index] = page.load(as: UInt64.self)
+                page.storeBytes(of: cookie, as: UInt64.self)
                 page += pageSize
             }
         }
@@ -124,7 +125,7 @@ extension VolatileArena {
         var page = token.base
         let cookie = self.cookie
         for index in 0..<token.pageCount {
-            if vc_atomic_cas_u64(page.assumingMemoryBound(to: UInt64.self), cookie, saved[index]) == 0 {
+            if vc_atomic_cas_u64(page, cookie, saved[index]) == 0 {
                 dropped.append(index)
             }
             page += pageSize
@@ -137,18 +138,20 @@ extension VolatileArena {
     /// the absent pages are then recorded and mapped, and the call repeated until it succeeds.
     func populate(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
         let byteCount = token.pageCount * pageSize
+        #if VOLATILE_INTERNAL_CHECKS
         if injectedPopulateFailures.load(ordering: .relaxed) > 0,
             injectedPopulateFailures.subtract(1, ordering: .relaxed).newValue >= 0
         {
             return .failure(.outOfMemory)
         }
+        #endif
         switch populateMethod {
         case .atomicTouch:
             // A user-mode write: an absent page faults to the userfaultfd handler (which records
             // it) or, without userfaultfd, is allocated zero-filled (which the canary detects).
             var page = token.base
             for _ in 0..<token.pageCount {
-                vc_atomic_touch(page.assumingMemoryBound(to: UInt64.self))
+                vc_atomic_touch(page)
                 page += pageSize
             }
             return .success(())

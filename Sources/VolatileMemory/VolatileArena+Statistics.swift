@@ -92,7 +92,9 @@ extension VolatileArena {
         return resident * pageSize
     }
 
-    struct VolatileRange {
+    /// Where an extent's pages are; a snapshot that stays valid address space for the arena's
+    /// life (regions are unmapped only in its deinit), whatever becomes of the extent.
+    package struct VolatileRange: @unchecked Sendable {  // An address, never dereferenced by its holder.
         var base: UnsafeMutableRawPointer
         var pageCount: Int
     }

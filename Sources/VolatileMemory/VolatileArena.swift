@@ -339,8 +339,19 @@ public final class VolatileArena: Sendable {
 
     /// Makes the next `count` populate calls (pin, allocate) fail as if the kernel had
     /// returned ENOMEM, to test callers' out-of-memory paths without starving the machine.
+    /// Only builds with `-DVOLATILE_INTERNAL_CHECKS` look at it (release builds do not pay a
+    /// check on every populate): see ``internalChecksEnabled``.
     package func injectOutOfMemory(count: Int = 1) {
         injectedPopulateFailures.store(count, ordering: .relaxed)
+    }
+
+    /// Whether this build has the internal checks and fault hooks (`-DVOLATILE_INTERNAL_CHECKS`).
+    package static var internalChecksEnabled: Bool {
+        #if VOLATILE_INTERNAL_CHECKS
+        true
+        #else
+        false
+        #endif
     }
 
     /// Verifies the allocators' invariants (expensive; for tests).

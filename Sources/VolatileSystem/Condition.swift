@@ -17,10 +17,10 @@ package final class Condition: @unchecked Sendable {  // The pthread condition i
         condition.initialize(to: pthread_cond_t())
         var attributes = pthread_condattr_t()
         pthread_condattr_init(&attributes)
+        defer { pthread_condattr_destroy(&attributes) }
+        // Timed waits measure a duration: wall-clock jumps must not stretch or cut them.
         pthread_condattr_setclock(&attributes, CLOCK_MONOTONIC)
-        let status = pthread_cond_init(condition, &attributes)
-        pthread_condattr_destroy(&attributes)
-        precondition(status == 0, "pthread_cond_init failed: \(status)")
+        precondition(pthread_cond_init(condition, &attributes) == 0, "pthread_cond_init failed")
     }
 
     deinit {

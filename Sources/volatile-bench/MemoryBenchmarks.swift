@@ -79,7 +79,7 @@ enum MemoryBenchmarks {
                     baseline: {
                         var page = scratch
                         for _ in 0..<(extentBytes / pageSize) {
-                            vc_atomic_touch(page.assumingMemoryBound(to: UInt64.self))
+                            vc_atomic_touch(page)
                             page += pageSize
                         }
                     }))

@@ -10,6 +10,7 @@
 
 import Glibc
 import VolatileMemory
+import VolatileSystem  // SplitMix64
 
 /// Sizes and content of the workload's objects.
 struct ContentGenerator: Sendable {

@@ -7,6 +7,7 @@
 import Glibc
 import Synchronization
 import VolatileMemory
+import VolatileSystem  // SplitMix64
 
 /// Runs the access loop on worker threads and counts outcomes.
 final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State is atomics and a mutex.

@@ -1,12 +1,13 @@
 import Glibc
 import Synchronization
+import VolatileSystem
 import Testing
 @testable import VolatileCache
 import VolatileCacheTesting
 
 /// Collects a monitor's events and waits for one that matches.
 private final class EventRecorder: Sendable {
-    private let events = Mutex<[(MemoryPressureEvent, isMonitorThread: Bool)]>([])
+    private let events = LockedValue<[(MemoryPressureEvent, isMonitorThread: Bool)]>([])
     private let testThread = pthread_self()
 
     var handler: @Sendable (MemoryPressureEvent) -> Void {
@@ -75,7 +76,7 @@ private func volatileChurn(mebibytes: Int) -> SandboxCommand {
     }
 
     @Test func handlerMayStopTheMonitor() async throws {
-        let box = Mutex<MemoryPressureMonitor?>(nil)
+        let box = LockedValue<MemoryPressureMonitor?>(nil)
         let recorder = EventRecorder()
         let monitor = try MemoryPressureMonitor(source: .simulated) { event in
             recorder.handler(event)
@@ -188,7 +189,7 @@ struct MemoryPressureMonitorKernelTests {
             _ = try await sandbox.run(volatileChurn(mebibytes: 1024), memoryLimit: 32 << 20, timeout: .seconds(30))
             event = await recorder.waitFor(.seconds(1)) { !$0.isSimulated }
         }
-        #expect(event?.source == .systemPSI, "no PSI event after reclaim churn; /proc/pressure/memory: \((try? PressureSyscalls.readText("/proc/pressure/memory").get()) ?? "?")")
+        #expect(event?.source == .systemPSI, "no PSI event after reclaim churn; /proc/pressure/memory: \((try? Syscall.readText("/proc/pressure/memory").get()) ?? "?")")
         #expect(event?.level == .medium)
     }
 }

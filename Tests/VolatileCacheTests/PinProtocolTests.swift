@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import VolatileSystem
 import Testing
 @testable import VolatileCache
 import VolatileMemory
@@ -73,7 +74,7 @@ struct PinProtocolTests {
             }
         }
         #expect(bad.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 100)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(100))
         #expect(cache.count == 2)
         cache.removeAll()
         #expect(cache.arena.statistics.extentCount == 0)
@@ -82,7 +83,7 @@ struct PinProtocolTests {
     /// Concurrent starts leave exactly one monitor running: the one the cache keeps.
     @Test func concurrentPressureMonitorStartsKeepOneRunning() throws {
         let cache = try makeCache()
-        let started = Mutex<[MemoryPressureMonitor]>([])
+        let started = LockedValue<[MemoryPressureMonitor]>([])
         runThreads(4) { _ in
             for _ in 0..<5 {
                 if let monitor = try? cache.startPressureMonitoring(source: .simulated) {

@@ -5,28 +5,8 @@ import Synchronization
 import Testing
 @testable import VolatileCache
 import VolatileMemory
-
-/// Deterministic content: word `index` of object `seed`. Never zero, so a dropped page
-/// (which reads as zeros) can never pass verification.
-@inline(__always)
-func expectedWord(seed: UInt64, index: Int) -> UInt64 {
-    var z = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 31)) &* 0x94D0_49BB_1331_11EB
-    return (z ^ (z >> 29)) | 1
-}
-
-/// Fills words `words` (all by default) of `bytes` with the content of `seed`.
-func fill(_ bytes: UnsafeMutableRawBufferPointer, seed: UInt64, words: Range<Int>? = nil) {
-    let pointer = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)
-    for index in words ?? 0..<(bytes.count / 8) { pointer[index] = expectedWord(seed: seed, index: index) }
-}
-
-/// True when every word of `bytes` is the content of `seed`.
-func verify(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> Bool {
-    let pointer = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)
-    for index in 0..<(bytes.count / 8) where pointer[index] != expectedWord(seed: seed, index: index) { return false }
-    return true
-}
+@_exported import VolatileTestSupport
+@_exported import VolatileSystem
 
 /// Counts regenerations per test (regenerators are called with no lock held, from any thread).
 final class Counter: Sendable {
@@ -91,26 +71,4 @@ extension String {
         }
         self = String(decoding: bytes, as: UTF8.self)
     }
-}
-
-/// Runs `body(index)` on `count` new threads at once (not a pool: all of them wait together).
-func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
-    final class Box: @unchecked Sendable {  // Immutable after creation.
-        let body: @Sendable (Int) -> Void
-        let index: Int
-        init(_ body: @escaping @Sendable (Int) -> Void, _ index: Int) { self.body = body; self.index = index }
-    }
-    var threads: [pthread_t] = []
-    for index in 0..<count {
-        var thread = pthread_t()
-        let context = Unmanaged.passRetained(Box(body, index)).toOpaque()
-        let status = pthread_create(&thread, nil, { context in
-            let box = Unmanaged<Box>.fromOpaque(context!).takeRetainedValue()
-            box.body(box.index)
-            return nil
-        }, context)
-        precondition(status == 0)
-        threads.append(thread)
-    }
-    for thread in threads { pthread_join(thread, nil) }
 }

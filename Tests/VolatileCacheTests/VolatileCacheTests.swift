@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import VolatileSystem
 import Testing
 @testable import VolatileCache
 import VolatileCacheTesting
@@ -93,7 +94,7 @@ struct CoreTests {
         try read(cache, 3, byteCount: size)
         cache.shed()
         try CacheDropInjector(cache).drop(keys: [3], pages: [2, 5])
-        let repaired = Mutex<[Int]>([])
+        let repaired = LockedValue<[Int]>([])
         let ok = try cache.withBytes(forKey: 3, regenerate: { context in
             guard context.droppedPages != nil else {
                 try generator(size)(&context)
@@ -295,7 +296,7 @@ struct FaultTests {
 
     @Test func reentrantSameKeyIsATypedErrorOtherKeysWork() throws {
         let cache = try makeCache()
-        let inner = Mutex<(any Error)?>(nil)
+        let inner = LockedValue<(any Error)?>(nil)
         let ok = try cache.withBytes(forKey: 1, regenerate: { context in
             do {
                 try cache.withBytes(forKey: 1, regenerate: generator(page)) { _ in }
@@ -557,8 +558,8 @@ struct SystemTests {
             }
         }
         #expect(bad.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 1000)
-        #expect(cache.statistics.demotions > 100)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
+        #expect(cache.statistics.demotions > minimumWork(100))
         #expect(worst.load(ordering: .relaxed) <= budget + threads * maximumObject, "worst excess \(worst.load(ordering: .relaxed) / page) pages")
         #expect(cache.statistics.hotBytes <= budget)
     }
@@ -584,7 +585,9 @@ struct SystemTests {
         #expect(!monitor.isRunning)
     }
 
-    @Test func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+    @Test(.disabled(if: runningUnderAddressSanitizer || runningUnderThreadSanitizer,
+                    "the sanitizers' allocators keep freed memory resident (ASan's quarantine), so process RSS does not fall"))
+    func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
         let cache = try makeCache(hot: 16 << 20)
         let start = residentBytes()
         for key in 0..<64 { try read(cache, key, byteCount: 1 << 20) }
@@ -623,7 +626,7 @@ struct SystemTests {
         }
         injector.stop()
         #expect(bad.load(ordering: .relaxed) == 0)
-        #expect(reads.load(ordering: .relaxed) > 1000)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
         #expect(injector.rounds > 10)
         #expect(cache.statistics.droppedObjects > 0)
         cache.removeAll()

@@ -127,9 +127,9 @@ struct AdversarialTests {
     func adversarial(variant: Variant, cycles: Int) throws {
         let arena = try variant.makeArena()
         let workers = 2
-        let done = Mutex<Int>(0)
-        let results = Mutex<[Outcome]>([])
-        let dropRounds = Mutex<Int>(0)
+        let done = LockedValue<Int>(0)
+        let results = LockedValue<[Outcome]>([])
+        let dropRounds = LockedValue<Int>(0)
         let group = DispatchGroup()
         for worker in 0..<workers {
             group.enter()
@@ -179,3 +179,4 @@ struct AdversarialTests {
 }
 
 import Synchronization
+import VolatileSystem

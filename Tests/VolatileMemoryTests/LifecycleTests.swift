@@ -163,6 +163,7 @@ struct LifecycleTests {
     }
 
     @Test("ENOMEM while pinning: typed error, extent discarded not half alive, later pins work",
+          .enabled(if: VolatileArena.internalChecksEnabled, "the ENOMEM hook needs -DVOLATILE_INTERNAL_CHECKS"),
           arguments: [Variant.userfaultfdFull, .userfaultfdUserModeOnly, .canary])
     func outOfMemoryOnPin(variant: Variant) throws {
         let arena = try variant.makeArena()

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Testing
 @testable import VolatileMemory
+import VolatileSystem
 
 /// Paths the lifecycle tests do not reach: stray faults, freeing locked pages, partial
 /// zero-page mapping, failures of recycled allocations, and what an arena leaves behind.
@@ -61,6 +62,7 @@ struct ReleaseAndFaultTests {
     }
 
     @Test("A recycled allocation that fails leaves nothing allocated and the counters straight",
+          .enabled(if: VolatileArena.internalChecksEnabled, "the ENOMEM hook needs -DVOLATILE_INTERNAL_CHECKS"),
           arguments: [Variant.userfaultfdFull, .userfaultfdUserModeOnly, .canary])
     func failedRecycledAllocation(variant: Variant) throws {
         let arena = try variant.makeArena()
@@ -84,6 +86,7 @@ struct ReleaseAndFaultTests {
     }
 
     @Test("Freeing a discarded extent and trimming keep every counter at zero",
+          .enabled(if: VolatileArena.internalChecksEnabled, "the ENOMEM hook needs -DVOLATILE_INTERNAL_CHECKS"),
           arguments: [Variant.userfaultfdFull, .canary])
     func discardedExtentFreed(variant: Variant) throws {
         let arena = try variant.makeArena()
@@ -128,5 +131,18 @@ struct ReleaseAndFaultTests {
         // The handler thread holds a retain until it returns: nil means it was joined.
         #expect(handler == nil, "handler thread still running")
         #expect(region == nil, "region (and its mapping) leaked")
+    }
+
+    @Test("The userfaultfd handler thread stops on a persistent read error instead of spinning")
+    func handlerStopsOnPersistentError() throws {
+        // /dev/null opened write-only: poll always says readable, read always fails with EBADF.
+        let bad = open("/dev/null", O_WRONLY | O_CLOEXEC)
+        try #require(bad >= 0)
+        let wake = try Syscall.eventfd().get()
+        let handler = try UserfaultfdHandler.start(fd: bad, mode: .full, wakeFD: wake).get()
+        let deadline = ContinuousClock.now + .seconds(10)
+        while handler.stoppedByError == nil && ContinuousClock.now < deadline { usleep(1_000) }
+        #expect(handler.stoppedByError == .badFileDescriptor)
+        handler.shutdown()  // Joins the thread: returns only because it has ended.
     }
 }

@@ -1,5 +1,7 @@
 import Testing
 @testable import VolatileMemory
+@_exported import VolatileTestSupport
+@_exported import VolatileSystem
 
 /// The arena configurations every strategy test runs under: each detection mechanism and
 /// each fallback this kernel can be forced into.
@@ -39,32 +41,6 @@ enum Variant: String, CaseIterable, CustomTestStringConvertible, Sendable {
     }
 
     var testDescription: String { rawValue }
-}
-
-/// Deterministic content: word `index` of object `seed`. Never zero, so a dropped page
-/// (which reads as zeros) can never pass verification.
-@inline(__always)
-func expectedWord(seed: UInt64, index: Int) -> UInt64 {
-    var z = seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(index) &* 0xBF58_476D_1CE4_E5B9
-    z = (z ^ (z >> 31)) &* 0x94D0_49BB_1331_11EB
-    return (z ^ (z >> 29)) | 1
-}
-
-/// Fills words `[first, end)` of `bytes` with the content of `seed`.
-func fill(_ bytes: UnsafeMutableRawBufferPointer, seed: UInt64, words: Range<Int>? = nil) {
-    let pointer = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)
-    for index in words ?? 0..<(bytes.count / 8) {
-        pointer[index] = expectedWord(seed: seed, index: index)
-    }
-}
-
-/// Index of the first word that differs from the content of `seed`, or nil.
-func firstMismatch(_ bytes: UnsafeRawBufferPointer, seed: UInt64) -> Int? {
-    let pointer = bytes.baseAddress!.assumingMemoryBound(to: UInt64.self)
-    for index in 0..<(bytes.count / 8) where pointer[index] != expectedWord(seed: seed, index: index) {
-        return index
-    }
-    return nil
 }
 
 /// Holds a non-copyable extent where an array element or shared reference is needed.

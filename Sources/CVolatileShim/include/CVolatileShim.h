@@ -6,6 +6,10 @@
 #ifndef CVOLATILESHIM_H
 #define CVOLATILESHIM_H
 
+#ifndef __linux__
+#error "VolatileCache needs Linux: it is built on MADV_FREE, userfaultfd and memory cgroups, which other systems do not have"
+#endif
+
 #include <errno.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -107,8 +111,10 @@ static inline int vc_uffd_msg_pagefault(const void *msg, uint64_t *address) {
 
 // Atomics on raw (mapped) memory. Sequentially consistent: these are the
 // race-free step of the canary protocol and the drop bitmap.
-static inline int vc_atomic_cas_u64(uint64_t *p, uint64_t expected, uint64_t desired) {
-    return __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
+// The CAS and the touch take `void *`: they work on the first word of a user's page, which
+// Swift must not bind to UInt64 (the user's bytes have their own type).
+static inline int vc_atomic_cas_u64(void *p, uint64_t expected, uint64_t desired) {
+    return __atomic_compare_exchange_n((uint64_t *)p, &expected, desired, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST);
 }
 static inline uint64_t vc_atomic_fetch_or_u64(uint64_t *p, uint64_t bits) {
     return __atomic_fetch_or(p, bits, __ATOMIC_SEQ_CST);
@@ -123,7 +129,8 @@ static inline uint64_t vc_atomic_load_u64(const uint64_t *p) {
 /// atomic instruction, so it either hits the present page or faults on an absent one.
 /// Written in assembly on x86-64 because compilers turn an idempotent atomic
 /// read-modify-write (fetch_add 0, fetch_or 0) into a plain load, which would not dirty.
-static inline void vc_atomic_touch(uint64_t *p) {
+static inline void vc_atomic_touch(void *page) {
+    uint64_t *p = (uint64_t *)page;
 #if defined(__x86_64__)
     __asm__ __volatile__("lock; addq $0, %0" : "+m"(*p) : : "memory", "cc");
 #else
@@ -131,5 +138,32 @@ static inline void vc_atomic_touch(uint64_t *p) {
     while (!__atomic_compare_exchange_n(p, &expected, expected, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {}
 #endif
 }
+
+// ---- Process and pipe system calls (VolatileSystem's Syscall.pipe / pidfdOpen) ----
+// Raw syscalls rather than the glibc wrappers: their declarations need _GNU_SOURCE (pipe2) or
+// glibc 2.36 (pidfd_open), and the Glibc module map does not export them.
+#include <spawn.h>
+
+/// pipe2(2); returns 0 or -1 with errno set.
+static inline int vc_pipe2(int fds[2], int flags) { return (int)syscall(__NR_pipe2, fds, flags); }
+
+/// pidfd_open(2) (Linux 5.3); returns a descriptor or -1 with errno set (ENOSYS before 5.3).
+static inline int vc_pidfd_open(pid_t pid, unsigned int flags) {
+#ifdef __NR_pidfd_open
+    return (int)syscall(__NR_pidfd_open, pid, flags);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+/// posix_spawn_file_actions_addclosefrom_np (glibc 2.34), weakly linked: returns ENOSYS where
+/// the C library lacks it, so callers can fall back.
+extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int) __attribute__((weak));
+static inline int vc_spawn_add_close_from(posix_spawn_file_actions_t *actions, int from) {
+    if (posix_spawn_file_actions_addclosefrom_np == NULL) { return ENOSYS; }
+    return posix_spawn_file_actions_addclosefrom_np(actions, from);
+}
+// ---- end of process and pipe system calls ----
 
 #endif

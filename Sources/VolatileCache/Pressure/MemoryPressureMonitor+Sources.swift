@@ -1,6 +1,7 @@
 // Choosing and opening the kernel's memory-pressure notification sources.
 
 import Glibc
+import VolatileSystem
 
 extension MemoryPressureMonitor {
     /// The kinds of notification source a monitor can use.
@@ -156,7 +157,7 @@ struct OpenedSource {
     var watches: [Watch]
 
     func closeAll() {
-        for watch in watches { PressureSyscalls.close(watch.fd) }
+        for watch in watches { Syscall.close(watch.fd) }
     }
 }
 
@@ -207,7 +208,7 @@ extension OpenedSource {
             if automatic {
                 // Only a cgroup with the memory controller measures this process's memory alone;
                 // the root's file (or one without the controller) is left to systemPSI.
-                let controllers = (try? PressureSyscalls.readText(folder + "/cgroup.controllers").get()) ?? ""
+                let controllers = (try? Syscall.readText(folder + "/cgroup.controllers").get()) ?? ""
                 guard controllers.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("memory") else {
                     return .failure(Reason(message: "the process's cgroup v2 \(folder) has no memory controller (cgroup.controllers: \(controllers.trimmingNewline.isEmpty ? "empty" : controllers.trimmingNewline))"))
                 }
@@ -232,29 +233,29 @@ extension OpenedSource {
         var watches: [Watch] = []
         var details: [String] = []
         func fail(_ message: String) -> Result<OpenedSource, Reason> {
-            for watch in watches { PressureSyscalls.close(watch.fd) }
+            for watch in watches { Syscall.close(watch.fd) }
             return .failure(Reason(message: message))
         }
         for trigger in triggers {
             // One trigger per open file description: the kernel keeps it until the fd is closed.
             let fd: Int32
-            switch PressureSyscalls.open(path, O_RDWR | O_NONBLOCK) {
+            switch Syscall.open(path, O_RDWR | O_NONBLOCK) {
             case .success(let value): fd = value
             case .failure(let error): return fail("cannot open \(path): \(error)")
             }
             // The trailing NUL matters: /proc/pressure/* overwrites the last byte written with
             // one, so without it "2000000" would arrive as "200000" (measured: EINVAL).
             var written = trigger
-            var result = PressureSyscalls.write(fd, trigger.description + "\0")
-            if case .failure(let error) = result, error.code == EINVAL,
+            var result = Syscall.write(fd, trigger.description + "\0")
+            if case .failure(let error) = result, error == .invalidArgument,
                trigger.windowMicroseconds % 2_000_000 != 0 {
                 // Without CAP_SYS_RESOURCE the window must be a multiple of 2 s.
                 written.windowMicroseconds = (trigger.windowMicroseconds / 2_000_000 + 1) * 2_000_000
                 written.windowMicroseconds = min(written.windowMicroseconds, 10_000_000)
-                result = PressureSyscalls.write(fd, written.description + "\0")
+                result = Syscall.write(fd, written.description + "\0")
             }
             if case .failure(let error) = result {
-                PressureSyscalls.close(fd)
+                Syscall.close(fd)
                 return fail("writing trigger \"\(written)\" to \(path) failed: \(error)")
             }
             watches.append(Watch(fd: fd, level: trigger.level, isEventFD: false))
@@ -271,33 +272,33 @@ extension OpenedSource {
         let levelPath = folder + "/memory.pressure_level"
         let controlPath = folder + "/cgroup.event_control"
         let levelFD: Int32
-        switch PressureSyscalls.open(levelPath, O_RDONLY) {
+        switch Syscall.open(levelPath, O_RDONLY) {
         case .success(let value): levelFD = value
         case .failure(let error): return .failure(Reason(message: "cannot open \(levelPath): \(error)"))
         }
-        defer { PressureSyscalls.close(levelFD) }
+        defer { Syscall.close(levelFD) }
         let controlFD: Int32
-        switch PressureSyscalls.open(controlPath, O_WRONLY) {
+        switch Syscall.open(controlPath, O_WRONLY) {
         case .success(let value): controlFD = value
         case .failure(let error): return .failure(Reason(message: "cannot open \(controlPath) for writing: \(error)"))
         }
-        defer { PressureSyscalls.close(controlFD) }
+        defer { Syscall.close(controlFD) }
         // One eventfd per level, registered low first: a listener hears its level and higher
         // ones, and in the default mode the kernel signals only the first matching listener of
         // a cgroup, newest first; the monitor reports the highest level that fired either way.
         var watches: [Watch] = []
         for level in MemoryPressureLevel.allCases {
             let eventFD: Int32
-            switch PressureSyscalls.eventfd() {
+            switch Syscall.eventfd() {
             case .success(let value): eventFD = value
             case .failure(let error):
-                for watch in watches { PressureSyscalls.close(watch.fd) }
+                for watch in watches { Syscall.close(watch.fd) }
                 return .failure(Reason(message: "eventfd failed: \(error)"))
             }
             let line = "\(eventFD) \(levelFD) \(level),\(mode.rawValue)"
-            if case .failure(let error) = PressureSyscalls.write(controlFD, line) {
-                PressureSyscalls.close(eventFD)
-                for watch in watches { PressureSyscalls.close(watch.fd) }
+            if case .failure(let error) = Syscall.write(controlFD, line) {
+                Syscall.close(eventFD)
+                for watch in watches { Syscall.close(watch.fd) }
                 return .failure(Reason(message: "registering \"\(level),\(mode.rawValue)\" in \(controlPath) failed: \(error)"))
             }
             // Closing the eventfd later unregisters the listener; the other two files are not kept.

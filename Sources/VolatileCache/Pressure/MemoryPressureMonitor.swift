@@ -1,7 +1,6 @@
 import Glibc
-import VolatileMemory
+package import VolatileSystem
 import Synchronization
-import VolatileSystem
 
 /// Watches the kernel's memory-pressure notifications and calls a handler when pressure rises.
 ///
@@ -55,11 +54,11 @@ public final class MemoryPressureMonitor: Sendable {
     ) throws(MemoryPressureMonitorError) {
         let (opened, rejected) = try OpenedSource.open(source, location: location)
         let wakeFD: Int32
-        switch PressureSyscalls.eventfd() {
+        switch Syscall.eventfd() {
         case .success(let fd): wakeFD = fd
         case .failure(let error):
             opened.closeAll()
-            throw .eventFDFailed(errno: error.code)
+            throw .eventFDFailed(error)
         }
         self.activeSource = opened.active
         self.rejectedSources = rejected
@@ -69,7 +68,7 @@ public final class MemoryPressureMonitor: Sendable {
         let handle: pthread_t
         switch startThread({ worker.run() }) {
         case .success(let thread): handle = thread
-        case .failure(let error): throw .threadStartFailed(errno: error.rawValue)
+        case .failure(let error): throw .threadStartFailed(error)
         }
         self.thread = LockedValue(handle)
     }
@@ -138,17 +137,17 @@ final class MonitorWorker: Sendable {
 
     deinit {
         source.closeAll()
-        PressureSyscalls.close(wakeFD)
+        Syscall.close(wakeFD)
     }
 
     func requestStop() {
         control.withLock { $0.stopRequested = true }
-        PressureSyscalls.signalEventFD(wakeFD)
+        Syscall.signalEventFD(wakeFD)
     }
 
     func enqueueSimulated(_ level: MemoryPressureLevel) {
         control.withLock { $0.simulated.append(level) }
-        PressureSyscalls.signalEventFD(wakeFD)
+        Syscall.signalEventFD(wakeFD)
     }
 
     func run() {
@@ -158,7 +157,7 @@ final class MonitorWorker: Sendable {
         }
         while true {
             for index in fds.indices { fds[index].revents = 0 }
-            if case .failure(let error) = PressureSyscalls.poll(&fds, timeoutMilliseconds: -1) {
+            if case .failure(let error) = Syscall.poll(&fds, timeoutMilliseconds: -1) {
                 preconditionFailure("poll on the monitor's own descriptors failed: \(error)")
             }
             var kernelLevel: MemoryPressureLevel?
@@ -172,12 +171,12 @@ final class MonitorWorker: Sendable {
                     fds[index + 1].fd = -1
                     continue
                 }
-                let count: UInt64 = watch.isEventFD ? PressureSyscalls.drainEventFD(watch.fd) : 1
+                let count: UInt64 = watch.isEventFD ? Syscall.drainEventFD(watch.fd) : 1
                 if count == 0 { continue }
                 kernelCount += count
                 kernelLevel = max(kernelLevel ?? watch.level, watch.level)
             }
-            if fds[0].revents != 0 { _ = PressureSyscalls.drainEventFD(wakeFD) }
+            if fds[0].revents != 0 { _ = Syscall.drainEventFD(wakeFD) }
             let (stop, simulated) = control.withLock { control in
                 defer { control.simulated.removeAll() }
                 return (control.stopRequested, control.simulated)

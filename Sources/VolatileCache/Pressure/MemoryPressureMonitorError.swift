@@ -1,3 +1,5 @@
+public import VolatileMemory
+
 /// Why a ``MemoryPressureMonitor`` could not be started.
 public enum MemoryPressureMonitorError: Error, Sendable, Equatable, CustomStringConvertible {
     /// An explicitly requested source cannot be used here.
@@ -9,10 +11,11 @@ public enum MemoryPressureMonitorError: Error, Sendable, Equatable, CustomString
     /// ``MemoryPressureMonitor/Source/automatic`` found no usable source; each rejected source
     /// says why. Use ``MemoryPressureMonitor/Source/simulated`` where no kernel source exists.
     case noSourceAvailable([MemoryPressureMonitor.RejectedSource])
-    /// The wake-up eventfd could not be created (`errno` from `eventfd(2)`).
-    case eventFDFailed(errno: Int32)
-    /// The monitor thread could not be started (`errno` from `pthread_create(3)`).
-    case threadStartFailed(errno: Int32)
+    /// The wake-up eventfd could not be created (the error of `eventfd(2)`).
+    case eventFDFailed(Errno)
+    /// The monitor thread could not be started (the error of `pthread_create(3)`; `Errno.tryAgain`
+    /// at a thread or pids limit).
+    case threadStartFailed(Errno)
 
     /// A sentence that says what failed and what to do.
     public var description: String {
@@ -24,9 +27,9 @@ public enum MemoryPressureMonitorError: Error, Sendable, Equatable, CustomString
                 + rejected.map { "\($0.kind): \($0.reason)" }.joined(separator: "; ")
                 + "); use the simulated source where the kernel offers none"
         case .eventFDFailed(let code):
-            "eventfd failed: \(PressureErrno(code))"
+            "eventfd failed: \(code)"
         case .threadStartFailed(let code):
-            "could not start the monitor thread: \(PressureErrno(code))"
+            "could not start the monitor thread: \(code)"
         }
     }
 }

@@ -11,7 +11,7 @@ import VolatileSystem
 /// Drops a random fraction of an arena's volatile pages at a steady rate, on a background
 /// thread, until stopped: a reproducible stand-in for memory pressure in stress tests.
 ///
-/// Round `n` uses the `n`-th value of a ``SplitMix64`` seeded with ``seed``, so a run with the
+/// Round `n` uses the `n`-th value of a SplitMix64 generator seeded with ``seed``, so a run with the
 /// same seed and the same volatile extents at each round drops the same pages.
 public final class BackgroundDropInjector: Sendable {
     /// The arena whose volatile pages are dropped.
@@ -56,7 +56,7 @@ public final class BackgroundDropInjector: Sendable {
     public var error: VolatileMemoryError? { worker.control.withLock { $0.error } }
 
     /// Starts the background thread (no effect if it runs).
-    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the thread cannot be created.
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the thread cannot be created.
     public func start() throws(VolatileMemoryError) {
         try thread.withLock { (handle) throws(VolatileMemoryError) in
             guard handle == nil else { return }

@@ -23,7 +23,7 @@ public struct CacheDropInjector<Key: Hashable & Sendable>: Sendable {
 
     /// Drops every page of every volatile entry (of the cache's arena).
     /// - Returns: The pages asked to be dropped.
-    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: One system call per volatile entry.
     @discardableResult
     public func dropAll() throws(VolatileMemoryError) -> Int {
@@ -35,7 +35,7 @@ public struct CacheDropInjector<Key: Hashable & Sendable>: Sendable {
     ///   - keys: The keys.
     ///   - pages: Page indices to drop in each; nil for all.
     /// - Returns: The number of entries affected.
-    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks `MADV_PAGEOUT`.
     @discardableResult
     public func drop(keys: some Sequence<Key>, pages: [Int]? = nil) throws -> Int {
         try cache.dropVolatilePages(forKeys: keys, pages: pages)
@@ -46,7 +46,7 @@ public struct CacheDropInjector<Key: Hashable & Sendable>: Sendable {
     ///   - fraction: The probability, from 0 to 1, that each volatile page is dropped.
     ///   - seed: Same seed and same entries, same pages.
     /// - Returns: The pages asked to be dropped.
-    /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
+    /// - Throws: `VolatileMemoryError.systemCall(_:_:)` if the kernel lacks `MADV_PAGEOUT`.
     /// - Complexity: O(volatile pages).
     @discardableResult
     public func drop(fraction: Double, seed: UInt64) throws(VolatileMemoryError) -> Int {

@@ -1,5 +1,6 @@
 import Glibc
 import VolatileCache
+import VolatileSystem
 
 /// Runs a child process inside a fresh memory cgroup with a memory limit, so a test can put it
 /// under real memory pressure without endangering the machine or the test runner.
@@ -57,9 +58,9 @@ public struct MemoryPressureSandbox: Sendable {
     ///   memory cgroup the sandbox can use.
     public init(parentPath: String) throws(MemoryPressureSandboxError) {
         let hierarchy: Hierarchy
-        if access(parentPath + "/memory.limit_in_bytes", F_OK) == 0 {
+        if Syscall.isAccessible(parentPath + "/memory.limit_in_bytes") {
             hierarchy = .v1
-        } else if access(parentPath + "/cgroup.controllers", F_OK) == 0 {
+        } else if Syscall.isAccessible(parentPath + "/cgroup.controllers") {
             hierarchy = .v2
         } else {
             throw .unavailable(reason: "\(parentPath) is not a memory cgroup folder (no memory.limit_in_bytes or cgroup.controllers)")
@@ -69,11 +70,12 @@ public struct MemoryPressureSandbox: Sendable {
 
     /// Uses `parentPath` with a given hierarchy (tests point it at unusable folders).
     init(parentPath: String, hierarchy: Hierarchy) throws(MemoryPressureSandboxError) {
-        var isDirectory = stat()
-        if stat(parentPath, &isDirectory) != 0 {
-            throw .unavailable(reason: "cgroup folder \(parentPath): \(PressureErrno(errno))")
+        let isDirectory: Bool
+        switch Syscall.isDirectory(parentPath) {
+        case .success(let value): isDirectory = value
+        case .failure(let error): throw .unavailable(reason: "cgroup folder \(parentPath): \(error)")
         }
-        guard isDirectory.st_mode & S_IFMT == S_IFDIR else {
+        guard isDirectory else {
             throw .unavailable(reason: "\(parentPath) is not a folder")
         }
         if hierarchy == .v2 {
@@ -85,14 +87,14 @@ public struct MemoryPressureSandbox: Sendable {
 
     /// The v2 parent must list `memory` in `cgroup.subtree_control` for its children to get limits.
     private static func enableV2MemoryController(in parent: String) throws(MemoryPressureSandboxError) {
-        let controllers = (try? PressureSyscalls.readText(parent + "/cgroup.controllers").get()) ?? ""
+        let controllers = (try? Syscall.readText(parent + "/cgroup.controllers").get()) ?? ""
         guard controllers.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("memory") else {
             throw .unavailable(reason: "the memory controller is not available in \(parent) (cgroup.controllers: \"\(controllers.filter { $0 != "\n" })\"); it must be enabled in the parent's cgroup.subtree_control (delegation)")
         }
-        let subtree = (try? PressureSyscalls.readText(parent + "/cgroup.subtree_control").get()) ?? ""
+        let subtree = (try? Syscall.readText(parent + "/cgroup.subtree_control").get()) ?? ""
         if subtree.split(whereSeparator: { $0 == " " || $0 == "\n" }).contains("memory") { return }
-        if case .failure(let error) = PressureSyscalls.writeText(parent + "/cgroup.subtree_control", "+memory") {
-            let hint = error.code == EBUSY
+        if case .failure(let error) = Syscall.writeText(parent + "/cgroup.subtree_control", "+memory") {
+            let hint = error == .resourceBusy
                 ? " (the cgroup has processes of its own: cgroup v2 only gives controllers to children of a cgroup without processes; run the tests from a leaf of a delegated subtree and point \(parentEnvironmentVariable) at an empty sibling)"
                 : ""
             throw .unavailable(reason: "cannot enable the memory controller in \(parent)/cgroup.subtree_control: \(error)\(hint)")
@@ -221,8 +223,7 @@ public struct MemoryPressureSandbox: Sendable {
         }
         for folder in folders {
             let candidate = folder + "/" + name
-            var info = stat()
-            if stat(candidate, &info) == 0, info.st_mode & S_IFMT == S_IFREG, access(candidate, X_OK) == 0 {
+            if case .success(false) = Syscall.isDirectory(candidate), Syscall.isAccessible(candidate, X_OK) {
                 return candidate
             }
         }
@@ -234,10 +235,10 @@ public struct MemoryPressureSandbox: Sendable {
     /// - Returns: The path.
     /// - Throws: ``MemoryPressureSandboxError/currentExecutableUnavailable(errno:)``.
     public static func currentExecutablePath() throws(MemoryPressureSandboxError) -> String {
-        var buffer = [CChar](repeating: 0, count: Int(PATH_MAX) + 1)
-        let count = readlink("/proc/self/exe", &buffer, buffer.count - 1)
-        guard count > 0 else { throw .currentExecutableUnavailable(errno: errno) }
-        return String(decoding: buffer.prefix(count).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        switch Syscall.readLink("/proc/self/exe") {
+        case .success(let path): return path
+        case .failure(let error): throw .currentExecutableUnavailable(errno: error)
+        }
     }
 
     private static func parentFolder(of path: String) -> String {

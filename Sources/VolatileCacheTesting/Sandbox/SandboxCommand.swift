@@ -1,4 +1,5 @@
 import Glibc
+import VolatileSystem
 
 /// What a ``MemoryPressureSandbox`` runs: an executable, or an entry point of the current test
 /// binary.
@@ -57,7 +58,7 @@ public struct SandboxCommand: Sendable, Hashable {
     func resolved() throws(MemoryPressureSandboxError) -> Resolved {
         switch target {
         case .executable(let path):
-            guard access(path, X_OK) == 0 else { throw .executableNotFound(path: path) }
+            guard Syscall.isAccessible(path, X_OK) else { throw .executableNotFound(path: path) }
             let environment = self.environment.map { $0.map { "\($0.key)=\($0.value)" }.sorted() } ?? Self.inheritedEnvironment()
             return Resolved(path: path, arguments: arguments, environment: environment)
         case .entryPoint(let name, _):

@@ -4,6 +4,7 @@
 import Glibc
 import Synchronization
 import VolatileCache
+import VolatileSystem
 
 extension MemoryPressureSandbox {
     /// Which cgroup interface the sandbox drives.
@@ -31,9 +32,8 @@ struct SandboxControlGroup: Sendable {
         let serial = counter.add(1, ordering: .relaxed).newValue
         let name = "volatile-sandbox-\(getpid())-\(serial)-\(UInt32.random(in: 0 ... .max))"
         let path = parent + "/" + name
-        if mkdir(path, 0o755) != 0 {
-            let code = errno
-            throw .unavailable(reason: "cannot create a cgroup folder \(path): \(PressureErrno(code))")
+        if case .failure(let error) = Syscall.makeDirectory(path) {
+            throw .unavailable(reason: "cannot create a cgroup folder \(path): \(error)")
         }
         return SandboxControlGroup(path: path, hierarchy: hierarchy)
     }
@@ -97,16 +97,16 @@ struct SandboxControlGroup: Sendable {
 
     /// The pids in the folder.
     func processes() -> [Int32] {
-        guard case .success(let text) = PressureSyscalls.readText(path + "/cgroup.procs") else { return [] }
+        guard case .success(let text) = Syscall.readText(path + "/cgroup.procs") else { return [] }
         return text.split(separator: "\n").compactMap { Int32($0) }
     }
 
     /// SIGKILLs every process in the folder (v2 `cgroup.kill` where present).
     func killAll() {
         if hierarchy == .v2 && exists("cgroup.kill") {
-            _ = PressureSyscalls.writeText(path + "/cgroup.kill", "1")
+            _ = Syscall.writeText(path + "/cgroup.kill", "1")
         }
-        for pid in processes() { Glibc.kill(pid, SIGKILL) }
+        for pid in processes() { _ = Syscall.kill(pid, SIGKILL) }
     }
 
     /// Kills whatever is left, then removes the folder, retrying on EBUSY for up to about 2 s
@@ -114,37 +114,37 @@ struct SandboxControlGroup: Sendable {
     ///
     /// - Returns: `nil` when the folder is gone, or why it could not be removed.
     func remove() -> String? {
-        var lastError: Int32 = 0
+        var lastError = Errno.resourceBusy
         for attempt in 0..<200 {
             if attempt > 0 { usleep(10_000) }
-            if rmdir(path) == 0 { return nil }
-            lastError = errno
-            if lastError == ENOENT { return nil }
-            guard lastError == EBUSY else { break }
+            guard case .failure(let error) = Syscall.removeDirectory(path) else { return nil }
+            lastError = error
+            if error == .noSuchFileOrDirectory { return nil }
+            guard error == .resourceBusy else { break }
             // Leftover grandchildren (a shell's background job) keep it busy: kill them.
             killAll()
         }
-        return "rmdir \(path): \(PressureErrno(lastError))"
+        return "rmdir \(path): \(lastError)"
     }
 
     // MARK: File helpers
 
     func exists(_ file: String) -> Bool {
-        access(path + "/" + file, F_OK) == 0
+        Syscall.isAccessible(path + "/" + file)
     }
 
     private func write(_ file: String, _ value: String, limit: Int) throws(MemoryPressureSandboxError) {
-        if case .failure(let error) = PressureSyscalls.writeText(path + "/" + file, value) {
-            if error.code == EBUSY || error.code == EINVAL { throw .limitRejected(bytes: limit, errno: error.code) }
-            throw .cgroupOperationFailed(path: path + "/" + file, errno: error.code, operation: "writing \(value) to")
+        if case .failure(let error) = Syscall.writeText(path + "/" + file, value) {
+            if error == .resourceBusy || error == .invalidArgument { throw .limitRejected(bytes: limit, errno: error) }
+            throw .cgroupOperationFailed(path: path + "/" + file, errno: error, operation: "writing \(value) to")
         }
     }
 
     private func readText(_ file: String) throws(MemoryPressureSandboxError) -> String {
-        switch PressureSyscalls.readText(path + "/" + file) {
+        switch Syscall.readText(path + "/" + file) {
         case .success(let text): return text
         case .failure(let error):
-            throw .cgroupOperationFailed(path: path + "/" + file, errno: error.code, operation: "reading")
+            throw .cgroupOperationFailed(path: path + "/" + file, errno: error, operation: "reading")
         }
     }
 
@@ -152,7 +152,7 @@ struct SandboxControlGroup: Sendable {
         let text = try readText(file).split(whereSeparator: { $0 == "\n" || $0 == " " }).first ?? ""
         if text == "max" { return .max }
         guard let value = Int(text) else {
-            throw .cgroupOperationFailed(path: path + "/" + file, errno: EINVAL, operation: "parsing \"\(text)\" from")
+            throw .cgroupOperationFailed(path: path + "/" + file, errno: .invalidArgument, operation: "parsing \"\(text)\" from")
         }
         return value
     }
@@ -163,6 +163,6 @@ struct SandboxControlGroup: Sendable {
             let fields = line.split(separator: " ")
             if fields.count == 2 && fields[0] == key, let value = Int(fields[1]) { return value }
         }
-        throw .cgroupOperationFailed(path: path + "/" + file, errno: ENOENT, operation: "finding \(key) in")
+        throw .cgroupOperationFailed(path: path + "/" + file, errno: .noSuchFileOrDirectory, operation: "finding \(key) in")
     }
 }

@@ -1,5 +1,5 @@
+import CVolatileShim
 import Glibc
-import Synchronization
 import VolatileCache
 import VolatileMemory
 import VolatileSystem
@@ -100,37 +100,38 @@ public final class SandboxedProcess: Sendable {
         timeout: Duration?,
         teeOutput: Bool
     ) throws(MemoryPressureSandboxError) -> SandboxedProcess {
-        let output = try makePipe()
-        let errors: (read: Int32, write: Int32)
+        let pipes = try CapturePipes()
+        let started = ContinuousClock.now
+        let pid: pid_t
         do {
-            errors = try makePipe()
+            pid = try launch(command, in: group, pipes: pipes)
         } catch {
-            close(output.read)
-            close(output.write)
+            pipes.closeReadEnds()
             throw error
         }
-        var fileActions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&fileActions)
+        let child = SandboxChild(pid: pid)
+        let completion = SandboxCompletion()
+        let supervisor = SandboxSupervisor(
+            child: child, group: group, outputFD: pipes.output.read, errorFD: pipes.errors.read,
+            started: started, deadline: timeout.map { started + $0 }, teeOutput: teeOutput,
+            completion: completion)
+        supervisor.start()
+        return SandboxedProcess(child: child, group: group, completion: completion)
+    }
+
+    /// Starts the launcher (`/bin/sh`) with the pipes' write ends as its standard output and
+    /// error, and closes those write ends in this process either way.
+    /// - Returns: The child's pid.
+    private static func launch(
+        _ command: SandboxCommand.Resolved,
+        in group: SandboxControlGroup,
+        pipes: CapturePipes
+    ) throws(MemoryPressureSandboxError) -> pid_t {
+        defer { pipes.closeWriteEnds() }
+        var fileActions = fileActions(pipes)
         defer { posix_spawn_file_actions_destroy(&fileActions) }
-        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&fileActions, output.write, 1)
-        posix_spawn_file_actions_adddup2(&fileActions, errors.write, 2)
-        // Descriptors another thread opened without O_CLOEXEC must not leak into the child
-        // (a leaked pipe end would keep someone else's pipe open).
-        if let closeFrom = SpawnSymbols.addCloseFrom {
-            _ = closeFrom(&fileActions, 3)
-        }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
+        var attributes = spawnAttributes()
         defer { posix_spawnattr_destroy(&attributes) }
-        var noSignals = sigset_t()
-        sigemptyset(&noSignals)
-        var allSignals = sigset_t()
-        sigfillset(&allSignals)
-        posix_spawnattr_setsigmask(&attributes, &noSignals)
-        posix_spawnattr_setsigdefault(&attributes, &allSignals)
-        posix_spawnattr_setpgroup(&attributes, 0)
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
 
         let arguments = ["/bin/sh", "-c", launcherScript, "volatile-sandbox", group.path + "/cgroup.procs", command.path]
             + command.arguments
@@ -141,55 +142,68 @@ public final class SandboxedProcess: Sendable {
             for pointer in envp { free(pointer) }
         }
         var pid: pid_t = 0
-        let started = ContinuousClock.now
+        // posix_spawn returns its error instead of setting errno.
         let status = posix_spawn(&pid, "/bin/sh", &fileActions, &attributes, &argv, &envp)
-        close(output.write)
-        close(errors.write)
-        guard status == 0 else {
-            close(output.read)
-            close(errors.read)
-            throw .spawnFailed(errno: status, operation: "posix_spawn /bin/sh")
-        }
-        let child = SandboxChild(pid: pid)
-        let completion = SandboxCompletion()
-        let supervisor = SandboxSupervisor(
-            child: child, group: group, outputFD: output.read, errorFD: errors.read,
-            started: started, deadline: timeout.map { started + $0 }, teeOutput: teeOutput,
-            completion: completion)
-        supervisor.start()
-        return SandboxedProcess(child: child, group: group, completion: completion)
+        guard status == 0 else { throw .spawnFailed(errno: Errno(rawValue: status), operation: "posix_spawn /bin/sh") }
+        return pid
     }
 
-    private static func makePipe() throws(MemoryPressureSandboxError) -> (read: Int32, write: Int32) {
-        var fds: [Int32] = [-1, -1]
-        if let pipe2 = SpawnSymbols.pipe2 {
-            guard pipe2(&fds, O_CLOEXEC) == 0 else { throw .spawnFailed(errno: errno, operation: "pipe2") }
-        } else {
-            // Without pipe2 another thread's spawn may briefly inherit the pipe; it is closed
-            // again at that child's exec.
-            guard pipe(&fds) == 0 else { throw .spawnFailed(errno: errno, operation: "pipe") }
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC)
-            _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        }
-        _ = fcntl(fds[0], F_SETFL, fcntl(fds[0], F_GETFL) | O_NONBLOCK)
-        return (fds[0], fds[1])
+    /// Standard input from /dev/null, output and error into the pipes, nothing else inherited.
+    private static func fileActions(_ pipes: CapturePipes) -> posix_spawn_file_actions_t {
+        var fileActions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fileActions)
+        posix_spawn_file_actions_addopen(&fileActions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&fileActions, pipes.output.write, 1)
+        posix_spawn_file_actions_adddup2(&fileActions, pipes.errors.write, 2)
+        // Descriptors another thread opened without O_CLOEXEC must not leak into the child
+        // (a leaked pipe end would keep someone else's pipe open). ENOSYS before glibc 2.34.
+        _ = vc_spawn_add_close_from(&fileActions, 3)
+        return fileActions
+    }
+
+    /// Default signal handling, no blocked signals, and a process group of its own.
+    private static func spawnAttributes() -> posix_spawnattr_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        var noSignals = sigset_t()
+        sigemptyset(&noSignals)
+        var allSignals = sigset_t()
+        sigfillset(&allSignals)
+        posix_spawnattr_setsigmask(&attributes, &noSignals)
+        posix_spawnattr_setsigdefault(&attributes, &allSignals)
+        posix_spawnattr_setpgroup(&attributes, 0)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF | POSIX_SPAWN_SETPGROUP))
+        return attributes
     }
 }
 
-/// Functions the Glibc module map does not export (their headers need _GNU_SOURCE or are not
-/// in it), looked up once; each has a fallback.
-enum SpawnSymbols {
-    typealias AddCloseFrom = @convention(c) (UnsafeMutablePointer<posix_spawn_file_actions_t>, Int32) -> Int32
-    typealias PidFDOpen = @convention(c) (pid_t, UInt32) -> Int32
-    typealias Pipe2 = @convention(c) (UnsafeMutablePointer<Int32>, Int32) -> Int32
+/// The child's standard output and error pipes (close-on-exec; read ends non-blocking).
+private struct CapturePipes {
+    let output: (read: Int32, write: Int32)
+    let errors: (read: Int32, write: Int32)
 
-    static let addCloseFrom: AddCloseFrom? = lookUp("posix_spawn_file_actions_addclosefrom_np")
-    static let pidfdOpen: PidFDOpen? = lookUp("pidfd_open")
-    static let pipe2: Pipe2? = lookUp("pipe2")
+    init() throws(MemoryPressureSandboxError) {
+        switch Syscall.pipe() {
+        case .success(let pipe): output = pipe
+        case .failure(let error): throw .spawnFailed(errno: error, operation: "pipe2")
+        }
+        switch Syscall.pipe() {
+        case .success(let pipe): errors = pipe
+        case .failure(let error):
+            Syscall.close(output.read)
+            Syscall.close(output.write)
+            throw .spawnFailed(errno: error, operation: "pipe2")
+        }
+    }
 
-    private static func lookUp<Function>(_ name: String) -> Function? {
-        guard let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), name) else { return nil }
-        return unsafeBitCast(symbol, to: Function.self)
+    func closeWriteEnds() {
+        Syscall.close(output.write)
+        Syscall.close(errors.write)
+    }
+
+    func closeReadEnds() {
+        Syscall.close(output.read)
+        Syscall.close(errors.read)
     }
 }
 
@@ -204,7 +218,7 @@ final class SandboxChild: Sendable {
     /// SIGKILL, unless the child has been reaped already.
     func kill() {
         reaped.withLock { reaped in
-            if !reaped { _ = Glibc.kill(pid, SIGKILL) }
+            if !reaped { _ = Syscall.kill(pid, SIGKILL) }
         }
     }
 
@@ -215,13 +229,14 @@ final class SandboxChild: Sendable {
     ///   it runs.
     func reap() -> Int32? {
         reaped.withLock { reaped -> Int32? in
-            var status: Int32 = 0
-            while true {
-                let result = waitpid(pid, &status, WNOHANG)
-                if result == 0 { return nil }
-                if result < 0 && errno == EINTR { continue }
+            switch Syscall.reap(pid) {
+            case .success(nil): return nil
+            case .success(let status?):
                 reaped = true
-                return result == pid ? status : -1
+                return status
+            case .failure:
+                reaped = true  // ECHILD: reaped elsewhere
+                return -1
             }
         }
     }
@@ -300,47 +315,15 @@ final class SandboxSupervisor: @unchecked Sendable {
     }
 
     private func run() {
-        // A pidfd makes the exit wake poll at once; without one (Linux < 5.3) poll ticks.
-        let pidFD = SpawnSymbols.pidfdOpen.map { $0(child.pid, 0) } ?? -1
-        defer { if pidFD >= 0 { close(pidFD) } }
-        var waitStatus: Int32 = 0
-        var timedOut = false
-        while true {
-            var fds = pipePollSet()
-            if pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
-            var waitMilliseconds: Int32 = pidFD >= 0 ? -1 : 20
-            if let deadline, !timedOut {
-                let untilDeadline = Int32(clamping: Self.milliseconds(until: deadline))
-                waitMilliseconds = waitMilliseconds < 0 ? untilDeadline : min(waitMilliseconds, untilDeadline)
-            }
-            _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: waitMilliseconds)
-            drainPipes()
-            if let status = child.reap() {
-                waitStatus = status
-                break
-            }
-            if let deadline, !timedOut, ContinuousClock.now >= deadline {
-                timedOut = true
-                group.killAll()
-                child.kill()
-            }
-        }
+        let (waitStatus, timedOut) = superviseUntilExit()
         let wallTime = started.duration(to: .now)
-        // Grandchildren may still hold the pipes: kill what is left in the cgroup, then read to
-        // end of file (bounded, in case a process outside the cgroup inherited them).
+        // Read the counters before the cgroup goes; then kill what is left in it.
         let oomKills = group.oomKillCount()
         let peak = group.peakUsage()
         let limitHits = group.limitHitCount()
         let limit = try? group.limit()
         group.killAll()
-        let drainDeadline = ContinuousClock.now + .seconds(1)
-        while (outputFD >= 0 || errorFD >= 0) && ContinuousClock.now < drainDeadline {
-            var fds = pipePollSet()
-            _ = PressureSyscalls.poll(&fds, timeoutMilliseconds: 50)
-            drainPipes()
-        }
-        if outputFD >= 0 { close(outputFD) }
-        if errorFD >= 0 { close(errorFD) }
+        drainUntilClosed()
         let cleanupFailure = group.remove()
 
         let termination: SandboxResult.Termination =
@@ -356,6 +339,45 @@ final class SandboxSupervisor: @unchecked Sendable {
             limitHitCount: limitHits, finalMemoryLimit: limit, wallTime: wallTime, timedOut: timedOut,
             standardOutput: output, standardError: errors, cgroupPath: group.path,
             cleanupFailure: cleanupFailure)))
+    }
+
+    /// Captures output and enforces the deadline until the child is reaped.
+    /// - Returns: The wait status (-1 when reaped elsewhere) and whether the deadline killed it.
+    private func superviseUntilExit() -> (waitStatus: Int32, timedOut: Bool) {
+        // A pidfd makes the exit wake poll at once; without one (Linux < 5.3) poll ticks.
+        let pidFD = (try? Syscall.pidfdOpen(child.pid).get()) ?? -1
+        defer { if pidFD >= 0 { Syscall.close(pidFD) } }
+        var timedOut = false
+        while true {
+            var fds = pipePollSet()
+            if pidFD >= 0 { fds.append(pollfd(fd: pidFD, events: Int16(POLLIN), revents: 0)) }
+            var waitMilliseconds: Int32 = pidFD >= 0 ? -1 : 20
+            if let deadline, !timedOut {
+                let untilDeadline = Int32(clamping: Self.milliseconds(until: deadline))
+                waitMilliseconds = waitMilliseconds < 0 ? untilDeadline : min(waitMilliseconds, untilDeadline)
+            }
+            _ = Syscall.poll(&fds, timeoutMilliseconds: waitMilliseconds)
+            drainPipes()
+            if let status = child.reap() { return (status, timedOut) }
+            if let deadline, !timedOut, ContinuousClock.now >= deadline {
+                timedOut = true
+                group.killAll()
+                child.kill()
+            }
+        }
+    }
+
+    /// Reads the pipes to end of file, bounded to a second: grandchildren may still hold them,
+    /// or a process outside the cgroup inherited them. Closes them after.
+    private func drainUntilClosed() {
+        let drainDeadline = ContinuousClock.now + .seconds(1)
+        while (outputFD >= 0 || errorFD >= 0) && ContinuousClock.now < drainDeadline {
+            var fds = pipePollSet()
+            _ = Syscall.poll(&fds, timeoutMilliseconds: 50)
+            drainPipes()
+        }
+        if outputFD >= 0 { Syscall.close(outputFD) }
+        if errorFD >= 0 { Syscall.close(errorFD) }
     }
 
     /// Poll entries for the capture pipes still open.
@@ -378,17 +400,15 @@ final class SandboxSupervisor: @unchecked Sendable {
     private func drain(_ fd: inout Int32, into buffer: inout [UInt8]) {
         guard fd >= 0 else { return }
         while true {
-            switch PressureSyscalls.read(fd, capacity: 65536) {
+            switch Syscall.read(fd, capacity: 65536) {
             case .success(let chunk) where chunk.isEmpty:
-                close(fd)
+                Syscall.close(fd)
                 fd = -1
                 return
             case .success(let chunk):
                 buffer += chunk
                 if teeOutput {
-                    _ = chunk.withUnsafeBytes { raw in
-                        Glibc.write(2, raw.baseAddress, raw.count)
-                    }
+                    _ = chunk.withUnsafeBytes { Syscall.write(2, from: $0) }
                 }
             case .failure:
                 return  // EAGAIN: nothing more for now

@@ -88,6 +88,7 @@ struct ExtentAllocator {
         }
         allocatedPages += length
         allocatedExtents += 1
+        checkInvariantsIfEnabled()
         return chosen
     }
 
@@ -110,6 +111,16 @@ struct ExtentAllocator {
         insertFree(start: mergedStart, length: mergedLength)
         allocatedPages -= length
         allocatedExtents -= 1
+        checkInvariantsIfEnabled()
+    }
+
+    /// With `-DVOLATILE_INTERNAL_CHECKS`, verifies the invariants after every change (as
+    /// swift-collections does under COLLECTIONS_INTERNAL_CHECKS); otherwise nothing.
+    @inline(__always)
+    private func checkInvariantsIfEnabled() {
+        #if VOLATILE_INTERNAL_CHECKS
+        checkInvariants()
+        #endif
     }
 
     private mutating func insertFree(start: Int, length: Int) {
@@ -136,7 +147,8 @@ struct ExtentAllocator {
         return block
     }
 
-    /// Verifies the allocator's invariants; traps on violation. Expensive: tests and debug only.
+    /// Verifies the allocator's invariants; traps on violation. Expensive: called by tests, and
+    /// after every change when built with `-DVOLATILE_INTERNAL_CHECKS`.
     func checkInvariants() {
         var freeTotal = 0
         var runs: [(Int, Int)] = []

@@ -1,3 +1,4 @@
+import VolatileSystem
 import CVolatileShim
 #if canImport(Glibc)
 import Glibc

@@ -25,6 +25,9 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     private let thread = LockedValue<pthread_t?>(nil)
     /// Missing faults resolved by the handler thread since creation.
     let faultsHandled = Atomic<Int>(0)
+    /// The error that stopped the handler thread early (a persistent `poll` or `read` failure
+    /// on its descriptor), or `nil` while it runs or after a normal shutdown.
+    private let stoppedBy = LockedValue<Errno?>(nil)
 
     /// Opens a userfaultfd: full mode unless refused (or not wanted), then user-mode only.
     static func open(preferUserModeOnly: Bool, simulatedRefusal: Errno? = nil) -> Result<UserfaultfdHandler, VolatileMemoryError> {
@@ -64,15 +67,27 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
             Syscall.close(fd)
             return .failure(.userfaultfdUnavailable(reason: "eventfd for the handler thread failed with \(error)"))
         }
-        let handler = UserfaultfdHandler(fd: fd, mode: mode, wakeFD: wake)
-        if let error = handler.startThread() {
+        switch start(fd: fd, mode: mode, wakeFD: wake) {
+        case .success(let handler):
+            return .success(handler)
+        case .failure(let error):
             // No thread to stop: just close both descriptors (the arena falls back to canaries).
             Syscall.close(fd)
             Syscall.close(wake)
             return .failure(.userfaultfdUnavailable(reason: "could not start the handler thread: \(error)"))
         }
+    }
+
+    /// Starts the handler thread on descriptors that are already open (tests pass descriptors
+    /// that fail, to check that the thread stops instead of spinning).
+    static func start(fd: Int32, mode: UserfaultfdMode, wakeFD: Int32) -> Result<UserfaultfdHandler, Errno> {
+        let handler = UserfaultfdHandler(fd: fd, mode: mode, wakeFD: wakeFD)
+        if let error = handler.startThread() { return .failure(error) }
         return .success(handler)
     }
+
+    /// The error that stopped the handler thread before shutdown, if one did.
+    var stoppedByError: Errno? { stoppedBy.withLock { $0 } }
 
     private init(fd: Int32, mode: UserfaultfdMode, wakeFD: Int32) {
         self.fd = fd
@@ -137,7 +152,7 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     }
 
     private func startThread() -> Errno? {
-        switch VolatileMemory.startThread({ self.run() }) {
+        switch VolatileSystem.startThread({ self.run() }) {
         case .success(let thread):
             self.thread.withLock { $0 = thread }
             return nil
@@ -155,8 +170,10 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
         while true {
             fds[0].revents = 0
             fds[1].revents = 0
-            let ready = fds.withUnsafeMutableBufferPointer { Syscall.poll($0.baseAddress!, count: 2, timeoutMilliseconds: -1) }
-            if case .failure = ready { continue }
+            // EINTR is retried inside the wrapper; any other poll failure would repeat forever.
+            if case .failure(let error) = Syscall.poll(&fds, timeoutMilliseconds: -1) {
+                return stop(because: error)
+            }
             if fds[1].revents != 0 { return }
             guard fds[0].revents & Int16(POLLIN) != 0 else {
                 if fds[0].revents & Int16(POLLERR | POLLHUP | POLLNVAL) != 0 { return }
@@ -172,10 +189,18 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
                     }
                     offset += messageSize
                 }
-            case .failure:
-                continue  // EAGAIN: another wake-up raced us.
+            case .failure(let error) where error == .tryAgain:
+                continue  // Another wake-up raced us.
+            case .failure(let error):
+                return stop(because: error)  // Persistent (EBADF, EINVAL, ...): do not spin.
             }
         }
+    }
+
+    /// Ends the handler thread after an error it cannot get past. Faults on the registered
+    /// ranges then wait until the arena's deinit closes the descriptor, which resolves them.
+    private func stop(because error: Errno) {
+        stoppedBy.withLock { $0 = error }
     }
 
     private func resolve(address: UInt) {

@@ -1,5 +1,4 @@
 import Glibc  // pow
-import VolatileMemory  // SplitMix64: every variant of a comparison sees the same access sequence
 
 /// Draws item indices with Zipf-distributed popularity: the item of popularity rank r (from 1)
 /// is drawn with probability proportional to 1 / r^s. Which item has which rank is a seeded
@@ -9,7 +8,7 @@ struct ZipfSampler: Sendable {
     private let cumulative: [Double]
     /// `itemForRank[r]`: the item index of popularity rank r (0-based).
     let itemForRank: [Int]
-    private var generator: SplitMix64
+    private var generator: SeededGenerator
 
     /// - Parameters:
     ///   - count: The number of items (> 0).
@@ -27,7 +26,7 @@ struct ZipfSampler: Sendable {
         }
         weights[count - 1] = 1
         cumulative = weights
-        var generator = SplitMix64(seed: seed)
+        var generator = SeededGenerator(seed: seed)
         var ranks = Array(0..<count)
         ranks.shuffle(using: &generator)
         itemForRank = ranks
@@ -49,5 +48,21 @@ struct ZipfSampler: Sendable {
             if cumulative[middle] < u { low = middle + 1 } else { high = middle }
         }
         return itemForRank[low]
+    }
+}
+
+/// The demo's own seeded generator (SplitMix64), so every variant of a comparison sees the same
+/// access sequence; the library keeps its generator out of its public API.
+struct SeededGenerator: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }

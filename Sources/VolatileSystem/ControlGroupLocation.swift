@@ -1,6 +1,6 @@
 // Finds the calling process's memory cgroup: the v1 memory hierarchy's folder and the v2
-// (unified) folder, from /proc/self/cgroup and /proc/self/mountinfo. Shared with the testing
-// module's sandbox through `package` access.
+// (unified) folder, from /proc/self/cgroup and /proc/self/mountinfo. Used by the pressure
+// monitor and the testing module's sandbox.
 
 /// Where the calling process sits in the cgroup hierarchies that matter for memory.
 package struct ControlGroupLocation: Sendable, Equatable {
@@ -16,8 +16,8 @@ package struct ControlGroupLocation: Sendable, Equatable {
 
     /// The location of the calling process, or both `nil` where the files cannot be read.
     package static func current() -> ControlGroupLocation {
-        let cgroups = (try? PressureSyscalls.readText("/proc/self/cgroup").get()) ?? ""
-        let mounts = (try? PressureSyscalls.readText("/proc/self/mountinfo").get()) ?? ""
+        let cgroups = (try? Syscall.readText("/proc/self/cgroup").get()) ?? ""
+        let mounts = (try? Syscall.readText("/proc/self/mountinfo").get()) ?? ""
         return parse(procSelfCGroup: cgroups, mountInfo: mounts)
     }
 
