@@ -52,7 +52,7 @@ let package = Package(
 
         // Issue 15: the adaptive policy's simulator (traces, synthetic workloads, static optimum).
         .target(name: "PolicySimulation", dependencies: ["VolatileCache", "VolatileMemory"], swiftSettings: strictSettings),
-        .executableTarget(name: "volatile-policy-sim", dependencies: ["PolicySimulation", "VolatileCache"], swiftSettings: strictSettings),
+        .executableTarget(name: "volatile-policy-sim", dependencies: ["PolicySimulation"], swiftSettings: strictSettings),
         .testTarget(name: "PolicyTests", dependencies: ["VolatileCache", "PolicySimulation"], swiftSettings: strictSettings),
     ]
 )

@@ -30,7 +30,10 @@ package enum Simulation {
     package static func run<Policy: ResidencyPolicy<Int>>(_ trace: Trace, policy: Policy, name: String) -> SimulationResult {
         var policy = policy
         var result = SimulationResult(policy: name, accesses: 0, hits: 0, nonScanAccesses: 0, nonScanHits: 0)
+        // The keys seen so far stand for the cache's entries (hot and volatile).
+        var known = Set<Int>()
         for access in trace.accesses {
+            if known.insert(access.key).inserted { policy.noteKnownKeys(known.count) }
             let hash = UInt64(UInt(bitPattern: access.key))
             let hit = policy.contains(access.key)
             if hit {
@@ -89,7 +92,7 @@ package enum Simulation {
     /// - Parameters:
     ///   - trace: The accesses.
     ///   - capacity: Byte capacity.
-    ///   - expectedEntries: Keys the capacity holds, for the sketch (nil: grow with the count).
+    ///   - expectedEntries: Keys to size the sketch for (nil: grow with the keys seen).
     ///   - doorkeeper: Also run the adaptive policy with a doorkeeper.
     /// - Returns: One result per policy, the optimum last.
     package static func compare(_ trace: Trace, capacity: Int, expectedEntries: Int? = nil, doorkeeper: Bool = false) -> [SimulationResult] {

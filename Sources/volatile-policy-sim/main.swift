@@ -1,6 +1,5 @@
 import Glibc
 import PolicySimulation
-import VolatileCache
 
 // volatile-policy-sim: replays access traces through LRU and the adaptive policy (W-TinyLFU)
 // and compares them with the static optimum at the same byte capacity. See `usage`.
@@ -50,21 +49,6 @@ while let argument = arguments.popFirst() {
     }
 }
 
-if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "--x" {}
-if let _ = getenv("SIMX") {
-    let sized = SyntheticWorkload.zipfVariableSizes(
-        items: 704, exponent: 1.1, accesses: 200_000, minimumWeight: 45 << 10, maximumWeight: 6_656 << 10, seed: SimulationReport.seed)
-    var sizes: [Int: Int] = [:]
-    for a in sized.accesses { sizes[a.key] = a.weight }
-    let cap = sizes.values.reduce(0, +) / 5
-    let opt = Simulation.staticOptimum(sized, capacity: cap).result.hitRate
-    print("opt", opt, "lru", Simulation.run(sized, policy: LRUPolicy<Int>(capacity: cap), name: "").hitRate)
-    for w in [0.01, 0.05, 0.2] { for p in [0.5, 0.8] { for e in [64, 256, 704, 2048] { for v in [1, 16] {
-        let r = Simulation.run(sized, policy: AdaptivePolicy<Int>(capacity: cap, expectedEntries: e, windowFraction: w, protectedFraction: p, victimLimit: v), name: "")
-        print(w, p, e, v, r.hitRate, r.hitRate / opt)
-    } } } }
-    exit(0)
-}
 guard let tracePath else {
     print(SimulationReport.table(SimulationReport.syntheticSuite(doorkeeper: doorkeeper)))
     exit(0)

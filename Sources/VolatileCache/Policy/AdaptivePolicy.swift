@@ -35,6 +35,9 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
     package let protectedCapacity: Int
     /// Most victims a candidate is compared with at once.
     package let victimLimit: Int
+    /// Entries from the least recently used end of probation, and of protected, among which
+    /// the victims are chosen (lowest value per byte first).
+    package let probationSample: Int, protectedSample: Int
     /// Whether the sketch grows with the number of resident keys.
     private let growsSketch: Bool
     /// Candidates rejected and victims evicted by admission, for reports.
@@ -43,16 +46,18 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
     /// Creates an empty policy.
     /// - Parameters:
     ///   - capacity: The most weight kept resident.
-    ///   - expectedEntries: Keys the capacity holds, to size the sketch; nil starts small and
-    ///     grows (forgetting counts) with the number of resident keys.
+    ///   - expectedEntries: Sizes the sketch for this many keys; nil starts small and grows
+    ///     (forgetting counts) with twice the number of keys known (see ``noteKnownKeys(_:)``).
     ///   - windowFraction: The window's share of the capacity (Caffeine's default 1 %).
     ///   - protectedFraction: The protected segment's share of the main space (80 %).
     ///   - usesDoorkeeper: Whether first accesses go to a Bloom filter, not the sketch.
     ///   - victimLimit: Most victims compared with one candidate at a time.
     package init(
         capacity: Int, expectedEntries: Int? = nil, windowFraction: Double = 0.01, protectedFraction: Double = 0.8,
-        usesDoorkeeper: Bool = false, victimLimit: Int = 16
+        usesDoorkeeper: Bool = false, victimLimit: Int = 16, probationSample: Int = 1, protectedSample: Int = 1
     ) {
+        self.probationSample = max(0, probationSample)
+        self.protectedSample = max(0, protectedSample)
         self.capacity = max(0, capacity)
         windowCapacity = max(0, Int(Double(self.capacity) * min(1, max(0, windowFraction))))
         protectedCapacity = Int(Double(self.capacity - windowCapacity) * min(1, max(0, protectedFraction)))
@@ -67,6 +72,24 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
 
     /// The estimated recent frequency of a hash (for reports and tests).
     package func frequency(hash: UInt64) -> Int { admission.frequency(hash: hash) }
+
+    /// Sizes the sketch for the keys the cache knows (resident or not: in the cache, hot and
+    /// volatile entries). Twice that many sketch words keep the counts of the keys that compete
+    /// for room apart and make the sample period (ten accesses a word) long enough to rank them.
+    /// Growing forgets the counts of all but the resident keys, so it happens at powers of two
+    /// only. No effect if the
+    /// policy was created with `expectedEntries`.
+    /// - Parameter count: The number of keys known.
+    package mutating func noteKnownKeys(_ count: Int) {
+        if growsSketch { growSketch(2 * count) }
+    }
+
+    private mutating func growSketch(_ entries: Int) {
+        let queues = self.queues
+        admission.ensureCapacity(entries) {
+            (0..<3).flatMap { queues.slots(in: $0) }.map { queues[$0].hash }
+        }
+    }
 
     /// Records an access for frequency only (what the cache's read-buffer drain calls for
     /// keys this policy does not hold, e.g. volatile hits).
@@ -102,7 +125,7 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
             return false
         }
         queues.append(key, hash: hash, weight: weight, to: Self.window)
-        if growsSketch { admission.ensureCapacity(queues.count) }
+        if growsSketch { growSketch(2 * queues.count) }
         // The window's oldest keys become candidates at the back of probation.
         var firstCandidate: Int? = nil
         while queues.queues[Self.window].weight > windowCapacity, let front = queues.front(Self.window) {
@@ -142,21 +165,32 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
             }
             let candidateWeight = queues[current].weight
             let needed = min(total - capacity, candidateWeight)
-            var victims: [Int] = []
-            var freed = 0
+            // Victims: a sample from the least recently used ends of probation and protected,
+            // lowest value per byte first, as many as it takes to make room.
+            var sample: [Int] = []
+            var sampledProbation = 0
             var cursor = queues.front(Self.probation)
-            while let slot = cursor, slot != current, freed < needed, victims.count < victimLimit {
-                victims.append(slot)
-                freed += queues[slot].weight
+            while let slot = cursor, slot != current, sample.count < probationSample {
+                sample.append(slot)
+                sampledProbation += queues[slot].weight
                 cursor = queues.next(after: slot)
             }
-            if victims.isEmpty {
-                cursor = queues.front(Self.protected)
-                while let slot = cursor, freed < needed, victims.count < victimLimit {
-                    victims.append(slot)
-                    freed += queues[slot].weight
-                    cursor = queues.next(after: slot)
-                }
+            var sampledProtected = 0
+            cursor = queues.front(Self.protected)
+            while let slot = cursor, sample.count < probationSample + protectedSample || sampledProbation + sampledProtected < needed, sample.count < probationSample + protectedSample + victimLimit {
+                sample.append(slot)
+                sampledProtected += queues[slot].weight
+                cursor = queues.next(after: slot)
+            }
+            if sample.count > 1 {
+                let densities = sample.map { Double(admission.frequency(hash: queues[$0].hash)) / Double(queues[$0].weight) }
+                sample = sample.indices.sorted { densities[$0] != densities[$1] ? densities[$0] < densities[$1] : $0 < $1 }.map { sample[$0] }
+            }
+            var victims: [Int] = []
+            var freed = 0
+            for slot in sample where freed < needed && victims.count < victimLimit {
+                victims.append(slot)
+                freed += queues[slot].weight
             }
             if victims.isEmpty {
                 // Only candidates remain: the oldest of them goes.

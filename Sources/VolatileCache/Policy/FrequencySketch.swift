@@ -85,6 +85,21 @@ package struct FrequencySketch: Sendable {
         if additions >= sampleSize { halve() }
     }
 
+    /// Raises `hash`'s counters to at least `frequency` without counting an access: carries a
+    /// resident key's estimate over into a grown sketch.
+    /// - Parameters:
+    ///   - hash: The key's hash.
+    ///   - frequency: The estimate to keep (clamped to 0...15).
+    package mutating func carry(hash: UInt64, frequency: Int) {
+        let value = UInt64(min(max(0, frequency), Self.maximumFrequency))
+        for row in 0..<4 {
+            let (word, shift) = location(hash, row: row)
+            if (table[word] >> shift) & 0xF < value {
+                table[word] = (table[word] & ~(0xF << shift)) | (value << shift)
+            }
+        }
+    }
+
     /// Halves every counter (the aging step). Called automatically; public for tests.
     /// - Complexity: O(capacity).
     package mutating func halve() {

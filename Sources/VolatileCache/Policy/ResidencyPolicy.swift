@@ -49,4 +49,14 @@ package protocol ResidencyPolicy<Key>: Sendable {
     /// Resident keys from the first to give up to the last: the demotion and shedding order.
     /// - Complexity: O(n log n) at most.
     func evictionOrder() -> [Key]
+
+    /// Tells the policy how many keys the cache knows, resident or not (the cache: its hot
+    /// and volatile entries), so that frequency state can be sized for them.
+    /// - Parameter count: The number of keys known.
+    mutating func noteKnownKeys(_ count: Int)
+}
+
+extension ResidencyPolicy {
+    /// Ignored by policies without frequency state.
+    package mutating func noteKnownKeys(_ count: Int) {}
 }

@@ -33,14 +33,23 @@ package struct TinyLFU: Sendable {
         doorkeeper = usesDoorkeeper ? Doorkeeper(expectedEntries: sketch.sampleSize) : nil
     }
 
-    /// Grows the sketch (forgetting counts) if the cache now holds more entries.
-    /// - Parameter entries: The number of entries the cache holds.
-    package mutating func ensureCapacity(_ entries: Int) {
-        let before = sketch.capacity
-        sketch.ensureCapacity(entries)
-        if sketch.capacity != before, doorkeeper != nil {
-            doorkeeper = Doorkeeper(expectedEntries: sketch.sampleSize)
-        }
+    /// Grows the sketch if the cache now holds more entries. Counts are forgotten except those
+    /// of `keep`, carried over (the resident keys, so that a burst of new keys that grows the
+    /// sketch does not also wipe out what the incumbents earned).
+    /// - Parameters:
+    ///   - entries: The number of entries to size for.
+    ///   - keep: The hashes whose estimates survive the growth.
+    /// - Returns: Whether the sketch grew.
+    @discardableResult
+    package mutating func ensureCapacity(_ entries: Int, keeping keep: () -> [UInt64] = { [] }) -> Bool {
+        var grown = sketch
+        grown.ensureCapacity(entries)
+        guard grown.capacity != sketch.capacity else { return false }
+        let carried = keep().map { ($0, frequency(hash: $0)) }
+        sketch = grown
+        for (hash, estimate) in carried { sketch.carry(hash: hash, frequency: estimate) }
+        if doorkeeper != nil { doorkeeper = Doorkeeper(expectedEntries: sketch.sampleSize) }
+        return true
     }
 
     /// Records one access of a key (a hit or a miss). The cache calls this while draining its
