@@ -7,7 +7,7 @@ package enum SimulationReport {
         package var workload: String
         /// Capacity, as text.
         package var capacity: String
-        /// LRU, adaptive (optionally adaptive+doorkeeper), optimum.
+        /// LRU, adaptive (optionally adaptive+doorkeeper), optimum, optimum with cold misses.
         package var results: [SimulationResult]
 
         /// Creates a row.
@@ -60,7 +60,7 @@ package enum SimulationReport {
         guard let first = rows.first else { return "" }
         let names = first.results.map(\.policy)
         var lines = ["workload".padded(36) + "capacity".padded(30) + names.map { $0.padded(21) }.joined()
-                     + "adaptive/optimum  adaptive-lru"]
+                     + "adaptive/optimum  adaptive/optimum-cold  adaptive-lru"]
         for row in rows {
             var line = row.workload.padded(36) + row.capacity.padded(30)
             for result in row.results {
@@ -70,6 +70,9 @@ package enum SimulationReport {
             }
             if let adaptive = row.result("adaptive"), let optimum = row.result("optimum"), let lru = row.result("lru") {
                 line += percent(optimum.hitRate > 0 ? adaptive.hitRate / optimum.hitRate : 0).padded(18)
+                if let cold = row.result("optimum-cold") {
+                    line += percent(cold.hitRate > 0 ? adaptive.hitRate / cold.hitRate : 0).padded(22)
+                }
                 line += points(adaptive.hitRate - lru.hitRate)
             }
             lines.append(line)
