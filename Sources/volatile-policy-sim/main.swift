@@ -19,6 +19,9 @@ let usage = """
       --capacity-mib N    Byte capacity (repeatable; default: the trace's resident_bytes comment,
                           the cache's measured resident bytes at the end of the recorded run).
       --doorkeeper        Also run the adaptive policy with a doorkeeper (Bloom filter).
+      --replicate-demo N  Replay N accesses of the demo's default sequence (704 items, Zipf 1.1,
+                          seed 24301; checked against the trace) with the trace's sizes: the
+                          steady state of a run longer than the recording.
       -h, --help          Show this help.
 
     Hit rates in parentheses exclude the accesses of scans.
@@ -27,6 +30,7 @@ let usage = """
 var tracePath: String?
 var capacities: [Int] = []
 var doorkeeper = false
+var replicate: (accesses: Int, exponent: Double, seed: UInt64)?
 var arguments = Array(CommandLine.arguments.dropFirst())[...]
 func fail(_ message: String) -> Never {
     let line = "volatile-policy-sim: \(message)\n"
@@ -42,6 +46,9 @@ while let argument = arguments.popFirst() {
         guard let text = arguments.popFirst(), let mib = Double(text), mib > 0 else { fail("--capacity-mib needs a positive number") }
         capacities.append(Int(mib * 1_048_576))
     case "--doorkeeper": doorkeeper = true
+    case "--replicate-demo":
+        guard let text = arguments.popFirst(), let count = Int(text), count > 0 else { fail("--replicate-demo needs a positive count") }
+        replicate = (count, 1.1, 24301)
     case "-h", "--help":
         print(usage)
         exit(0)
@@ -53,11 +60,29 @@ guard let tracePath else {
     print(SimulationReport.table(SimulationReport.syntheticSuite(doorkeeper: doorkeeper)))
     exit(0)
 }
-let trace: Trace
+var trace: Trace
 do {
     trace = try Trace.load(path: tracePath)
 } catch {
     fail("\(error)")
+}
+if let replicate {
+    // The demo's access law is deterministic (its Zipf sampler: seeded shuffle, then draws),
+    // and ZipfGenerator is the same algorithm: a longer run of the same sequence, with the
+    // sizes the trace recorded, shows the steady state a short recording cannot.
+    var sizes: [Int: Int] = [:]
+    for access in trace.accesses { sizes[access.key] = access.weight }
+    let generated = SyntheticWorkload.zipf(items: 704, exponent: replicate.exponent, accesses: replicate.accesses, seed: replicate.seed)
+    let matching = zip(generated.accesses, trace.accesses).prefix { $0.key == $1.key }.count
+    guard matching == min(generated.accesses.count, trace.accesses.count) else {
+        fail("the trace is not the demo's default sequence (704 items, Zipf 1.1, seed 24301): first difference at access \(matching)")
+    }
+    let missing = Set(generated.accesses.map(\.key)).subtracting(sizes.keys).count
+    print("replicated the demo's sequence to \(replicate.accesses) accesses (the trace's \(trace.accesses.count) match it); \(missing) keys never in the trace get the median size")
+    let median = sizes.values.sorted()[sizes.count / 2]
+    trace = Trace(
+        accesses: generated.accesses.map { Trace.Access(key: $0.key, weight: sizes[$0.key] ?? median) },
+        residentBytes: trace.residentBytes)
 }
 if capacities.isEmpty {
     guard let resident = trace.residentBytes else { fail("the trace has no resident_bytes comment: give --capacity-mib") }

@@ -40,7 +40,7 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
     package let probationSample: Int, protectedSample: Int
     /// Whether the sketch grows with the number of resident keys.
     private let growsSketch: Bool
-    /// Candidates rejected and victims evicted by admission, for reports.
+    /// Comparisons the candidate won and lost, for reports.
     package private(set) var admissions = 0, rejections = 0
 
     /// Creates an empty policy.
@@ -52,6 +52,9 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
     ///   - protectedFraction: The protected segment's share of the main space (80 %).
     ///   - usesDoorkeeper: Whether first accesses go to a Bloom filter, not the sketch.
     ///   - victimLimit: Most victims compared with one candidate at a time.
+    ///   - probationSample: Entries from probation's old end among which victims are chosen.
+    ///   - protectedSample: Entries from protected's old end among which victims are chosen
+    ///     (more when it takes more to make room).
     package init(
         capacity: Int, expectedEntries: Int? = nil, windowFraction: Double = 0.01, protectedFraction: Double = 0.8,
         usesDoorkeeper: Bool = false, victimLimit: Int = 16, probationSample: Int = 1, protectedSample: Int = 1
@@ -141,7 +144,7 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
     }
 
     /// Evicts until the weight fits: each candidate (from `firstCandidate` to the back of
-    /// probation) against the victims at probation's front (then protected's).
+    /// probation) against victims from the old ends of probation and protected.
     private mutating func evictFromMain(firstCandidate: Int?, evicted: (Key) -> Void) {
         var candidate = firstCandidate
         var total = weightedSize
@@ -165,21 +168,26 @@ package struct AdaptivePolicy<Key: Hashable & Sendable>: ResidencyPolicy {
             }
             let candidateWeight = queues[current].weight
             let needed = min(total - capacity, candidateWeight)
-            // Victims: a sample from the least recently used ends of probation and protected,
-            // lowest value per byte first, as many as it takes to make room.
+            // Victims: a sample from the least recently used ends of probation (older than the
+            // candidate) and protected, topped up from protected until it could make room,
+            // then the lowest value per byte first. Without protected in the sample, a large
+            // key that was hit once sits in protected for good (measured: 93 % of the optimum
+            // instead of 97 % on Zipf 1.1 with demo-like sizes).
             var sample: [Int] = []
-            var sampledProbation = 0
+            var sampled = 0
             var cursor = queues.front(Self.probation)
             while let slot = cursor, slot != current, sample.count < probationSample {
                 sample.append(slot)
-                sampledProbation += queues[slot].weight
+                sampled += queues[slot].weight
                 cursor = queues.next(after: slot)
             }
-            var sampledProtected = 0
+            let sampleLimit = probationSample + protectedSample + victimLimit
             cursor = queues.front(Self.protected)
-            while let slot = cursor, sample.count < probationSample + protectedSample || sampledProbation + sampledProtected < needed, sample.count < probationSample + protectedSample + victimLimit {
+            while let slot = cursor, sample.count < sampleLimit,
+                sample.count < probationSample + protectedSample || sampled < needed
+            {
                 sample.append(slot)
-                sampledProtected += queues[slot].weight
+                sampled += queues[slot].weight
                 cursor = queues.next(after: slot)
             }
             if sample.count > 1 {
