@@ -22,6 +22,7 @@ let package = Package(
         .executable(name: "volatile-stress", targets: ["volatile-stress"]),
         .executable(name: "volatile-bench", targets: ["volatile-bench"]),
         .executable(name: "image-decoder-demo", targets: ["ImageDecoderDemo"]),
+        .executable(name: "volatile-policy-sim", targets: ["volatile-policy-sim"]),
     ],
     targets: [
         // Thin C shim: ioctl request numbers, userfaultfd structs, raw syscalls Swift cannot import.
@@ -65,5 +66,10 @@ let package = Package(
             swiftSettings: strictSettings
         ),
         .testTarget(name: "PNGDecoderTests", dependencies: ["PNGDecoder"], swiftSettings: strictSettings),
+
+        // Issue 15: the adaptive policy's simulator (traces, synthetic workloads, static optimum).
+        .target(name: "PolicySimulation", dependencies: ["VolatileCache", "VolatileMemory"], swiftSettings: strictSettings),
+        .executableTarget(name: "volatile-policy-sim", dependencies: ["PolicySimulation"], swiftSettings: strictSettings),
+        .testTarget(name: "PolicyTests", dependencies: ["VolatileCache", "PolicySimulation"], swiftSettings: strictSettings),
     ]
 )

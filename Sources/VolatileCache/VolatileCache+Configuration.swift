@@ -53,5 +53,10 @@ extension VolatileCache {
 
         /// The default configuration: 64 MiB hot set, no limits.
         public static var `default`: Configuration { Configuration() }
+
+        /// The residency policy: what stays hot, the order of demotion, eviction and shedding.
+        /// Default: ``CachePolicy/lru``. ``CachePolicy/adaptive`` takes effect once it is wired
+        /// into the hit path (issue 15); until then the cache uses LRU whatever this says.
+        public var policy: CachePolicy = .lru
     }
 }

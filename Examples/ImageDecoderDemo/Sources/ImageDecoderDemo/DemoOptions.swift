@@ -35,6 +35,8 @@ struct DemoOptions: Sendable, Equatable {
     /// child's standard output and error are pipes.
     var progressTTY: String?
     var showHelp = false
+    /// Write every access (`index byteCount`) to this file; with --compare, one file per cache.
+    var tracePath: String?
 
     /// Zipf exponent 1.1: measured popularity of photos and web objects mostly falls between
     /// 0.8 and 1.2. With 1.1 over 704 images, the 100 most popular draw about 80 % of the
@@ -71,6 +73,8 @@ struct DemoOptions: Sendable, Equatable {
           --zipf S                Zipf exponent of the accesses (default: 1.1).
           --seed N                Seed of the access sequence (default: 24301).
           --hot-mib N             Hot-set budget of the volatile cache (default: the cache's).
+          --trace PATH            Write one line per access, "index byteCount", to PATH (with --compare,
+                                  PATH.<cache>), for volatile-policy-sim to replay.
           -h, --help              Show this help.
 
         OUTPUT: a progress line on a terminal; every half second (when not on a terminal) a line
@@ -146,6 +150,7 @@ struct DemoOptions: Sendable, Equatable {
             case "--hot-mib": options.hotMiB = try integer(argument, minimum: 0)
             case "--in-sandbox": options.inSandbox = true
             case "--progress-tty": options.progressTTY = try value(argument)
+            case "--trace": options.tracePath = try value(argument)
             case "-h", "--help": options.showHelp = true
             default:
                 throw ParseError(description: "unknown argument \"\(argument)\" (see --help)")
@@ -171,6 +176,7 @@ struct DemoOptions: Sendable, Equatable {
         ]
         if let hotMiB { arguments += ["--hot-mib", String(hotMiB)] }
         if let progressTTY { arguments += ["--progress-tty", progressTTY] }
+        if let tracePath { arguments += ["--trace", compare ? tracePath + "." + cache.rawValue : tracePath] }
         return arguments
     }
 }

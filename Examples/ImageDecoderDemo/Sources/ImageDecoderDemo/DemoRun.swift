@@ -49,6 +49,9 @@ enum DemoRun {
             gallery: gallery,
             sampler: ZipfSampler(count: gallery.items.count, exponent: options.zipfExponent, seed: options.seed),
             duration: options.seconds)
+        if let path = options.tracePath {
+            workload.trace = try AccessTrace(path: path, header: "image-decoder-demo trace: index byteCount; " + galleryLine(gallery, options: options))
+        }
         // A sandboxed child always emits SAMPLE lines (its parent parses them); in this process
         // they go to logs and pipes, not to a terminal.
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)

@@ -115,6 +115,8 @@ struct GalleryWorkload {
     var gallery: Gallery
     var sampler: ZipfSampler
     var duration: Double
+    /// Where to record every access (`--trace`).
+    var trace: AccessTrace? = nil
 
     /// Runs the loop.
     /// - Parameters:
@@ -158,6 +160,7 @@ struct GalleryWorkload {
             let item = gallery.items[sampler.next()]
             let checksum = try cache.access(item)
             accesses += 1
+            trace?.record(index: item.index, byteCount: item.byteCount)
             if let checksum, expected[item.index] == nil {
                 expected[item.index] = checksum
             } else if checksum == nil || checksum != expected[item.index] {
@@ -186,6 +189,11 @@ struct GalleryWorkload {
         }
         progress?.clear()
         let final = sample(at: elapsed)
+        if let trace {
+            // The capacity to replay the trace at: what the cache held at the end.
+            trace.comment("resident_bytes=\(cache.figures().residentBytes) accesses=\(accesses)")
+            trace.flush()
+        }
         if samples.last?.seconds != final.seconds {
             samples.append(final)
             if emitSamples { Output.line(final.line) }
