@@ -51,7 +51,9 @@ enum DemoRun {
             duration: options.seconds)
         // A sandboxed child always emits SAMPLE lines (its parent parses them); in this process
         // they go to logs and pipes, not to a terminal.
+        let burst = NeighbourBurst.start(options.neighbour)
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)
+        if let burst { Output.line(burst.finish()) }
         for line in report.tableLines { Output.line(line) }
         return report
     }
