@@ -53,5 +53,10 @@ extension VolatileCache {
 
         /// The default configuration: 64 MiB hot set, no limits.
         public static var `default`: Configuration { Configuration() }
+
+        /// Whether idle entries beyond the hot set become volatile or stay swappable (see
+        /// ``VolatilityAdvisor``). Default: `.automatic`, which behaves like `.always` until the
+        /// demotion path consults the advisor.
+        public var volatility: Volatility = .automatic
     }
 }

@@ -37,6 +37,7 @@ enum Comparison {
             }
         }
         for line in table(outcomes) { Output.line(line) }
+        for outcome in outcomes { for line in outcome.otherLines where line.hasPrefix("VOLATILITY ") { Output.line(line) } }
         let verdict = goalVerdict(outcomes, sandboxed: sandbox != nil, limit: options.memoryLimitMiB, options: options)
         for line in verdict.lines { Output.line(line) }
         let chart = ComparisonChart(

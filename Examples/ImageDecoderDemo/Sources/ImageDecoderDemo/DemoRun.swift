@@ -54,6 +54,7 @@ enum DemoRun {
         let burst = NeighbourBurst.start(options.neighbour)
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)
         if let burst { Output.line(burst.finish()) }
+        if options.cache == .volatile { Output.line(VolatilityProbe.line(report: report, gallery: gallery)) }
         for line in report.tableLines { Output.line(line) }
         return report
     }
