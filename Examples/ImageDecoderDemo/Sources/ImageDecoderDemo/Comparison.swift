@@ -21,7 +21,7 @@ enum Comparison {
         let environment = environmentLine(options, swap: swap)
         Output.line(environment)
         var outcomes: [ChildOutcome] = []
-        for (position, cache) in order.enumerated() {
+        for (position, cache) in order.enumerated() where !SwapSetup.isTerminating {
             Output.error("[\(position + 1)/\(order.count)] \(cache.rawValue)…")
             do {
                 let outcome = try await SandboxedRun.run(cache: cache, options: options, photos: photos, sandbox: sandbox)
@@ -37,7 +37,11 @@ enum Comparison {
             }
         }
         for line in table(outcomes) { Output.line(line) }
-        for outcome in outcomes { for line in outcome.otherLines where line.hasPrefix("VOLATILITY ") { Output.line(line) } }
+        for outcome in outcomes {
+            for line in outcome.otherLines where line.hasPrefix("VOLATILITY ") || line.hasPrefix("NEIGHBOUR ") {
+                Output.line("\(outcome.cache.rawValue): \(line)")
+            }
+        }
         let verdict = goalVerdict(outcomes, sandboxed: sandbox != nil, limit: options.memoryLimitMiB, options: options)
         for line in verdict.lines { Output.line(line) }
         let chart = ComparisonChart(

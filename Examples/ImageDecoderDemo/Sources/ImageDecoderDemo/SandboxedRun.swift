@@ -67,6 +67,7 @@ struct ChildOutcome: Sendable {
                 result = KeyValueLine(line)
             } else if line.hasPrefix("NEIGHBOUR ") {
                 neighbour = KeyValueLine(line).string("ended")
+                otherLines.append(String(line))
             } else {
                 if line.hasPrefix("verify failures"), let count = line.split(separator: " ").last.flatMap({ Int($0) }) {
                     failures = count

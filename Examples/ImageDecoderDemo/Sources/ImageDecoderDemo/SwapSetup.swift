@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 import VolatileCacheTesting
 
 /// `--swap`: the swap the sandboxed children run with.
@@ -104,13 +105,35 @@ final class SwapSetup: @unchecked Sendable {
 
     // MARK: Undoing
 
+    /// Whether a signal asked the run to stop: start no further child.
+    static var isTerminating: Bool { terminating.load(ordering: .acquiring) }
+    private static let terminating = Atomic<Bool>(false)
+
     /// Undoes everything this run set up (once; later calls do nothing).
     func tearDown() {
         lock.lock()
         defer { lock.unlock() }
+        undoOnce()
+    }
+
+    /// The signal path: undoes, then exits while still holding the lock, so the main path
+    /// (which may be finishing meanwhile) cannot exit first with another status.
+    func tearDownAndExit(_ status: Int32) -> Never {
+        lock.lock()
+        undoOnce()
+        _exit(status)
+    }
+
+    private func undoOnce() {
         guard !tornDown else { return }
         tornDown = true
         Self.undo(resources)
+        if Self.isTerminating {
+            // A child the main path was starting as the signal came may have made its cgroup
+            // after the first pass.
+            usleep(300_000)
+            Self.undo(resources.filter { $0.hasPrefix("cgroups ") })
+        }
         unlink(markerPath)
     }
 
@@ -195,8 +218,9 @@ final class SwapSetup: @unchecked Sendable {
         Thread.detachNewThread {
             var byte: UInt8 = 0
             while read(SwapSetup.signalPipe.read, &byte, 1) < 0 && errno == EINTR {}
+            terminating.store(true, ordering: .releasing)
             Output.error("\nimage-decoder-demo: signal \(byte): removing the cgroups and swap this run set up")
-            SwapSetup.current?.tearDown()
+            SwapSetup.current?.tearDownAndExit(128 + Int32(byte))
             _exit(128 + Int32(byte))
         }
     }
