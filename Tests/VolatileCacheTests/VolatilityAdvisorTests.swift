@@ -125,8 +125,23 @@ struct VolatilityAdvisorTests {
         #expect(advisor.decide(bytes: MiB, regeneration: Self.decode) == .volatile(.swapCostlier))
     }
 
+    @Test func unknownSwapCostIsExploredWithinABudget() {
+        var advisor = Self.advisor(swapIn: nil)
+        #expect(advisor.explorationBytes == 16 * MiB)
+        for _ in 0..<4 {
+            #expect(advisor.decide(bytes: 4 * MiB, regeneration: Self.decode) == .swappable)
+            advisor.didMakeSwappable(bytes: 4 * MiB)
+        }
+        #expect(advisor.decide(bytes: 4 * MiB, regeneration: Self.decode) == .volatile(.swapCostUnknown))
+        // Once a re-pin measured it, the costs decide.
+        advisor.recordSwapIn(nanoseconds: 4096 * 256, majorFaults: 256, pageSize: 4096)
+        #expect(advisor.swapInsObserved == 1)
+        #expect(advisor.decide(bytes: 4 * MiB, regeneration: Self.decode) == .swappable)
+    }
+
     @Test func unknownCostsKeepTodaysBehaviour() {
         var noSwapCost = Self.advisor(swapIn: nil)
+        noSwapCost.explorationBytes = 0
         #expect(noSwapCost.decide(bytes: MiB, regeneration: Self.decode) == .volatile(.swapCostUnknown))
         var noRegeneration = Self.advisor()
         #expect(noRegeneration.decide(bytes: MiB, regeneration: RegenerationCost()) == .volatile(.regenerationCostUnknown))

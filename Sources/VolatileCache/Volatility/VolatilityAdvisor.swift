@@ -33,7 +33,8 @@ public enum VolatilityReason: Sendable, Hashable {
     case swapUnusable
     /// Swap is usable but the swappable set would exceed its headroom (less the reserve).
     case noHeadroom
-    /// The swap-in cost is not known yet (no calibration, no swap-in observed).
+    /// The swap-in cost is not known yet (no calibration, no swap-in observed) and the
+    /// exploration budget is spent.
     case swapCostUnknown
     /// The entry has never been regenerated, so its cost is unknown.
     case regenerationCostUnknown
@@ -100,6 +101,10 @@ public struct VolatilityAdvisor: Sendable {
     /// Swap headroom the cache leaves to others and to bursts. Default: 64 MiB or an eighth of
     /// the headroom, whichever is larger.
     public var reserveBytes: Int?
+    /// While the swap-in cost is unknown, up to this many bytes are kept swappable anyway so
+    /// that re-pins can measure it (a swap file's cost cannot be calibrated: pages pushed out
+    /// stay in the swap cache and come back as minor faults). Default: 16 MiB.
+    public var explorationBytes = 16 << 20
     /// Bytes of entries kept swappable now.
     public private(set) var swappableBytes = 0
     /// Re-pins of swappable entries that took major faults.
@@ -179,7 +184,9 @@ public struct VolatilityAdvisor: Sendable {
         guard environment.isUsable else { return .volatile(.swapUnusable) }
         guard swappableBytes + bytes <= swapCapacityBytes else { return .volatile(.noHeadroom) }
         if hint == .swappable { return .swappable }
-        guard let swapInCost = swapIn.nanosecondsPerByte else { return .volatile(.swapCostUnknown) }
+        guard let swapInCost = swapIn.nanosecondsPerByte else {
+            return swappableBytes + bytes <= explorationBytes ? .swappable : .volatile(.swapCostUnknown)
+        }
         guard let regenerationCost = regeneration.nanosecondsPerByte else { return .volatile(.regenerationCostUnknown) }
         let roundTrip = swapInCost + (swapOut.nanosecondsPerByte ?? 0)
         return roundTrip * margin < regenerationCost ? .swappable : .volatile(.swapCostlier)
