@@ -135,7 +135,8 @@ struct ImageDecoderDemoSwapTests {
         defer { try? FileManager.default.removeItem(atPath: leftover); try? FileManager.default.removeItem(atPath: marker) }
         let run = try Self.demo(["--compare", "--no-sandbox", "--svg", "/dev/null", "--seconds", "0.2", "--gallery-mib", "4"])
         #expect(run.status == 0, "\(run.errors)")
-        #expect(run.errors.contains("undoing what an earlier run (pid \(dead)) left behind"), "\(run.errors)")
+        // Another demo started by a test running in parallel may have done it first: check
+        // what is left, not who removed it.
         #expect(!FileManager.default.fileExists(atPath: leftover))
         #expect(!FileManager.default.fileExists(atPath: marker))
     }
