@@ -42,11 +42,8 @@ struct ImageDecoderDemoSwapTests {
         (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
     }
 
-    /// Root, a free zram0, and the sandbox: what `--swap zram` needs.
-    static var zramUsable: Bool {
-        getuid() == 0 && FileManager.default.fileExists(atPath: "/sys/block/zram0") && !activeSwaps().contains("/dev/zram0")
-            && MemoryPressureSandbox.availability.isAvailable
-    }
+    /// Root, a free zram0, and the sandbox: what `--swap zram` needs (opt-in, see `ZramSwap`).
+    static var zramUsable: Bool { ZramSwap.isPossible }
 
     @Test("a neighbour in the same cgroup allocates, holds, frees, and is named in the RESULT line", .requiresMemoryPressureSandbox)
     func neighbourFinishes() throws {
@@ -77,7 +74,7 @@ struct ImageDecoderDemoSwapTests {
         #expect(neighbour.status == 2 && neighbour.errors.contains("--neighbour-at needs"))
     }
 
-    @Test("--swap zram sets up zram swap for the run and removes it afterwards", .enabled(if: zramUsable, "needs root, a free /sys/block/zram0 and memory cgroups"))
+    @Test("--swap zram sets up zram swap for the run and removes it afterwards", .enabled(if: zramUsable, "needs VOLATILE_SWAP_TESTS=1, root, a free /sys/block/zram0 and memory cgroups"))
     func zramIsUndone() throws {
         let run = try Self.demo(["--cache", "volatile", "--memory-limit-mib", "128", "--swap", "zram"] + Self.tiny)
         #expect(run.status == 0, "\(run.errors)")
@@ -90,7 +87,7 @@ struct ImageDecoderDemoSwapTests {
         #expect(disksize.trimmingCharacters(in: .whitespacesAndNewlines) == "0")
     }
 
-    @Test("SIGTERM mid-run removes the swap and the cgroups", .enabled(if: zramUsable, "needs root, a free /sys/block/zram0 and memory cgroups"))
+    @Test("SIGTERM mid-run removes the swap and the cgroups", .enabled(if: zramUsable, "needs VOLATILE_SWAP_TESTS=1, root, a free /sys/block/zram0 and memory cgroups"))
     func sigtermIsUndone() throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: try Self.path())

@@ -17,7 +17,7 @@ enum VolatilityProbe {
         }
         let decision: String
         switch advisor.decide(bytes: averageBytes, regeneration: regeneration) {
-        case .swappable: decision = "swappable"
+        case .swappable: decision = advisor.swapIn.nanosecondsPerByte == nil ? "swappable(exploring)" : "swappable"
         case .volatile(let reason): decision = "volatile(\(reason))"
         }
         func cost(_ value: Double?) -> String { value.map { fixed($0, 3) } ?? "-" }
