@@ -20,11 +20,13 @@ public struct MajorFaultMeter: Sendable {
 public enum SwapCalibration {
     /// What one calibration measured.
     public struct Sample: Sendable, Hashable {
-        /// Bytes `MADV_PAGEOUT` sent to swap, and how long it took.
+        /// Bytes `MADV_PAGEOUT` sent to swap.
         public var swappedOutBytes: Int
+        /// Time spent in the `MADV_PAGEOUT` calls.
         public var swapOutNanoseconds: UInt64
-        /// Bytes brought back by major faults while touching the range, and how long it took.
+        /// Bytes brought back while touching the range (0 without major faults).
         public var swappedInBytes: Int
+        /// Time spent touching the range.
         public var swapInNanoseconds: UInt64
         /// Major faults taken while touching it.
         public var majorFaults: Int

@@ -109,8 +109,9 @@ public struct VolatilityAdvisor: Sendable {
     public private(set) var swappableBytes = 0
     /// Re-pins of swappable entries that took major faults.
     public private(set) var swapInsObserved = 0
-    /// Decisions so far.
+    /// Decisions so far that kept the entry swappable.
     public private(set) var swappableDecisions = 0
+    /// Decisions so far that made the entry volatile.
     public private(set) var volatileDecisions = 0
 
     /// Creates an advisor.
@@ -130,6 +131,7 @@ public struct VolatilityAdvisor: Sendable {
     }
 
     /// Records a timed re-pin of a swappable entry; only re-pins that took major faults count.
+    ///
     /// - Parameters:
     ///   - nanoseconds: How long the re-pin took.
     ///   - majorFaults: Major faults the pinning thread took meanwhile (``MajorFaultMeter``).
@@ -238,7 +240,8 @@ public struct VolatilityStatistics: Sendable, Hashable {
     public var swapInNanosecondsPerByte: Double?
     /// Learned swap-out cost, nanoseconds per byte; nil before it is known.
     public var swapOutNanosecondsPerByte: Double?
-    /// Demotions that kept the entry swappable, and that made it volatile.
+    /// Demotions that kept the entry swappable.
     public var swappableDecisions: Int
+    /// Demotions that made the entry volatile.
     public var volatileDecisions: Int
 }
