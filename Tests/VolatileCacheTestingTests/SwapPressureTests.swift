@@ -91,8 +91,11 @@ struct SwapPressureTests {
 
         // Measured 2026-12-02 (issue 9): the cache with a hot set beyond the limit is OOM-killed
         // within a second under the same swap (both drop detection strategies), where the heap
-        // arrays survive. Until that is found and fixed, `.automatic` must not keep entries
-        // swappable beyond the limit; this records it as a known issue and fails once it passes.
+        // arrays survive. With the arena's MADV_POPULATE_WRITE turned off (per-page touches in
+        // user mode instead) the same run survives: the kernel-mode populate at the cgroup's
+        // limit OOM-kills instead of swapping. Until that is fixed, `.automatic` must not keep
+        // entries swappable beyond the limit; this records it as a known issue and fails once
+        // the run passes.
         let cache = try await Self.run(store: "cache")
         withKnownIssue("VolatileCache's non-volatile memory beyond the cgroup limit is OOM-killed even with swap allowed") {
             #expect(!cache.result.wasOOMKilled, "\(cache.result)\n\(cache.result.standardErrorText)")
@@ -102,8 +105,9 @@ struct SwapPressureTests {
             // Every access verified byte for byte, swapped in or regenerated.
             #expect(cache.output.number("STRESS", "corrupt") == 0)
             #expect(cache.output.number("STRESS", "errors") == 0)
-            #expect((cache.output.number("STRESS", "drops_detected") ?? 0) > 0, "\(cache.result.standardOutputText)")
-            #expect(cache.swappedIn > 0)
+            #expect(cache.swappedIn > 0, "nothing came back from swap")
+            // Whether the kernel also dropped volatile pages varies (none in a run with the
+            // populate turned off): regenerations after drops are checked byte for byte above.
         }
         #expect(cache.result.cleanupFailure == nil)
     }
