@@ -58,5 +58,9 @@ extension VolatileCache {
         /// Default: ``CachePolicy/lru``. ``CachePolicy/adaptive`` takes effect once it is wired
         /// into the hit path (issue 15); until then the cache uses LRU whatever this says.
         public var policy: CachePolicy = .lru
+        /// Whether idle entries beyond the hot set become volatile or stay swappable (see
+        /// ``VolatilityAdvisor``). Default: `.automatic`, which behaves like `.always` until the
+        /// demotion path consults the advisor.
+        public var volatility: Volatility = .automatic
     }
 }

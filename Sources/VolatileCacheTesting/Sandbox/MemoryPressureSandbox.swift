@@ -26,6 +26,10 @@ public struct MemoryPressureSandbox: Sendable {
     public let parentPath: String
     /// The cgroup interface in use.
     public let hierarchy: Hierarchy
+    /// Whether children may swap: `false` (the default) forbids swap in their cgroups
+    /// (`memory.swap.max` 0, or v1 `memory.memsw.limit_in_bytes` equal to the limit), so the
+    /// limit squeezes; `true` leaves their swap unlimited, as a machine with swap would.
+    public var allowsSwap = false
 
     /// Environment variable naming a parent cgroup folder to use instead of the caller's own.
     public static let parentEnvironmentVariable = "VOLATILE_SANDBOX_CGROUP_PARENT"
@@ -124,7 +128,8 @@ public struct MemoryPressureSandbox: Sendable {
         teeOutput: Bool = false
     ) throws(MemoryPressureSandboxError) -> SandboxedProcess {
         let resolved = try command.resolved()
-        let group = try SandboxControlGroup.create(in: parentPath, hierarchy: hierarchy)
+        var group = try SandboxControlGroup.create(in: parentPath, hierarchy: hierarchy)
+        group.allowsSwap = allowsSwap
         do {
             try group.setLimit(memoryLimit)
             return try SandboxedProcess.spawn(resolved, in: group, timeout: timeout, teeOutput: teeOutput)

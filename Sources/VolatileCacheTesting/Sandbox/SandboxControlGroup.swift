@@ -21,6 +21,8 @@ extension MemoryPressureSandbox {
 struct SandboxControlGroup: Sendable {
     let path: String
     let hierarchy: MemoryPressureSandbox.Hierarchy
+    /// Leave swap unlimited instead of forbidding it (``MemoryPressureSandbox/allowsSwap``).
+    var allowsSwap = false
 
     private static let counter = Atomic<Int>(0)
 
@@ -43,6 +45,7 @@ struct SandboxControlGroup: Sendable {
     /// Sets the memory limit; on v1 also `memory.memsw.limit_in_bytes` (memory+swap) when the
     /// kernel has it, so swap cannot take the place of the limit.
     func setLimit(_ bytes: Int) throws(MemoryPressureSandboxError) {
+        if allowsSwap { return try setLimitAllowingSwap(bytes) }
         switch hierarchy {
         case .v2:
             try write("memory.max", "\(bytes)", limit: bytes)
@@ -59,6 +62,19 @@ struct SandboxControlGroup: Sendable {
             if hasSwapLimit && bytes <= current {
                 try write("memory.memsw.limit_in_bytes", "\(bytes)", limit: bytes)
             }
+        }
+    }
+
+    /// Sets the memory limit and leaves swap unlimited (v1: memory+swap -1, written first so it
+    /// is never below the plain limit; v2: `memory.swap.max` "max").
+    private func setLimitAllowingSwap(_ bytes: Int) throws(MemoryPressureSandboxError) {
+        switch hierarchy {
+        case .v2:
+            try write("memory.max", "\(bytes)", limit: bytes)
+            if exists("memory.swap.max") { try write("memory.swap.max", "max", limit: bytes) }
+        case .v1:
+            if exists("memory.memsw.limit_in_bytes") { try write("memory.memsw.limit_in_bytes", "-1", limit: bytes) }
+            try write("memory.limit_in_bytes", "\(bytes)", limit: bytes)
         }
     }
 

@@ -27,6 +27,11 @@ struct DemoOptions: Sendable, Equatable {
     var seed: UInt64 = 0x5EED
     /// Hot-set budget of the volatile cache; nil keeps the cache's default.
     var hotMiB: Int?
+    /// The swap the children run with (`--swap`), and the co-tenant burst (`--neighbour-*`).
+    var swap: SwapMode = .none
+    var neighbour = NeighbourBurst.Settings()
+    /// Internal: this process is the neighbour; allocate, hold, free, exit.
+    var isNeighbour = false
     /// Run in this process without a memory limit.
     var noSandbox = false
     /// Internal: this process is the sandboxed child; run the workload directly.
@@ -75,12 +80,21 @@ struct DemoOptions: Sendable, Equatable {
           --hot-mib N             Hot-set budget of the volatile cache (default: the cache's).
           --trace PATH            Write one line per access, "index byteCount", to PATH (with --compare,
                                   PATH.<cache>), for volatile-policy-sim to replay.
+          --swap none|zram|file|machine
+                                  Swap for the children (default: none, swap forbidden in the cgroup).
+                                  zram and file set up 4 GiB of swap (zram lz4, or a swap file in
+                                  /var/tmp) as root and remove it afterwards, also after SIGINT/SIGTERM
+                                  and, after a SIGKILL, on the next start; machine uses the machine's.
+          --neighbour-mib N       A second process in the same cgroup touches N MiB (default: 0, none),
+          --neighbour-at S          starting S s into the workload (default: 5),
+          --neighbour-seconds D     holds it for D s, then frees it and exits (default: 5).
           -h, --help              Show this help.
 
         OUTPUT: a progress line on a terminal; every half second (when not on a terminal) a line
           SAMPLE t=<s> accesses=<n> hits=<n> regenerations=<n> rss_mib=<n> anon_mib=<n> lazyfree_mib=<n> cache_mib=<n>
         then a table, and last
-          RESULT cache=<name> accesses=<n> hits=<n> regenerations=<n> seconds=<s> oom=<true|false>
+          RESULT cache=<name> accesses=<n> hits=<n> regenerations=<n> seconds=<s> swap=<mode>
+                 [neighbour=<finished|killed|...>] oom=<true|false>
         """
 
     /// A command-line error, with the message to print.
@@ -148,6 +162,20 @@ struct DemoOptions: Sendable, Equatable {
                 guard let seed = UInt64(text) else { throw ParseError(description: "--seed needs an unsigned integer, not \"\(text)\"") }
                 options.seed = seed
             case "--hot-mib": options.hotMiB = try integer(argument, minimum: 0)
+            case "--swap":
+                let text = try value(argument)
+                guard let mode = SwapMode(rawValue: text) else {
+                    throw ParseError(description: "--swap must be one of \(SwapMode.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\"")
+                }
+                options.swap = mode
+            case "--neighbour-mib": options.neighbour.mebibytes = try integer(argument, minimum: 0)
+            case "--neighbour-at", "--neighbour-seconds":
+                let text = try value(argument)
+                guard let seconds = Double(text), seconds >= 0, seconds <= 86_400 else {
+                    throw ParseError(description: "\(argument) needs a number of seconds >= 0, not \"\(text)\"")
+                }
+                if argument == "--neighbour-at" { options.neighbour.startSeconds = seconds } else { options.neighbour.holdSeconds = seconds }
+            case "--neighbour-process": options.isNeighbour = true
             case "--in-sandbox": options.inSandbox = true
             case "--progress-tty": options.progressTTY = try value(argument)
             case "--trace": options.tracePath = try value(argument)
@@ -175,6 +203,7 @@ struct DemoOptions: Sendable, Equatable {
             "--seed", String(seed), "--in-sandbox",
         ]
         if let hotMiB { arguments += ["--hot-mib", String(hotMiB)] }
+        if neighbour.isEnabled { arguments += neighbour.arguments }
         if let progressTTY { arguments += ["--progress-tty", progressTTY] }
         if let tracePath { arguments += ["--trace", compare ? tracePath + "." + cache.rawValue : tracePath] }
         return arguments

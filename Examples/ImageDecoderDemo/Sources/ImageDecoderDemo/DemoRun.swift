@@ -54,7 +54,10 @@ enum DemoRun {
         }
         // A sandboxed child always emits SAMPLE lines (its parent parses them); in this process
         // they go to logs and pipes, not to a terminal.
+        let burst = NeighbourBurst.start(options.neighbour)
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)
+        if let burst { Output.line(burst.finish()) }
+        if options.cache == .volatile { Output.line(VolatilityProbe.line(report: report, gallery: gallery)) }
         for line in report.tableLines { Output.line(line) }
         return report
     }

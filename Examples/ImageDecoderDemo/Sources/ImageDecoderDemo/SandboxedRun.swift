@@ -19,6 +19,9 @@ struct ChildOutcome: Sendable {
     /// Whether the child finished its run and printed its RESULT.
     var finished: Bool
     var verificationFailures: Int
+    /// The swap mode the run had, and how its neighbour ended (nil without one).
+    var swap: SwapMode = .none
+    var neighbour: String?
 
     var accessesPerSecond: Double { seconds > 0 ? Double(accesses) / seconds : 0 }
     /// CPU seconds (user + system) of the workload, from the last sample.
@@ -45,7 +48,7 @@ struct ChildOutcome: Sendable {
     /// The RESULT line with the sandbox's OOM verdict.
     var resultLine: String {
         "RESULT cache=\(cache.rawValue) accesses=\(accesses) hits=\(hits) regenerations=\(regenerations)"
-            + " seconds=\(fixed(seconds, 2)) oom=\(oom)"
+            + " seconds=\(fixed(seconds, 2)) swap=\(swap.rawValue)" + (neighbour.map { " neighbour=\($0)" } ?? "") + " oom=\(oom)"
     }
 
     /// Reads a child's standard output.
@@ -62,6 +65,9 @@ struct ChildOutcome: Sendable {
                 samples.append(sample)
             } else if line.hasPrefix("RESULT ") {
                 result = KeyValueLine(line)
+            } else if line.hasPrefix("NEIGHBOUR ") {
+                neighbour = KeyValueLine(line).string("ended")
+                otherLines.append(String(line))
             } else {
                 if line.hasPrefix("verify failures"), let count = line.split(separator: " ").last.flatMap({ Int($0) }) {
                     failures = count
@@ -72,6 +78,9 @@ struct ChildOutcome: Sendable {
         verificationFailures = failures
         oom = sandbox?.wasOOMKilled ?? false
         if let result, let accesses = result.int("accesses") {
+            // The cgroup's OOM count covers the neighbour too: a workload that printed its
+            // RESULT was not the one killed.
+            if neighbour != nil { oom = false }
             finished = true
             self.accesses = accesses
             hits = result.int("hits") ?? 0
@@ -113,10 +122,14 @@ enum SandboxedRun {
         if let sandbox {
             let result = try await sandbox.run(
                 .executable(executable, arguments: arguments), memoryLimit: options.memoryLimitMiB << 20, timeout: timeout)
-            return ChildOutcome(cache: cache, output: result.standardOutputText, standardError: result.standardErrorText, sandbox: result)
+            var outcome = ChildOutcome(cache: cache, output: result.standardOutputText, standardError: result.standardErrorText, sandbox: result)
+            outcome.swap = options.swap
+            return outcome
         }
         let (output, errors, _) = try runUnconfined(executable, arguments: arguments)
-        return ChildOutcome(cache: cache, output: output, standardError: errors, sandbox: nil)
+        var outcome = ChildOutcome(cache: cache, output: output, standardError: errors, sandbox: nil)
+        outcome.swap = options.swap
+        return outcome
     }
 
     /// Runs a child without a cgroup (no sandbox here), capturing its output.

@@ -14,6 +14,9 @@ if options.showHelp {
     Output.line(DemoOptions.usage)
     exit(0)
 }
+if options.isNeighbour {
+    exit(NeighbourBurst.runNeighbourProcess(options.neighbour))
+}
 
 /// Runs the workload in this process and prints the RESULT line (inside the sandbox, the
 /// parent replaces it with one that carries the OOM verdict).
@@ -42,14 +45,28 @@ do {
     exit(1)
 }
 
+// Swap and cgroups this run sets up are undone on every way out (see SwapSetup).
+let sandbox = Comparison.sandboxOrNotice(options)
+let swapSetup: SwapSetup
+do {
+    swapSetup = try SwapSetup(mode: options.swap, sandboxParent: sandbox?.parentPath)
+} catch {
+    Output.error("image-decoder-demo: \(error)")
+    exit(1)
+}
+func exitUndoingSetup(_ status: Int32) -> Never {
+    swapSetup.tearDown()
+    exit(status)
+}
+
 if options.compare {
-    exit(await Comparison.run(options: options, photos: photos, gallery: gallery))
+    exitUndoingSetup(await Comparison.run(options: options, photos: photos, gallery: gallery, sandbox: sandbox, swap: swapSetup.description))
 }
 
 // One cache, in a child process inside a memory cgroup (or here, with a notice, when there
 // is no sandbox).
-guard let sandbox = Comparison.sandboxOrNotice(options) else {
-    exit(runHere(options))
+guard let sandbox else {
+    exitUndoingSetup(runHere(options))
 }
 Output.line(DemoRun.galleryLine(gallery, options: options))
 do {
@@ -64,8 +81,8 @@ do {
             + "OOM kills \(result.oomKillCount.map(String.init) ?? "?"), \(outcome.ending) (\(result.termination))")
     }
     Output.line(outcome.resultLine)
-    exit(outcome.finished || outcome.oom ? (outcome.verificationFailures == 0 ? 0 : 1) : 1)
+    exitUndoingSetup(outcome.finished || outcome.oom ? (outcome.verificationFailures == 0 ? 0 : 1) : 1)
 } catch {
     Output.error("image-decoder-demo: cannot run the workload in the sandbox: \(error)")
-    exit(1)
+    exitUndoingSetup(1)
 }
