@@ -68,7 +68,7 @@ let package = Package(
         .testTarget(name: "PNGDecoderTests", dependencies: ["PNGDecoder"], swiftSettings: strictSettings),
 
         // Issue 15: the adaptive policy's simulator (traces, synthetic workloads, static optimum).
-        .target(name: "PolicySimulation", dependencies: ["VolatileCache", "VolatileMemory"], swiftSettings: strictSettings),
+        .target(name: "PolicySimulation", dependencies: ["VolatileCache", "VolatileSystem"], swiftSettings: strictSettings),
         .executableTarget(name: "volatile-policy-sim", dependencies: ["PolicySimulation"], swiftSettings: strictSettings),
         .testTarget(name: "PolicyTests", dependencies: ["VolatileCache", "PolicySimulation"], swiftSettings: strictSettings),
     ]

@@ -1,5 +1,5 @@
 import Glibc  // pow
-import VolatileMemory  // SplitMix64
+import VolatileSystem  // SplitMix64
 
 /// Draws keys with Zipf-distributed popularity: rank r (from 1) with probability ∝ 1 / r^s.
 /// Which key has which rank is a seeded shuffle, so popularity does not follow key order.

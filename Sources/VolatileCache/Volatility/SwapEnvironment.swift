@@ -2,6 +2,7 @@
 // SwapFree), vm.swappiness, and the memory cgroup's swap limit and usage (v2 memory.swap.max /
 // memory.swap.current; v1 memory.memsw.* minus memory.*). Parsed from text so tests can feed in
 // any machine's files.
+import VolatileSystem
 
 /// The swap this process can use, read from the kernel's files.
 ///
@@ -137,7 +138,7 @@ public struct SwapEnvironment: Sendable, Hashable, CustomStringConvertible {
 
     /// Reads a file's text (the cgroup and proc files), or nil.
     public static func readFile(_ path: String) -> String? {
-        try? PressureSyscalls.readText(path).get()
+        try? Syscall.readText(path).get()
     }
 }
 
