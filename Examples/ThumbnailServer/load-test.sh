@@ -148,7 +148,7 @@ for cache in $caches; do
   tag="$last_tag"
   if grep -q '^WRK ' "$work/$tag.wrk" 2>/dev/null; then
     requests="$(wrk_field "$tag" requests)"; duration_us="$(wrk_field "$tag" duration_us)"
-    rps="$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.1f", d > 0 ? r / (d / 1e6) : 0 }')"
+    rps="$(awk -v r="$requests" -v d="$duration_us" 'BEGIN { printf "%.1f", (d > 0 ? r / (d / 1e6) : 0) }')"
     ms() { awk -v u="$(wrk_field "$tag" "$1")" 'BEGIN { printf "%.2f", u / 1000 }'; }
     p50="$(ms p50_us)"; p99="$(ms p99_us)"; p999="$(ms p999_us)"
     non2xx="$(wrk_field "$tag" non2xx)"
@@ -160,14 +160,18 @@ for cache in $caches; do
   sandbox="$(grep -o '^SANDBOX .*' "$work/$tag.log" | tail -1 || true)"
   oom="$(echo "$sandbox" | tr ' ' '\n' | grep '^oom=' | cut -d= -f2 || true)"
   peak="$(echo "$sandbox" | tr ' ' '\n' | grep '^peak_mib=' | cut -d= -f2 || true)"
-  hits=""; decodes=""
-  if [ -s "$work/$tag.after" ]; then
+  hits="?"; decodes="?"; cpu_ms="?"
+  if [ -s "$work/$tag.after" ] && [ -s "$work/$tag.before" ]; then
     hits="$(json_number "$work/$tag.after" hits)"; decodes="$(json_number "$work/$tag.after" decodes)"
+    # Server CPU per answered request: steadier than rps when other work shares the cores.
+    cpu_ms="$(awk -v c0="$(json_number "$work/$tag.before" cpu_seconds)" -v c1="$(json_number "$work/$tag.after" cpu_seconds)" \
+      -v r0="$(json_number "$work/$tag.before" 2xx)" -v r1="$(json_number "$work/$tag.after" 2xx)" \
+      'BEGIN { n = r1 - r0; printf "%.2f", (n > 0 ? (c1 - c0) * 1000 / n : 0) }')"
   fi
   line="LOAD cache=$cache rps=$rps p50_ms=$p50 p99_ms=$p99 p999_ms=$p999 non2xx=$non2xx errors=$errors oom=${oom:-unknown} peak_mib=${peak:-unknown}"
   echo "$line"
-  echo "$line hits=${hits:-?} decodes=${decodes:-?}" >> "$results"
-  echo "  ($(grep -m1 '^thumbnail-server: ' "$work/$tag.log" | cut -d';' -f2- | cut -c2-); hits ${hits:-?}, decodes ${decodes:-?})"
+  echo "$line hits=$hits decodes=$decodes server_cpu_ms_per_request=$cpu_ms" >> "$results"
+  echo "  ($(grep -m1 '^thumbnail-server: ' "$work/$tag.log" | cut -d';' -f2- | cut -c2-); decodes $decodes, server CPU $cpu_ms ms per request)"
 done
 
 # CPU per request: the volatile cache against the preloaded dictionary, on a small gallery that
@@ -180,13 +184,13 @@ if [ "$cpu_check" = 1 ]; then
     awk -v c0="$(json_number "$before" cpu_seconds)" -v c1="$(json_number "$after" cpu_seconds)" \
         -v r0="$(json_number "$before" 2xx)" -v r1="$(json_number "$after" 2xx)" \
         -v q="$(wrk_field "$tag" requests)" -v d="$(wrk_field "$tag" duration_us)" \
-        'BEGIN { n = r1 - r0; printf "%.1f %.2f", d > 0 ? q / (d / 1e6) : 0, n > 0 ? (c1 - c0) * 1e6 / n : 0 }'
+        'BEGIN { n = r1 - r0; printf "%.1f %.2f", (d > 0 ? q / (d / 1e6) : 0), (n > 0 ? (c1 - c0) * 1e6 / n : 0) }'
   }
   run_server preloaded "$work/small-paths.txt" "$cpu_seconds" --preload-sizes "$small_sizes"
   read -r pre_rps pre_us <<< "$(cpu_line "$last_tag")"
   run_server volatile "$work/small-paths.txt" "$cpu_seconds"
   read -r vol_rps vol_us <<< "$(cpu_line "$last_tag")"
-  overhead="$(awk -v v="$vol_us" -v p="$pre_us" 'BEGIN { printf "%.1f", p > 0 ? (v / p - 1) * 100 : 0 }')"
+  overhead="$(awk -v v="$vol_us" -v p="$pre_us" 'BEGIN { printf "%.1f", (p > 0 ? (v / p - 1) * 100 : 0) }')"
   echo "CPU cache=preloaded rps=$pre_rps cpu_us_per_request=$pre_us"
   echo "CPU cache=volatile rps=$vol_rps cpu_us_per_request=$vol_us overhead_vs_preloaded_pct=$overhead"
   echo "CPU cache=preloaded rps=$pre_rps cpu_us_per_request=$pre_us" >> "$results"

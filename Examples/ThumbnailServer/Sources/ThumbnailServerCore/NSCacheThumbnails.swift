@@ -1,4 +1,5 @@
 import Foundation
+import Hummingbird
 import Glibc
 import Synchronization
 
@@ -95,19 +96,23 @@ final class NSCacheThumbnails: ThumbnailProvider, @unchecked Sendable {
         max(1 << 20, memoryLimit - baselineResident - inFlight - (16 << 20))
     }
 
-    /// Bytes `nscache-tuned` keeps free for requests in flight (64 connections × about 1 MiB).
-    static let defaultInFlightBytes = 64 << 20
+    /// Bytes `nscache-tuned` keeps free for requests in flight: responses stream in 128 KiB
+    /// chunks from the cached object, so this is mostly the decodes of concurrent misses (new
+    /// objects not yet in the cache), about 1 MiB each. Fitted by hand in the load test: with 64
+    /// connections and this allowance, the cgroup's peak stays about 30 MiB under a 256 MiB limit.
+    static let defaultInFlightBytes = 32 << 20
 
     private static func cacheKey(_ key: ThumbnailKey) -> NSNumber {
         // Width and height are at most 2048 (< 2^12).
         NSNumber(value: key.photo << 24 | key.width << 12 | key.height)
     }
 
-    func withThumbnail<Result>(_ key: ThumbnailKey, _ body: (UnsafeRawBufferPointer) throws -> Result) async throws -> Result {
+    /// The cached object, or a new one decoded and inserted.
+    private func box(for key: ThumbnailKey) throws -> ThumbnailBox {
         let cacheKey = Self.cacheKey(key)
         if let box = cache.object(forKey: cacheKey) {
             hits.add(1, ordering: .relaxed)
-            return try body(UnsafeRawBufferPointer(box.bytes))
+            return box
         }
         misses.add(1, ordering: .relaxed)
         let byteCount = Thumbnail.byteCount(width: key.width, height: key.height)
@@ -116,7 +121,20 @@ final class NSCacheThumbnails: ThumbnailProvider, @unchecked Sendable {
         _ = try decodes.measure { try Thumbnail.write(key, decoder: decoder, into: box.bytes) }
         insertedBytes.add(byteCount, ordering: .relaxed)
         cache.setObject(box, forKey: cacheKey, cost: byteCount)
-        return try body(UnsafeRawBufferPointer(box.bytes))
+        return box
+    }
+
+    func withThumbnail<Result>(_ key: ThumbnailKey, _ body: (UnsafeRawBufferPointer) throws -> Result) async throws -> Result {
+        let box = try box(for: key)
+        return try withExtendedLifetime(box) { try body(UnsafeRawBufferPointer(box.bytes)) }
+    }
+
+    func source(for key: ThumbnailKey) async throws -> any ThumbnailSource {
+        // The response holds the object: an eviction meanwhile does not free it.
+        let box = try box(for: key)
+        return RetainedSource(owner: box, byteCount: box.bytes.count) { box, range in
+            ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: box.bytes[range]))
+        }
     }
 
     func cacheFigures() -> CacheFigures {

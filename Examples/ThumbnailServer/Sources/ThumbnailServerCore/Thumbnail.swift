@@ -45,6 +45,9 @@ public enum Thumbnail {
     public static let maximumEdge = 2048
     /// Bytes before the pixels: file header (14) and `BITMAPV4HEADER` (108).
     public static let headerByteCount = 122
+    /// The most a response copies out of a thumbnail at once: larger thumbnails stream in chunks
+    /// of this size, so a response in flight holds about one chunk, not a whole copy.
+    public static let chunkByteCount = 128 << 10
     /// The response's media type.
     public static let mediaType = "image/bmp"
 

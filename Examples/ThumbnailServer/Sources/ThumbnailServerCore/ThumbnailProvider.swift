@@ -1,3 +1,4 @@
+public import Hummingbird
 import Synchronization
 
 /// Where a server's thumbnails come from: one cache (or none) in front of the decoder.
@@ -18,8 +19,51 @@ public protocol ThumbnailProvider: Sendable {
     /// - Throws: A decode error, the cache's error, ``ThumbnailError``, or what `body` throws.
     func withThumbnail<Result>(_ key: ThumbnailKey, _ body: (UnsafeRawBufferPointer) throws -> Result) async throws -> Result
 
+    /// Makes sure the thumbnail exists (decoding it if needed) and returns a way to copy its
+    /// bytes out piece by piece, so a large response streams in chunks instead of being copied
+    /// whole first.
+    /// - Parameter key: The thumbnail; its photo index must be valid.
+    /// - Returns: The source.
+    /// - Throws: As ``withThumbnail(_:_:)``.
+    func source(for key: ThumbnailKey) async throws -> any ThumbnailSource
+
     /// The cache's figures now.
     func cacheFigures() -> CacheFigures
+}
+
+/// One thumbnail being sent: its size, and its bytes a range at a time.
+public protocol ThumbnailSource: Sendable {
+    /// The thumbnail's byte count.
+    var byteCount: Int { get }
+    /// The first ``Thumbnail/chunkByteCount`` bytes (all of a small thumbnail), copied when the
+    /// source was made: a small response costs one look-up.
+    var firstChunk: ByteBuffer { get }
+
+    /// Copies `range` of the thumbnail's bytes into a new buffer.
+    /// - Parameter range: Within `0..<byteCount`.
+    /// - Returns: The bytes.
+    /// - Throws: When the bytes had to be decoded again and that failed.
+    func copy(_ range: Range<Int>) async throws -> ByteBuffer
+}
+
+/// A source over bytes this request holds a reference to (an NSCache object, a decode buffer,
+/// a preloaded array): eviction from a cache does not free them while the response is sent.
+struct RetainedSource<Owner: Sendable>: ThumbnailSource {
+    let owner: Owner
+    let byteCount: Int
+    let firstChunk: ByteBuffer
+    let bytes: @Sendable (Owner, Range<Int>) -> ByteBuffer
+
+    init(owner: Owner, byteCount: Int, bytes: @escaping @Sendable (Owner, Range<Int>) -> ByteBuffer) {
+        self.owner = owner
+        self.byteCount = byteCount
+        self.bytes = bytes
+        firstChunk = bytes(owner, 0..<min(byteCount, Thumbnail.chunkByteCount))
+    }
+
+    func copy(_ range: Range<Int>) async throws -> ByteBuffer {
+        bytes(owner, range)
+    }
 }
 
 /// A request the provider cannot serve.

@@ -76,12 +76,31 @@ public final class ThumbnailService: Sendable {
         }
         let key = ThumbnailKey(photo: photo, width: width, height: height)
         do {
-            let body = try await provider.withThumbnail(key) { bytes in ByteBuffer(bytes: bytes) }
-            requests.bodyBytes.add(body.readableBytes, ordering: .relaxed)
+            let source = try await provider.source(for: key)
+            let total = source.byteCount
+            let first = source.firstChunk
+            let counters = requests
+            let body: ResponseBody
+            if total <= Thumbnail.chunkByteCount {
+                counters.bodyBytes.add(total, ordering: .relaxed)
+                body = ResponseBody(byteBuffer: first)
+            } else {
+                // Chunks, each copied when the connection can take it: a response in flight holds
+                // about one chunk of its own instead of a whole copy of the thumbnail.
+                body = ResponseBody(contentLength: total) { writer in
+                    try await writer.write(first)
+                    var offset = first.readableBytes
+                    while offset < total {
+                        let chunk = try await source.copy(offset..<min(total, offset + Thumbnail.chunkByteCount))
+                        try await writer.write(chunk)
+                        offset += chunk.readableBytes
+                    }
+                    try await writer.finish(nil)
+                    counters.bodyBytes.add(total, ordering: .relaxed)
+                }
+            }
             return Response(
-                status: .ok,
-                headers: [.contentType: Thumbnail.mediaType, .contentLength: String(body.readableBytes)],
-                body: ResponseBody(byteBuffer: body))
+                status: .ok, headers: [.contentType: Thumbnail.mediaType, .contentLength: String(total)], body: body)
         } catch let error as ThumbnailError {
             return Self.textResponse(.notFound, "\(error)\n")
         } catch {

@@ -1,3 +1,4 @@
+import Hummingbird
 import Synchronization
 
 /// The baseline without a cache: every request decodes into a buffer of its own.
@@ -19,6 +20,16 @@ final class UncachedThumbnails: ThumbnailProvider {
         let decoder = photos.photos[key.photo].decoder
         _ = try decodes.measure { try Thumbnail.write(key, decoder: decoder, into: buffer) }
         return try body(UnsafeRawBufferPointer(buffer))
+    }
+
+    func source(for key: ThumbnailKey) async throws -> any ThumbnailSource {
+        // A box, so the decoded bytes live until the response is sent.
+        let box = try ThumbnailBox(byteCount: Thumbnail.byteCount(width: key.width, height: key.height))
+        let decoder = photos.photos[key.photo].decoder
+        _ = try decodes.measure { try Thumbnail.write(key, decoder: decoder, into: box.bytes) }
+        return RetainedSource(owner: box, byteCount: box.bytes.count) { box, range in
+            ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: box.bytes[range]))
+        }
     }
 
     func cacheFigures() -> CacheFigures {
@@ -68,6 +79,17 @@ final class PreloadedThumbnails: ThumbnailProvider {
         }
         lookUps.add(1, ordering: .relaxed)
         return try thumbnail.withUnsafeBytes(body)
+    }
+
+    func source(for key: ThumbnailKey) async throws -> any ThumbnailSource {
+        guard let thumbnail = thumbnails[key] else {
+            refusals.add(1, ordering: .relaxed)
+            throw ThumbnailError.notPreloaded(key)
+        }
+        lookUps.add(1, ordering: .relaxed)
+        return RetainedSource(owner: thumbnail, byteCount: thumbnail.count) { thumbnail, range in
+            thumbnail.withUnsafeBytes { ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: $0[range])) }
+        }
     }
 
     func cacheFigures() -> CacheFigures {

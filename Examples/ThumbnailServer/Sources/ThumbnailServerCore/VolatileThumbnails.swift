@@ -1,4 +1,22 @@
+import Hummingbird
 import VolatileCache
+
+/// A thumbnail in the volatile cache, sent a chunk at a time: each chunk is a cache hit that pins
+/// the object only while the chunk is copied, so no response holds a whole copy, and between
+/// chunks the kernel may still take the pages. If it does, the next chunk decodes the thumbnail
+/// again; the decoder is deterministic, so the bytes are the same.
+struct VolatileSource: ThumbnailSource {
+    let provider: VolatileThumbnails
+    let key: ThumbnailKey
+    let byteCount: Int
+    let firstChunk: ByteBuffer
+
+    func copy(_ range: Range<Int>) async throws -> ByteBuffer {
+        try await provider.withThumbnail(key) { bytes in
+            ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes[range]))
+        }
+    }
+}
 
 /// Thumbnails in `VolatileCache`, through its async API: the decoder writes each BMP straight
 /// into cache memory, concurrent misses on one key decode once (the others wait), and thumbnails
@@ -39,6 +57,14 @@ final class VolatileThumbnails: ThumbnailProvider {
                 try decodes.measure { try Thumbnail.write(key, decoder: decoder, into: buffer) }
             }
         }, body)
+    }
+
+    func source(for key: ThumbnailKey) async throws -> any ThumbnailSource {
+        // One look-up gives the size and the first chunk (all of a small thumbnail).
+        let (byteCount, first) = try await withThumbnail(key) { bytes in
+            (bytes.count, ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: bytes.prefix(Thumbnail.chunkByteCount))))
+        }
+        return VolatileSource(provider: self, key: key, byteCount: byteCount, firstChunk: first)
     }
 
     func cacheFigures() -> CacheFigures {

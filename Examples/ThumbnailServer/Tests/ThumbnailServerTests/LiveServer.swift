@@ -30,6 +30,8 @@ struct HTTPClientError: Error, CustomStringConvertible {
 func withLiveServer<Result: Sendable>(
     _ service: ThumbnailService, _ body: @Sendable (Int) async throws -> Result
 ) async throws -> Result {
+    // Hummingbird logs its cancellation-driven shutdown as errors; the tests stop servers that way.
+    setenv("LOG_LEVEL", "critical", 0)
     let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
     let app = ThumbnailRoutes.makeApplication(service: service, host: "127.0.0.1", port: 0) { port in
         continuation.yield(port)
