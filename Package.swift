@@ -19,6 +19,8 @@ let package = Package(
         .library(name: "VolatileMemory", targets: ["VolatileMemory"]),
         .library(name: "VolatileCache", targets: ["VolatileCache"]),
         .library(name: "VolatileCacheTesting", targets: ["VolatileCacheTesting"]),
+        // The example's PNG decoder, for Examples/ThumbnailServer (a nested package).
+        .library(name: "PNGDecoder", targets: ["PNGDecoder"]),
         .executable(name: "volatile-stress", targets: ["volatile-stress"]),
         .executable(name: "volatile-bench", targets: ["volatile-bench"]),
         .executable(name: "image-decoder-demo", targets: ["ImageDecoderDemo"]),
