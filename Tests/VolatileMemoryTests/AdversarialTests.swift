@@ -136,13 +136,13 @@ struct AdversarialTests {
             (.userfaultfdFullNoPrecheck, 20_000), (.userfaultfdAtomicTouch, 20_000), (.canaryAtomicTouch, 20_000),
         ])
     func adversarial(variant: Variant, cycles: Int) throws {
-        let arena = try variant.makeArena()
-        let workers = 2
         // For hunting rare races: VOLATILE_ADVERSARIAL_SCALE multiplies the cycles, and
         // VOLATILE_ADVERSARIAL_VARIANT (a Variant raw value) runs only that variant.
         let environment = ProcessInfo.processInfo.environment
         if let only = environment["VOLATILE_ADVERSARIAL_VARIANT"], only != variant.rawValue { return }
         let cycles = cycles * max(1, environment["VOLATILE_ADVERSARIAL_SCALE"].flatMap { Int($0) } ?? 1)
+        let arena = try variant.makeArena()
+        let workers = 2
         let done = Mutex<Int>(0)
         let results = Mutex<[Outcome]>([])
         let dropRounds = Mutex<Int>(0)
