@@ -157,6 +157,7 @@ extension VolatileArena {
             return .success(())
         case .populateWrite:
             var fruitless = 0
+            var round = 0
             while true {
                 switch Syscall.advise(token.base, byteCount: byteCount, vc_madv_populate_write()) {
                 case .success:
@@ -164,6 +165,8 @@ extension VolatileArena {
                 case .failure(let error) where error == .noMemory:
                     return .failure(.outOfMemory)
                 case .failure(let error) where error == .badAddress && userfaultfd?.mode == .userModeOnly:
+                    round += 1
+                    populateRaceHook.withLock { $0 }?(.afterFault(round: round))
                     switch mapAbsentPages(token, recordingDrops: true) {
                     case .success(let found):
                         // Terminates: pages before the one that stopped the call are dirty now
@@ -171,6 +174,7 @@ extension VolatileArena {
                         // EFAULT with nothing absent is not a drop: give up after a few.
                         fruitless = found == 0 ? fruitless + 1 : 0
                         if fruitless > 16 { return .failure(.systemCall("madvise(MADV_POPULATE_WRITE)", error)) }
+                        populateRaceHook.withLock { $0 }?(.beforeRetry(round: round))
                     case .failure(let mapError):
                         return .failure(mapError)
                     }

@@ -39,6 +39,17 @@ public final class VolatileArena: Sendable {
     let state: LockedValue<State>
     /// Fault injection for tests: the next N populate calls fail as if the kernel said ENOMEM.
     let injectedPopulateFailures = Atomic<Int>(0)
+    /// Test hook: called at the racy points of the user-mode-only populate loop (only after
+    /// an EFAULT, never on an intact pin), so a test can drop pages exactly there.
+    let populateRaceHook = LockedValue<(@Sendable (PopulateRacePoint) -> Void)?>(nil)
+
+    /// Where ``populateRaceHook`` is called, in one round of the user-mode-only populate loop.
+    enum PopulateRacePoint: Equatable {
+        /// `MADV_POPULATE_WRITE` returned EFAULT; mincore has not run yet.
+        case afterFault(round: Int)
+        /// The absent pages were recorded and mapped; the next populate has not run yet.
+        case beforeRetry(round: Int)
+    }
 
     struct ExtentKey: Hashable {
         var region: Int

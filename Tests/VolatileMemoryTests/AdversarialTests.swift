@@ -15,6 +15,13 @@ struct AdversarialTests {
         var verificationFailures = 0
         var pinErrors = 0
         var reallocations = 0
+        /// What the first failures looked like (a zero page means an undetected drop).
+        var failureDetails: [String] = []
+
+        mutating func fail(_ detail: @autoclosure () -> String) {
+            verificationFailures += 1
+            if failureDetails.count < 8 { failureDetails.append(detail()) }
+        }
     }
 
     /// One extent owned by one worker: its volatile value and its expected content.
@@ -69,7 +76,8 @@ struct AdversarialTests {
                 outcome.droppedPins += 1
                 outcome.droppedPages += dropped.count
             }
-            let fresh = pinned.report == .fresh
+            let report = pinned.report
+            let fresh = report == .fresh
             pinned.withUnsafeMutableBytes { buffer in
                 item.expected.withUnsafeBytes { expected in
                     zeroPage.withUnsafeBytes { zero in
@@ -78,10 +86,13 @@ struct AdversarialTests {
                             let wanted = expected.baseAddress! + page * pageSize
                             if fresh || dropped.contains(page) {
                                 // Reported dropped: must read zero, then is regenerated.
-                                if memcmp(actual, zero.baseAddress!, pageSize) != 0 { outcome.verificationFailures += 1 }
+                                if memcmp(actual, zero.baseAddress!, pageSize) != 0 {
+                                    outcome.fail("page \(page) of \(buffer.count / pageSize) reported dropped (\(report)) but not zero")
+                                }
                                 memcpy(actual, wanted, pageSize)
                             } else if memcmp(actual, wanted, pageSize) != 0 {
-                                outcome.verificationFailures += 1
+                                let zeros = memcmp(actual, zero.baseAddress!, pageSize) == 0
+                                outcome.fail("page \(page) of \(buffer.count / pageSize) reported intact (\(report)) but \(zeros ? "reads zero" : "differs")")
                             }
                         }
                     }
@@ -98,7 +109,7 @@ struct AdversarialTests {
                 }
                 pinned = replacement
                 if zeroFilled && !pinned.withUnsafeBytes({ $0.allSatisfy { $0 == 0 } }) {
-                    outcome.verificationFailures += 1
+                    outcome.fail("zero-filled allocation of \(item.expected.count / pageSize) pages has stale bytes")
                 }
                 outcome.reallocations += 1
                 pinned.withUnsafeMutableBytes { buffer in
@@ -125,6 +136,11 @@ struct AdversarialTests {
             (.userfaultfdFullNoPrecheck, 20_000), (.userfaultfdAtomicTouch, 20_000), (.canaryAtomicTouch, 20_000),
         ])
     func adversarial(variant: Variant, cycles: Int) throws {
+        // For hunting rare races: VOLATILE_ADVERSARIAL_SCALE multiplies the cycles, and
+        // VOLATILE_ADVERSARIAL_VARIANT (a Variant raw value) runs only that variant.
+        let environment = ProcessInfo.processInfo.environment
+        if let only = environment["VOLATILE_ADVERSARIAL_VARIANT"], only != variant.rawValue { return }
+        let cycles = cycles * max(1, environment["VOLATILE_ADVERSARIAL_SCALE"].flatMap { Int($0) } ?? 1)
         let arena = try variant.makeArena()
         let workers = 2
         let done = LockedValue<Int>(0)
@@ -161,11 +177,12 @@ struct AdversarialTests {
                 sum.verificationFailures += next.verificationFailures
                 sum.pinErrors += next.pinErrors
                 sum.reallocations += next.reallocations
+                sum.failureDetails += next.failureDetails
             }
         }
         #expect(total.cycles == cycles / workers * workers)
         #expect(total.pinErrors == 0)
-        #expect(total.verificationFailures == 0, "undetected drops or corruption")
+        #expect(total.verificationFailures == 0, "undetected drops or corruption: \(total.failureDetails)")
         // The test only means something if drops really raced with pins.
         #expect(total.droppedPins > 100, "too few drops injected: \(total.droppedPins)")
         #expect(total.intact > 100)
