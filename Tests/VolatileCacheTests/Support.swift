@@ -71,13 +71,6 @@ func read(_ cache: VolatileCache<Int>, _ key: Int, byteCount: Int, counter: Coun
     }
 }
 
-/// Resident set size of this process, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFileAtPath: "/proc/self/statm") else { return 0 }
-    let fields = text.split(separator: " ")
-    return (Int(fields[1]) ?? 0) * page
-}
-
 extension String {
     init(contentsOfFileAtPath path: String) throws {
         var bytes: [UInt8] = []

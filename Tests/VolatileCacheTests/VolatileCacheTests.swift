@@ -585,15 +585,18 @@ struct SystemTests {
     }
 
     @Test func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+        // What the cache's own regions hold (mincore), not the process's RSS: other tests
+        // allocate in parallel, and the process figure moved by more than the bound (issue 12).
         let cache = try makeCache(hot: 16 << 20)
-        let start = residentBytes()
+        #expect(cache.arena.residentBytesInRegions() == 0)
         for key in 0..<64 { try read(cache, key, byteCount: 1 << 20) }
-        #expect(residentBytes() > start + (48 << 20))
+        // 16 MiB hot plus 48 MiB volatile, still resident (no pressure).
+        #expect(cache.arena.residentBytesInRegions() >= 48 << 20)
         cache.removeAll()
         #expect(cache.arena.statistics.extentCount == 0)
         #expect(cache.arena.statistics.pinnedBytes == 0 && cache.arena.statistics.volatileBytes == 0)
         #expect(cache.statistics.entryCount == 0 && cache.statistics.hotBytes == 0 && cache.statistics.volatileBytes == 0)
-        #expect(residentBytes() < start + (8 << 20))
+        #expect(cache.arena.residentBytesInRegions() == 0, "removeAll must give every page back")
     }
 
     @Test func concurrentStressWithDropsVerifiesEveryRead() throws {
