@@ -127,6 +127,7 @@ extension VolatileCache {
         /// extent limit raised to ``maximumObjectByteCount`` and ``debugProtectUnpinned``.
         var effectiveArena: VolatileArena.Configuration {
             var arena = arena
+            arena.debugProtectsUnpinned = debugProtectUnpinned
             if let maximumObjectByteCount, maximumObjectByteCount > (arena.maximumExtentByteCount ?? arena.regionByteCount) {
                 arena.maximumExtentByteCount = maximumObjectByteCount
             }

@@ -45,6 +45,12 @@ internal enum Syscall {
         valueOrErrno { madvise(address, byteCount, advice) }.map { _ in () }
     }
 
+    /// mprotect(2) (the debug use-after-unpin trap).
+    @inline(never)
+    static func protect(_ address: UnsafeMutableRawPointer, byteCount: Int, _ protection: Int32) -> Result<Void, Errno> {
+        valueOrErrno { mprotect(address, byteCount, protection) }.map { _ in () }
+    }
+
     @inline(never)
     static func unlock(_ address: UnsafeMutableRawPointer, byteCount: Int) -> Result<Void, Errno> {
         valueOrErrno { munlock(address, byteCount) }.map { _ in () }
