@@ -86,6 +86,21 @@ extension String {
     }
 }
 
+/// How long a timed stress loop runs: at least `minimum`, and then on until the work the test
+/// asserts on is done (at most `cap`), so that a loaded machine makes the test slower instead
+/// of failing it (issue 12: no flaky test).
+struct StressDuration: Sendable {
+    let start = ContinuousClock.now
+    let minimum: Duration
+    var cap: Duration = .seconds(60)
+
+    /// Whether the loop goes on, given whether the asserted amount of work is done.
+    func keepsGoing(workDone: Bool) -> Bool {
+        let elapsed = start.duration(to: .now)
+        return elapsed < minimum || (!workDone && elapsed < cap)
+    }
+}
+
 /// Runs `body(index)` on `count` new threads at once (not a pool: all of them wait together).
 func runThreads(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
     final class Box: @unchecked Sendable {  // Immutable after creation.

@@ -536,11 +536,12 @@ struct SystemTests {
         let worst = Atomic(0)
         let reads = Atomic(0)
         let bad = Atomic(0)
-        let deadline = ContinuousClock.now + .milliseconds(1000)
+        let duration = StressDuration(minimum: .milliseconds(1000))
+        let finished = Atomic(0)
         runThreads(threads + 1) { thread in
             guard thread < threads else {
-                // The sampler.
-                while ContinuousClock.now < deadline {
+                // The sampler, until every reader is done.
+                while finished.load(ordering: .relaxed) < threads {
                     let stats = cache.statistics
                     let excess = stats.hotBytes - stats.pinnedBytes
                     if excess > worst.load(ordering: .relaxed) { worst.store(excess, ordering: .relaxed) }
@@ -549,12 +550,13 @@ struct SystemTests {
                 return
             }
             var random = SplitMix64(seed: UInt64(thread) + 100)
-            while ContinuousClock.now < deadline {
+            while duration.keepsGoing(workDone: reads.load(ordering: .relaxed) > 1000 && cache.statistics.demotions > 100) {
                 let key = Int(random.next() % 256)
                 let size = (1 + key % 4) * page
                 if (try? read(cache, key, byteCount: size)) != true { bad.add(1, ordering: .relaxed) }
                 reads.add(1, ordering: .relaxed)
             }
+            finished.add(1, ordering: .relaxed)
         }
         #expect(bad.load(ordering: .relaxed) == 0)
         #expect(reads.load(ordering: .relaxed) > 1000)
@@ -605,10 +607,10 @@ struct SystemTests {
         try injector.start()
         let bad = Atomic(0)
         let reads = Atomic(0)
-        let deadline = ContinuousClock.now + .milliseconds(1500)
+        let duration = StressDuration(minimum: .milliseconds(1500))
         runThreads(3) { thread in
             var random = SplitMix64(seed: UInt64(thread))
-            while ContinuousClock.now < deadline {
+            while duration.keepsGoing(workDone: reads.load(ordering: .relaxed) > 1000 && injector.rounds > 10) {
                 let key = Int(random.next() % 64)
                 let size = (1 + key % 7) * page + 8 * (key % 5)
                 switch random.next() % 16 {
