@@ -101,8 +101,8 @@ enum MemoryBenchmarks {
             }
             results.append(
                 compare(
-                    "debug_protect_cycle_\(byteCount >> 10)k", candidate: "unpin()+pin() \(label), debugProtectsUnpinned",
-                    baseline: "unpin()+pin() \(label), unprotected", rounds: rounds, goal: nil,
+                    "debug_protect_cycle_\(byteCount >> 10)k", candidate: "unpin+pin \(label), debug-protected",
+                    baseline: "unpin+pin \(label), unprotected", rounds: rounds, goal: nil,
                     candidateSetUp: {},
                     candidate: { holders[0].pinned = try! holders[0].pinned.take()!.unpin().pin().get() },
                     baselineSetUp: {},

@@ -151,6 +151,14 @@ import VolatileMemory
         #expect(cache.arena.residentBytesInRegions() == 0)
     }
 
+    /// The README's object-size snippet ("Configuration limits, object size and misuse").
+    @Test func readmeObjectSizeSnippet() throws {
+        var configuration = VolatileCache<String>.Configuration()
+        configuration.maximumObjectByteCount = 1 << 30      // 1 GiB; the arena follows
+        let big = try VolatileCache<String>(configuration: configuration)
+        #expect(big.maximumObjectByteCount == 1 << 30 && big.arena.maximumExtentByteCount == 1 << 30)
+    }
+
     @Test func theDefaultLimitIsTheRegionSize() throws {
         let cache = try VolatileCache<Int>()
         #expect(cache.maximumObjectByteCount == 256 << 20)
