@@ -63,12 +63,14 @@ public struct RegenerationContext<Key: Hashable & Sendable>: ~Copyable {
     /// - Parameters:
     ///   - byteCount: The object's size, at most ``maximumByteCount``.
     ///   - cost: The entry's cost for ``VolatileCache/Configuration/totalCostLimit``; nil for
-    ///     its byte count.
+    ///     its byte count. 0 or more; costs above ``VolatileCache/Configuration/maximumCost``
+    ///     count as that.
     ///   - body: Fills the buffer (do not escape the pointer) and returns how many bytes it
     ///     wrote, which must be `byteCount`. The buffer may hold stale bytes: write all of it.
     /// - Throws: ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileCacheError/invalidByteCount(_:)``, ``VolatileCacheError/regeneratorWroteTwice``,
     ///   ``VolatileCacheError/sizeMismatch(requestedBytes:writtenBytes:)``,
+    ///   ``VolatileCacheError/invalidArgument(call:argument:value:reason:)`` for a negative cost,
     ///   ``VolatileCacheError/memoryUnavailable(_:)``, or what `body` throws.
     public mutating func write(
         byteCount: Int, cost: Int? = nil, _ body: (UnsafeMutableRawBufferPointer) throws -> Int
@@ -76,6 +78,9 @@ public struct RegenerationContext<Key: Hashable & Sendable>: ~Copyable {
         writeCount += 1
         guard writeCount == 1 else { throw fail(.regeneratorWroteTwice) }
         guard byteCount > 0 else { throw fail(.invalidByteCount(byteCount)) }
+        if let cost, cost < 0 {
+            throw fail(.invalidArgument(call: "RegenerationContext.write(byteCount:cost:_:)", argument: "cost", value: cost, reason: costRule))
+        }
         guard byteCount <= maximumByteCount else {
             throw fail(.objectTooLarge(requestedBytes: byteCount, maximumBytes: maximumByteCount))
         }
@@ -95,7 +100,8 @@ public struct RegenerationContext<Key: Hashable & Sendable>: ~Copyable {
             throw fail(.sizeMismatch(requestedBytes: byteCount, writtenBytes: written))
         }
         result = consume extent
-        resultCost = cost
+        // Saturated: no sum of costs can overflow (see `Configuration.maximumCost`).
+        resultCost = cost.map { min($0, VolatileCache<Key>.Configuration.maximumCost) }
     }
 
     /// Writes the whole object from existing bytes (a copy; prefer the closure form, which
@@ -158,6 +164,9 @@ public struct RegenerationContext<Key: Hashable & Sendable>: ~Copyable {
         return Product(extent: extent, cost: resultCost, repaired: didRepair)
     }
 }
+
+/// What a cost argument accepts (for error texts).
+let costRule = "costs are 0 or more (nil counts the byte count; large costs saturate)"
 
 /// A regenerator's validated work.
 struct Product: ~Copyable {

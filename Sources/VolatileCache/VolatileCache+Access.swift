@@ -178,7 +178,7 @@ extension VolatileCache {
             case .absent:
                 return nil
             case .wait(let other):
-                switch try other.wait() {
+                switch try other.wait(forKey: hashed.key) {
                 case .ready: continue
                 case .failed(let error): throw error
                 }

@@ -80,7 +80,7 @@ extension VolatileCache {
             case .absent:
                 fatalError("unreachable: a look-up that may regenerate never finds nothing")
             case .wait(let other):
-                switch try await other.wait() {
+                switch try await other.wait(forKey: key) {
                 case .ready: continue
                 case .failed(let error): throw error
                 }

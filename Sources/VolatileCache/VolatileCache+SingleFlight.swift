@@ -42,11 +42,31 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `lock`
         for continuation in resumed { continuation.resume() }
     }
 
-    /// Blocks the calling thread until the flight ends.
+    /// Whether the flight has ended (read by the wait graph, under its lock).
+    var hasEnded: Bool { locked { outcome != nil } }
+
+    /// Checks that the caller may wait for this flight and records the wait in the wait graph.
     /// - Throws: ``VolatileCacheError/reentrantAccess`` when the calling context is running
-    ///   this flight's own regeneration (it would wait for itself).
-    func wait() throws(VolatileCacheError) -> FlightOutcome {
-        if RegenerationScope.isRunning(self) { throw .reentrantAccess }
+    ///   this flight's own regeneration (it would wait for itself), or
+    ///   ``VolatileCacheError/regenerationCycle(keys:)`` when the wait would close a cycle.
+    private func beginWait<Key: Hashable & Sendable>(
+        forKey key: Key
+    ) throws(VolatileCacheError) -> RegenerationWaitGraph.Registration? {
+        let running = RegenerationScope.running
+        guard !running.isEmpty else { return nil }
+        if running.contains(ObjectIdentifier(self)) { throw .reentrantAccess }
+        return try RegenerationWaitGraph.shared.beginWait(for: self, key: VolatileCacheError.Key(key), from: running)
+    }
+
+    /// Blocks the calling thread until the flight ends.
+    /// - Parameter key: The flight's key (named in a cycle error).
+    /// - Throws: ``VolatileCacheError/reentrantAccess`` when the calling context is running
+    ///   this flight's own regeneration (it would wait for itself), or
+    ///   ``VolatileCacheError/regenerationCycle(keys:)`` when the flight waits, through other
+    ///   threads' regenerations, for one the caller is running.
+    func wait<Key: Hashable & Sendable>(forKey key: Key) throws(VolatileCacheError) -> FlightOutcome {
+        let registration = try beginWait(forKey: key)
+        defer { if let registration { RegenerationWaitGraph.shared.endWait(registration) } }
         return lock.withLock {
             waiting += 1
             while outcome == nil { ended.wait(releasing: lock) }
@@ -59,9 +79,12 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `lock`
     var waiterCount: Int { locked { waiting } }
 
     /// Suspends until the flight ends or this task is cancelled (only this waiter resumes then).
-    /// - Throws: ``VolatileCacheError/reentrantAccess``, or `CancellationError`.
-    func wait() async throws -> FlightOutcome {
-        if RegenerationScope.isRunning(self) { throw VolatileCacheError.reentrantAccess }
+    /// - Parameter key: The flight's key (named in a cycle error).
+    /// - Throws: ``VolatileCacheError/reentrantAccess``,
+    ///   ``VolatileCacheError/regenerationCycle(keys:)``, or `CancellationError`.
+    func wait<Key: Hashable & Sendable>(forKey key: Key) async throws -> FlightOutcome {
+        let registration = try beginWait(forKey: key)
+        defer { if let registration { RegenerationWaitGraph.shared.endWait(registration) } }
         let id: Int = locked { nextWaiter += 1; return nextWaiter }
         await withTaskCancellationHandler {
             await withUnsafeContinuation { (continuation: UnsafeContinuation<Void, Never>) in
@@ -90,11 +113,8 @@ final class Flight: @unchecked Sendable {  // All mutable state is behind `lock`
 }
 
 /// The flights whose regenerators are running in the current task or thread (task-local, so
-/// it follows both sync calls and child tasks). Read only on the waiting path, never on a hit.
+/// it follows both sync calls and child tasks), outermost first. Read only on the waiting
+/// path, never on a hit; the wait graph takes its edges from it.
 enum RegenerationScope {
     @TaskLocal static var running: [ObjectIdentifier] = []
-
-    static func isRunning(_ flight: Flight) -> Bool {
-        running.contains(ObjectIdentifier(flight))
-    }
 }

@@ -45,13 +45,16 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, limits, arena configuration.
-    /// - Throws: ``VolatileCacheError/memoryUnavailable(_:)`` if the arena cannot be created
+    /// - Throws: ``VolatileCacheError/invalidConfiguration(field:reason:)`` for a field out of
+    ///   range (see ``Configuration/validate(includingArena:)``),
+    ///   ``VolatileCacheError/memoryUnavailable(_:)`` if the arena cannot be created
     ///   (no `MADV_FREE`), or a `MemoryPressureMonitorError` if
     ///   ``Configuration/monitorsMemoryPressure`` is set and no source can be opened.
     public convenience init(configuration: Configuration = .default) throws {
+        try configuration.validate()
         let arena: VolatileArena
         do {
-            arena = try VolatileArena(configuration: configuration.arena)
+            arena = try VolatileArena(configuration: configuration.effectiveArena)
         } catch {
             throw VolatileCacheError.memoryUnavailable(error)
         }
@@ -62,9 +65,11 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Parameters:
     ///   - arena: The arena to allocate from; ``Configuration/arena`` is ignored.
     ///   - configuration: Hot budget and limits.
-    /// - Throws: A `MemoryPressureMonitorError` if ``Configuration/monitorsMemoryPressure``
+    /// - Throws: ``VolatileCacheError/invalidConfiguration(field:reason:)`` for a field out of
+    ///   range, or a `MemoryPressureMonitorError` if ``Configuration/monitorsMemoryPressure``
     ///   is set and no source can be opened.
     public init(arena: VolatileArena, configuration: Configuration = .default) throws {
+        try configuration.validate(includingArena: false)
         self.configuration = configuration
         self.arena = arena
         self.maximumObjectByteCount = min(
@@ -112,14 +117,19 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   - key: The key.
     ///   - byteCount: The object's size, at most ``maximumObjectByteCount``.
     ///   - cost: The entry's cost for ``Configuration/totalCostLimit``; nil for `byteCount`.
+    ///     0 or more; costs above ``Configuration/maximumCost`` count as that.
     ///   - write: Fills the buffer (do not escape the pointer). It may hold stale bytes of a
     ///     recycled extent: write all of it.
     /// - Throws: ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileCacheError/invalidByteCount(_:)``, ``VolatileCacheError/memoryUnavailable(_:)``,
-    ///   or what `write` throws (then nothing is inserted).
+    ///   ``VolatileCacheError/invalidArgument(call:argument:value:reason:)`` for a negative
+    ///   cost, or what `write` throws (then nothing is inserted).
     public func insert(
         forKey key: Key, byteCount: Int, cost: Int? = nil, _ write: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
+        if let cost, cost < 0 {
+            throw VolatileCacheError.invalidArgument(call: "VolatileCache.insert", argument: "cost", value: cost, reason: costRule)
+        }
         var context = makeContext(key: key, previous: nil, droppedPages: nil)
         try context.write(byteCount: byteCount, cost: cost) { buffer in
             try write(buffer)
@@ -233,7 +243,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         case .hot:
             totals.hotBytes.subtract(entry.footprint, ordering: .relaxed)
             totals.entryCount.subtract(1, ordering: .relaxed)
-            totals.cost.subtract(entry.cost, ordering: .relaxed)
+            totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
             if entry.holds.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0, let extent = entry.pinned.take() {
                 garbage.add(extent)
             } else {
@@ -245,12 +255,12 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         case .volatile:
             totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
             totals.entryCount.subtract(1, ordering: .relaxed)
-            totals.cost.subtract(entry.cost, ordering: .relaxed)
+            totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
             if let extent = entry.volatile.take() { garbage.add(extent) }
         case .busy:
             // Demotion or re-pin in progress: that thread frees the extent when it sees `isRemoved`.
             totals.entryCount.subtract(1, ordering: .relaxed)
-            totals.cost.subtract(entry.cost, ordering: .relaxed)
+            totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
         case .loading:
             break
         }
@@ -304,10 +314,10 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             }
             totals.hotBytes.add(footprint, ordering: .relaxed)
             if wasCounted {
-                totals.cost.add(entry.cost - oldCost, ordering: .relaxed)
+                totals.cost.wrappingAdd(entry.cost &- oldCost, ordering: .relaxed)
             } else {
                 totals.entryCount.add(1, ordering: .relaxed)
-                totals.cost.add(entry.cost, ordering: .relaxed)
+                totals.cost.wrappingAdd(entry.cost, ordering: .relaxed)
             }
             return flight
         }

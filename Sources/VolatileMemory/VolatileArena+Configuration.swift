@@ -31,6 +31,12 @@ extension VolatileArena {
         /// ``VolatileArena/trimRecycledExtents()`` releases them. Extents larger than a quarter
         /// of the limit are never kept. 0 disables recycling. Default: 32 MiB.
         public var recycledByteLimit: Int = 32 << 20
+        /// Debug aid: extents that are not pinned are `PROT_NONE`, so a pointer used after its
+        /// unpin (or free) faults at once; a SIGSEGV handler prints "access to an unpinned
+        /// VolatileCache object" and the address before the process dies. A pin restores
+        /// access. Costs an `mprotect` per unpin, pin, allocation and free. Default false
+        /// (``VolatileCache``'s configuration turns it on in debug builds).
+        public var debugProtectsUnpinned: Bool = false
         /// Test hook: behave as if the kernel refused `userfaultfd(2)` with this error, to
         /// exercise the fallback on machines where it is granted.
         package var simulatedUserfaultfdRefusal: Errno? = nil

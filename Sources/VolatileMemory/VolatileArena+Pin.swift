@@ -17,7 +17,9 @@ extension VolatileArena {
     func repin(_ token: ExtentToken, discarded: Bool, discardingContent: Bool = false) -> Result<PinReport, VolatileMemoryError> {
         state.withLock { $0.forget(token, accountedAs: discarded ? .discarded : .volatile) }
         let result: Result<PinReport, VolatileMemoryError>
-        if discarded {
+        if case .failure(let error) = debugUnprotect(token) {
+            result = .failure(error)
+        } else if discarded {
             result = prepareFresh(token).map { .fresh }
         } else if discardingContent {
             discard(token)
@@ -42,6 +44,7 @@ extension VolatileArena {
             }
         case .failure:
             discard(token)
+            debugProtect(token)
             state.withLock { state in
                 state.counters.discardedPages += token.pageCount
                 state.counters.pinFailures += 1
@@ -64,6 +67,7 @@ extension VolatileArena {
             }
         }
         let result = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_free())
+        debugProtect(token)  // after the canary writes
         state.withLock { state in
             state.counters.pinnedPages -= token.pageCount
             state.counters.volatilePages += token.pageCount
@@ -238,6 +242,7 @@ extension VolatileArena {
         if case .success = Syscall.advise(base, byteCount: byteCount, vc_madv_dontneed()) { return }
         _ = Syscall.unlock(base, byteCount: byteCount)
         if case .success = Syscall.advise(base, byteCount: byteCount, vc_madv_dontneed()) { return }
+        _ = Syscall.protect(base, byteCount: byteCount, PROT_READ | PROT_WRITE)  // the debug trap may have protected it
         base.initializeMemory(as: UInt8.self, repeating: 0, count: byteCount)
     }
 

@@ -50,6 +50,8 @@ public final class VolatileArena: Sendable {
         /// The absent pages were recorded and mapped; the next populate has not run yet.
         case beforeRetry(round: Int)
     }
+    /// The debug use-after-unpin trap, when configured (`VolatileArena+DebugProtection.swift`).
+    package let debugProtection: DebugProtection?
 
     struct ExtentKey: Hashable {
         var region: Int
@@ -159,12 +161,14 @@ public final class VolatileArena: Sendable {
         while cookie == 0 { cookie = generator.next() }
         self.cookie = cookie
         self.state = LockedValue(State())
+        self.debugProtection = configuration.debugProtectsUnpinned ? DebugProtection() : nil
     }
 
     deinit {
         // Extents retain the arena, so none is left: only regions (unmapped when `state`
         // goes, recycled extents included) and the handler (thread joined, fds closed) remain.
         userfaultfd?.shutdown()
+        debugUnregisterRegions()
     }
 
     /// Notes about reservations the kernel refused and what the arena did instead.
@@ -197,10 +201,10 @@ public final class VolatileArena: Sendable {
         let recycled = zeroFilled ? nil : takeRecycled(pages: pages, byteCount: byteCount)
         if let recycled {
             token = recycled
-            prepared = prepareRecycled(token)
+            prepared = debugUnprotect(token).flatMap { prepareRecycled(token) }
         } else {
             token = try reserveExtent(pages: pages, byteCount: byteCount)
-            prepared = prepareFresh(token)
+            prepared = debugUnprotect(token).flatMap { prepareFresh(token) }
         }
         if case .failure(let error) = prepared {
             releaseExtent(token, accountedAs: .unaccounted, recycle: false)
@@ -301,6 +305,7 @@ public final class VolatileArena: Sendable {
                     }
                 }
                 state.regions.append(region)
+                debugRegister(region)
                 state.allocators.append(ExtentAllocator(pageCount: region.pageCount))
                 state.reservedBytes += size
                 return .success(region)
@@ -331,6 +336,7 @@ public final class VolatileArena: Sendable {
             if accounting == .pinned {
                 _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_free())
             }
+            debugProtect(token)
             let kept = state.withLock { state -> Bool in
                 guard state.recycledPages + token.pageCount <= limitPages else { return false }
                 state.recycled[token.pageCount, default: []].append(RecycledExtent(region: region, firstPage: token.firstPage))
@@ -342,6 +348,7 @@ public final class VolatileArena: Sendable {
         }
         releasePages(token.base, pageCount: token.pageCount)
         region.takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
+        debugProtect(token)
         state.withLock { state in
             state.allocators[region.index].free(start: token.firstPage, pages: token.pageCount)
             state.forget(token, accountedAs: accounting)

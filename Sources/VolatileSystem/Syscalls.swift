@@ -55,6 +55,12 @@ package enum Syscall {
         valueOrErrno { madvise(address, byteCount, advice) }.map { _ in () }
     }
 
+    /// `mprotect(2)` (the debug use-after-unpin trap).
+    @inline(never)
+    package static func protect(_ address: UnsafeMutableRawPointer, byteCount: Int, _ protection: Int32) -> Result<Void, Errno> {
+        valueOrErrno { mprotect(address, byteCount, protection) }.map { _ in () }
+    }
+
     /// `munlock(2)`.
     @inline(never)
     package static func unlock(_ address: UnsafeMutableRawPointer, byteCount: Int) -> Result<Void, Errno> {

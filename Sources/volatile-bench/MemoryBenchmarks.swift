@@ -85,6 +85,29 @@ enum MemoryBenchmarks {
                     }))
             munmap(scratch, extentBytes)
         }
+
+        // Issue 12: the debug use-after-unpin trap (on by default in debug builds only), an
+        // unpin + pin cycle with it beside the same cycle without it, at 1 MiB and 64 KiB.
+        for byteCount in [extentBytes, 64 << 10] {
+            let label = byteCount == extentBytes ? "1 MiB" : "64 KiB"
+            var protected = VolatileArena.Configuration(strategy: .userfaultfd, regionByteCount: 64 << 20)
+            protected.debugProtectsUnpinned = true
+            let plain = VolatileArena.Configuration(strategy: .userfaultfd, regionByteCount: 64 << 20)
+            let holders = [Holder(), Holder()]
+            for (holder, configuration) in zip(holders, [protected, plain]) {
+                var extent = try VolatileArena(configuration: configuration).allocate(byteCount: byteCount)
+                extent.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0x3C, $0.count) }
+                holder.pinned = consume extent
+            }
+            results.append(
+                compare(
+                    "debug_protect_cycle_\(byteCount >> 10)k", candidate: "unpin+pin \(label), debug-protected",
+                    baseline: "unpin+pin \(label), unprotected", rounds: rounds, goal: nil,
+                    candidateSetUp: {},
+                    candidate: { holders[0].pinned = try! holders[0].pinned.take()!.unpin().pin().get() },
+                    baselineSetUp: {},
+                    baseline: { holders[1].pinned = try! holders[1].pinned.take()!.unpin().pin().get() }))
+        }
         return results
     }
 }

@@ -35,13 +35,17 @@ struct PressureTests {
         #expect(StressToolOutput.isExactStressLine(cache.lastOutputLine ?? ""), "\(cache.standardOutputText)")
         #expect(output.number("STRESS", "corrupt") == 0)
         #expect(output.number("STRESS", "errors") == 0)
-        // The whole working set was generated, and the kernel really took pages back.
+        // More than the limit was generated, and the kernel really took pages back. (Not "the
+        // whole working set": how far the sweep gets in 6 s depends on the machine's load, and
+        // that assertion failed in full parallel runs on a shared machine; issue 12.)
         #expect(output.number("STATS", "working_set_mib") == 512)
-        #expect(output.number("STATS", "generations") == output.number("STATS", "keys"))
+        #expect(Self.generatedMoreThanTheLimit(output), "\(cache.standardOutputText)")
         #expect(output.number("STATS", "injections") == 0)
         #expect((output.number("STRESS", "drops_detected") ?? 0) > 0, "\(cache.standardOutputText)")
         #expect((output.number("STRESS", "regenerations") ?? 0) > 0)
-        #expect((output.number("STRESS", "pins") ?? 0) > (output.number("STATS", "keys") ?? .max))
+        // Objects were read again after their first generation (not "more pins than keys",
+        // which again asked for a full sweep in 6 s).
+        #expect((output.number("STRESS", "pins") ?? 0) > (output.number("STATS", "generations") ?? .max))
         if let peak = cache.peakMemoryBytes {
             #expect(peak <= Self.limit)
         }
@@ -71,7 +75,16 @@ struct PressureTests {
         #expect(output.fields("STRESS")?["strategy"] == "canary")
         #expect((output.number("STRESS", "drops_detected") ?? 0) > 0)
         #expect((output.number("STRESS", "regenerations") ?? 0) > 0)
-        #expect(output.number("STATS", "generations") == output.number("STATS", "keys"))
+        #expect(Self.generatedMoreThanTheLimit(output), "\(run.standardOutput)")
+    }
+
+    /// Whether the objects generated (first generations, out of `keys` objects spread over
+    /// `working_set_mib`) add up to more than the 128 MiB limit.
+    static func generatedMoreThanTheLimit(_ output: StressToolOutput) -> Bool {
+        guard let generations = output.number("STATS", "generations"), let keys = output.number("STATS", "keys"),
+            let workingSet = output.number("STATS", "working_set_mib"), keys > 0
+        else { return false }
+        return generations * workingSet / keys > limit >> 20
     }
 
     /// Under the cgroup limit the kernel signals pressure (cgroup v1 memory.pressure_level or

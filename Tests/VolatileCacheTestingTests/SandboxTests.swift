@@ -69,7 +69,11 @@ struct SandboxTests {
 
     @Test func limitCanBeChangedWhileTheChildRuns() async throws {
         let sandbox = try MemoryPressureSandbox()
-        // The child watches its own limit file and prints the value once it changes.
+        // The child watches its own limit file and prints the value once it changes. It
+        // creates `ready` once it has read the first value: the limit is changed only then
+        // (a fixed sleep lost the race to a slow interpreter start-up on a loaded machine).
+        let ready = "/tmp/volatile-sandbox-ready-\(getpid())-\(UInt32.random(in: 0 ... .max))"
+        defer { unlink(ready) }
         let child = try sandbox.start(Workload.python("""
             import time
             line = [l for l in open("/proc/self/cgroup").read().splitlines() if ":memory:" in l or l.startswith("0::")][0]
@@ -81,6 +85,7 @@ struct SandboxTests {
                 path = "/sys/fs/cgroup" + rel + "/memory.max"
             first = open(path).read().strip()
             print("start", first, flush=True)
+            open("\(ready)", "w").close()
             deadline = time.time() + 10
             while time.time() < deadline:
                 now = open(path).read().strip()
@@ -90,7 +95,8 @@ struct SandboxTests {
                 time.sleep(0.01)
             """), memoryLimit: 64 << 20, timeout: .seconds(20))
         #expect(try child.memoryLimit() == 64 << 20)
-        try await Task.sleep(for: .milliseconds(200))
+        let deadline = ContinuousClock.now + .seconds(15)
+        while access(ready, F_OK) != 0 && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(10)) }
         #expect(try child.memoryUsage() > 0)
         try child.setMemoryLimit(32 << 20)
         #expect(try child.memoryLimit() == 32 << 20)

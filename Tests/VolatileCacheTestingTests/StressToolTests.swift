@@ -371,8 +371,9 @@ struct ExternalPageOut {
         while fgets(&line, Int32(line.count), maps) != nil {
             let text = String(decoding: line.prefix { $0 != 0 && $0 != 10 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
             let fields = text.split(separator: " ", omittingEmptySubsequences: true)
-            // Anonymous (no path) and writable: the arena's regions are among these.
-            guard fields.count == 5, fields[1].contains("w") else { continue }
+            // Anonymous (no path), writable or inaccessible: the arena's regions are among
+            // these (volatile extents are `---p` under the debug use-after-unpin trap).
+            guard fields.count == 5, fields[1].contains("w") || fields[1] == "---p" else { continue }
             let bounds = fields[0].split(separator: "-")
             guard bounds.count == 2, let start = UInt(bounds[0], radix: 16), let end = UInt(bounds[1], radix: 16) else { continue }
             var range = iovec(iov_base: UnsafeMutableRawPointer(bitPattern: start), iov_len: Int(end - start))

@@ -54,9 +54,9 @@ struct PinProtocolTests {
         let cache = try makeCache(hot: 8 * page)
         let bad = Atomic(0)
         let reads = Atomic(0)
-        let deadline = ContinuousClock.now + .milliseconds(500)
+        let duration = StressDuration(minimum: .milliseconds(500))
         runThreads(4) { thread in
-            while ContinuousClock.now < deadline {
+            while duration.keepsGoing(workDone: reads.load(ordering: .relaxed) > 100) {
                 let key = thread % 2
                 do {
                     if thread < 2 {

@@ -51,13 +51,6 @@ func read(_ cache: VolatileCache<Int>, _ key: Int, byteCount: Int, counter: Coun
     }
 }
 
-/// Resident set size of this process, from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let text = try? String(contentsOfFileAtPath: "/proc/self/statm") else { return 0 }
-    let fields = text.split(separator: " ")
-    return (Int(fields[1]) ?? 0) * page
-}
-
 extension String {
     init(contentsOfFileAtPath path: String) throws {
         var bytes: [UInt8] = []
@@ -70,5 +63,20 @@ extension String {
             bytes += buffer[0..<n]
         }
         self = String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// How long a timed stress loop runs: at least `minimum`, and then on until the work the test
+/// asserts on is done (at most `cap`), so that a loaded machine makes the test slower instead
+/// of failing it (issue 12: no flaky test).
+struct StressDuration: Sendable {
+    let start = ContinuousClock.now
+    let minimum: Duration
+    var cap: Duration = .seconds(60)
+
+    /// Whether the loop goes on, given whether the asserted amount of work is done.
+    func keepsGoing(workDone: Bool) -> Bool {
+        let elapsed = start.duration(to: .now)
+        return elapsed < minimum || (!workDone && elapsed < cap)
     }
 }

@@ -471,7 +471,9 @@ struct SingleFlightTests {
             try await cache.bytes(forKey: 8) { context in
                 started.store(true, ordering: .releasing)
                 counter.increment()
-                try await Task.sleep(for: .seconds(10))
+                // Ends only by cancellation: a 10 s sleep ran out once before the cancel came,
+                // while parallel sync tests held the cooperative threads (issue 12).
+                try await Task.sleep(for: .seconds(600))
                 try generator(page)(&context)
             }
         }
@@ -537,11 +539,12 @@ struct SystemTests {
         let worst = Atomic(0)
         let reads = Atomic(0)
         let bad = Atomic(0)
-        let deadline = ContinuousClock.now + .milliseconds(1000)
+        let duration = StressDuration(minimum: .milliseconds(1000))
+        let finished = Atomic(0)
         runThreads(threads + 1) { thread in
             guard thread < threads else {
-                // The sampler.
-                while ContinuousClock.now < deadline {
+                // The sampler, until every reader is done.
+                while finished.load(ordering: .relaxed) < threads {
                     let stats = cache.statistics
                     let excess = stats.hotBytes - stats.pinnedBytes
                     if excess > worst.load(ordering: .relaxed) { worst.store(excess, ordering: .relaxed) }
@@ -550,12 +553,13 @@ struct SystemTests {
                 return
             }
             var random = SplitMix64(seed: UInt64(thread) + 100)
-            while ContinuousClock.now < deadline {
+            while duration.keepsGoing(workDone: reads.load(ordering: .relaxed) > 1000 && cache.statistics.demotions > 100) {
                 let key = Int(random.next() % 256)
                 let size = (1 + key % 4) * page
                 if (try? read(cache, key, byteCount: size)) != true { bad.add(1, ordering: .relaxed) }
                 reads.add(1, ordering: .relaxed)
             }
+            finished.add(1, ordering: .relaxed)
         }
         #expect(bad.load(ordering: .relaxed) == 0)
         #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
@@ -585,18 +589,19 @@ struct SystemTests {
         #expect(!monitor.isRunning)
     }
 
-    @Test(.disabled(if: runningUnderAddressSanitizer || runningUnderThreadSanitizer,
-                    "the sanitizers' allocators keep freed memory resident (ASan's quarantine), so process RSS does not fall"))
-    func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+    @Test func removeAllLeavesNoExtentAndReturnsTheMemory() throws {
+        // What the cache's own regions hold (mincore), not the process's RSS: other tests
+        // allocate in parallel, and the process figure moved by more than the bound (issue 12).
         let cache = try makeCache(hot: 16 << 20)
-        let start = residentBytes()
+        #expect(cache.arena.residentBytesInRegions() == 0)
         for key in 0..<64 { try read(cache, key, byteCount: 1 << 20) }
-        #expect(residentBytes() > start + (48 << 20))
+        // 16 MiB hot plus 48 MiB volatile, still resident (no pressure).
+        #expect(cache.arena.residentBytesInRegions() >= 48 << 20)
         cache.removeAll()
         #expect(cache.arena.statistics.extentCount == 0)
         #expect(cache.arena.statistics.pinnedBytes == 0 && cache.arena.statistics.volatileBytes == 0)
         #expect(cache.statistics.entryCount == 0 && cache.statistics.hotBytes == 0 && cache.statistics.volatileBytes == 0)
-        #expect(residentBytes() < start + (8 << 20))
+        #expect(cache.arena.residentBytesInRegions() == 0, "removeAll must give every page back")
     }
 
     @Test func concurrentStressWithDropsVerifiesEveryRead() throws {
@@ -605,10 +610,10 @@ struct SystemTests {
         try injector.start()
         let bad = Atomic(0)
         let reads = Atomic(0)
-        let deadline = ContinuousClock.now + .milliseconds(1500)
+        let duration = StressDuration(minimum: .milliseconds(1500))
         runThreads(3) { thread in
             var random = SplitMix64(seed: UInt64(thread))
-            while ContinuousClock.now < deadline {
+            while duration.keepsGoing(workDone: reads.load(ordering: .relaxed) > 1000 && injector.rounds > 10) {
                 let key = Int(random.next() % 64)
                 let size = (1 + key % 7) * page + 8 * (key % 5)
                 switch random.next() % 16 {

@@ -165,5 +165,21 @@ static inline int vc_spawn_add_close_from(posix_spawn_file_actions_t *actions, i
     return posix_spawn_file_actions_addclosefrom_np(actions, from);
 }
 // ---- end of process and pipe system calls ----
+// MARK: - Debug use-after-unpin trap (issue 12)
+//
+// VolatileArena's debug protection makes unpinned extents PROT_NONE; a SIGSEGV in one of the
+// ranges registered here prints "access to an unpinned VolatileCache object" and the address
+// (write(2) only: async-signal-safe), restores the previous disposition and returns, so the
+// fault repeats and the process dies the way it would have (default action or the runtime's
+// backtracer). Defined in shim.c: the handler's table must exist once per process.
+
+/// Installs the handler (SA_SIGINFO | SA_ONSTACK; gives the calling thread an alternate
+/// stack if it has none). Idempotent. Returns 0, or -1 with errno set.
+int vc_debug_trap_install(void);
+/// Adds [base, base + length) to the ranges the handler reports. Returns 0, or -1 when the
+/// table is full (faults there then die without the message).
+int vc_debug_trap_register(const void *base, size_t length);
+/// Removes the range starting at base (before it is unmapped).
+void vc_debug_trap_unregister(const void *base);
 
 #endif
