@@ -8,8 +8,9 @@
 #
 # Kernels: host (this machine's kernel, no guest), 6.1 (Debian bookworm), 5.10 (bullseye),
 # 4.19 (buster). Test groups: memory (VolatileMemory tests), cache (VolatileCache tests, the
-# monitor's included), monitor (only the monitor's tests), pressure (sandbox and pressure tests
-# through cgroups), stress (volatile-stress, 512 MiB working set under a 128 MiB limit), all.
+# monitor's included), monitor (only the monitor's tests), pressure (pressure tests through the
+# sandbox's cgroups), sandbox (the sandbox's own tests), stress (volatile-stress, 512 MiB working
+# set under a 128 MiB limit), all.
 #
 # Needs root (cgroups, apt). Installs qemu-system-x86, busybox-static and kmod with apt-get and
 # virtme-ng with pip when they are missing. Kernel packages are downloaded with a private apt
@@ -28,6 +29,8 @@ timeout=${VOLATILE_KERNEL_TIMEOUT:-2400}
 memory=${VOLATILE_KERNEL_MEMORY:-2G}
 # Emulated guests run the adversarial test with 1/N of its cycles (see AdversarialTests).
 divisor=${VOLATILE_KERNEL_CYCLE_DIVISOR:-10}
+# ... and the pressure tests' timed workloads N times longer (VOLATILE_TEST_TIME_SCALE).
+time_scale=${VOLATILE_KERNEL_TIME_SCALE:-4}
 
 kernels="host,6.1,5.10,4.19"
 declare -A groups=([host]=all [6.1]=all [5.10]=all [4.19]=all)
@@ -153,6 +156,8 @@ report() {
 }
 
 # ---- main -----------------------------------------------------------------------------------
+# In a function, read whole before it runs: editing this file during a run cannot derail it.
+main() {
 [[ $(id -u) == 0 ]] || { log "needs root (cgroups, apt, the guests' cgroup setup)"; exit 1; }
 toolchain=$(dirname "$(readlink -f "$(command -v swift)")")
 mkdir -p "$cache"
@@ -160,10 +165,19 @@ if [[ $kernels != host ]]; then install_tools; fi
 if (( build )); then
     log "swift build --build-tests (debug), once for every kernel"
     (cd "$package" && swift build --build-tests > "$cache/build.log" 2>&1) || { tail -50 "$cache/build.log"; exit 1; }
+    # The guests run the release volatile-stress: its workloads are timed, and a debug build
+    # under software emulation does not fill its working set in time.
+    log "swift build -c release --product volatile-stress"
+    (cd "$package" && swift build -c release --product volatile-stress >> "$cache/build.log" 2>&1) || { tail -50 "$cache/build.log"; exit 1; }
 fi
 binaries=$package/.build/debug
 [[ -x $binaries/VolatileCachePackageTests.xctest && -x $binaries/volatile-stress ]] \
     || { log "no test binaries in $binaries (run without --no-build)"; exit 1; }
+
+# The guests run a copy of guest.sh (bash reads a script as it goes; an edit must not reach a
+# running guest).
+guest=$cache/guest.sh
+cp "$here/guest.sh" "$guest"
 
 overall=0
 lines=()
@@ -173,7 +187,7 @@ for name in ${kernels//,/ }; do
     start=$(date +%s)
     if [[ $name == host ]]; then
         log "host: $(uname -r), groups ${groups[$name]}"
-        bash "$here/guest.sh" "$out" "$binaries" "$toolchain" "${groups[$name]}" > "$out/console.log" 2>&1
+        bash "$guest" "$out" "$binaries" "$toolchain" "${groups[$name]}" > "$out/console.log" 2>&1
     else
         read -r -a candidates <<< "$(suite_of "$name")"
         [[ ${#candidates[@]} -gt 0 ]] || { log "unknown kernel $name"; overall=1; continue; }
@@ -195,7 +209,7 @@ for name in ${kernels//,/ }; do
         # $out/done as its last step.
         timeout --kill-after=30 "$timeout" vng --disable-kvm --force-9p --verbose \
             -r "$image" --memory "$memory" --cpus 2 --rwdir="$out" \
-            -- "bash $here/guest.sh $out $binaries $toolchain ${groups[$name]} $divisor" \
+            -- "bash $guest $out $binaries $toolchain ${groups[$name]} $divisor $time_scale" \
             < /dev/null > "$out/console.log" 2>&1
         vng_status=$?
         if [[ ! -f $out/result ]] || ! grep -q '^version=' "$out/result"; then
@@ -214,4 +228,7 @@ done
 
 echo "== kernel matrix summary"
 printf '%s\n' "${lines[@]}"
-exit $overall
+return $overall
+}
+main
+exit
