@@ -9,7 +9,7 @@
 # TOOLCHAIN_BIN  the folder `which swift` shows on the host (its lib/swift/linux holds the runtime)
 # GROUPS         comma-separated: memory, cache, pressure, sandbox, monitor, stress (or all)
 # CYCLE_DIVISOR  the adversarial test runs 1/N of its cycles (emulated guests: 50; default 1)
-# TIME_SCALE     the pressure tests' workloads run N times longer (emulated guests: 4; default 1)
+# TIME_SCALE     the pressure tests' workloads run N times longer (emulated guests: 8; default 1)
 #
 # Writes OUT_DIR/result (key=value lines), OUT_DIR/tests.log, OUT_DIR/tests.xml,
 # OUT_DIR/stress.log, and OUT_DIR/done as the very last step (so the host can tell a guest that
@@ -120,7 +120,9 @@ result tests_seconds $(( $(date +%s) - start ))
 # ---- volatile-stress: a working set 4x a 128 MiB limit ---------------------------------------
 if has stress; then
     start=$(date +%s)
-    "$bin/volatile-stress" --seconds "${VOLATILE_MATRIX_STRESS_SECONDS:-10}" --working-set-mib 512 \
+    # 10 s on the host; 5 s per time-scale unit in guests, so 512 MiB are filled and reclaimed.
+    seconds=$(( 5 * ${VOLATILE_TEST_TIME_SCALE%.*} )); (( seconds < 10 )) && seconds=10
+    "$bin/volatile-stress" --seconds "$seconds" --working-set-mib 512 \
         --memory-limit-mib 128 --threads 2 --seed 7 --no-progress > "$out/stress.log" 2>&1
     result stress_status $?
     result stress_seconds $(( $(date +%s) - start ))
