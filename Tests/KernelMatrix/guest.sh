@@ -9,7 +9,7 @@
 # TOOLCHAIN_BIN  the folder `which swift` shows on the host (its lib/swift/linux holds the runtime)
 # GROUPS         comma-separated: memory, cache, pressure, sandbox, monitor, stress (or all)
 # CYCLE_DIVISOR  the adversarial test runs 1/N of its cycles (emulated guests: 50; default 1)
-# TIME_SCALE     the pressure tests' workloads run N times longer (emulated guests: 8; default 1)
+# TIME_SCALE     the pressure tests' workloads run N times longer (emulated guests: 10; default 1)
 #
 # Writes OUT_DIR/result (key=value lines), OUT_DIR/tests.log, OUT_DIR/tests.xml,
 # OUT_DIR/stress.log, and OUT_DIR/done as the very last step (so the host can tell a guest that

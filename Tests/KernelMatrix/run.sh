@@ -30,7 +30,7 @@ memory=${VOLATILE_KERNEL_MEMORY:-2G}
 # Emulated guests run the adversarial test with 1/N of its cycles (see AdversarialTests).
 divisor=${VOLATILE_KERNEL_CYCLE_DIVISOR:-50}
 # ... and the pressure tests' timed workloads N times longer (VOLATILE_TEST_TIME_SCALE).
-time_scale=${VOLATILE_KERNEL_TIME_SCALE:-8}
+time_scale=${VOLATILE_KERNEL_TIME_SCALE:-10}
 # One vCPU: with two, a vCPU the (busy) host deschedules while it holds the guest's mmap lock
 # leaves the other spinning on it (no paravirtual locks under TCG). Measured in a 6.1 guest,
 # volatile-stress with 2 threads and userfaultfd made 11 pins in 7 s on 2 vCPUs, 184 in 5 s on 1.
@@ -117,11 +117,12 @@ suite_of() {
 field() { sed -n "s/^$1=//p" "$2/result" 2> /dev/null | tail -1; }
 xml_count() { sed -n "s/.*<testsuite [^>]* $1=\"\([0-9]*\)\".*/\1/p" "$2/tests.xml" 2> /dev/null | head -1; }
 
-# Swift Testing reports a skip or a Test.cancel as "Test NAME skipped: COMMENT" (or "skipped.");
+# Swift Testing reports a skip as "Test NAME skipped: COMMENT" and a Test.cancel as "Test NAME
+# was cancelled after N seconds: COMMENT";
 # a test whose name contains "skipped" is not one (its lines end in started./passed after …).
 skip_lines() {
     sed 's/\x1b\[[0-9;]*m//g' "$1/tests.log" 2> /dev/null \
-        | grep -E '^.{0,12}Test .* (skipped|cancelled)(\.|:.*)$' \
+        | grep -E '^.{0,12}Test .* (skipped|was cancelled)( after [0-9.]+ seconds)?(\.|:.*)$' \
         | grep -vE '( started\.| (passed|failed) after [0-9.]+ seconds.*)$'
 }
 
@@ -135,7 +136,8 @@ report() {
     local errors; errors=$(xml_count errors "$out")
     # Swift Testing's xUnit report counts a cancelled test (Test.cancel) as neither a failure
     # nor a skip: count the skip lines of the log instead.
-    local skip_lines; skip_lines=$(skip_lines "$out" | wc -l)
+    local skip_lines; skip_lines=$(skip_lines "$out" | grep -vc 'Test case ')
+    local skipped_cases; skipped_cases=$(skip_lines "$out" | grep -c 'Test case ')
     (( ${skip_lines:-0} > ${skipped:-0} )) && skipped=$skip_lines
     if [[ -n $tests ]]; then
         passed=$(( tests - ${failures:-0} - ${errors:-0} - ${skipped:-0} ))
@@ -152,7 +154,7 @@ report() {
     fi
     [[ $(field tests_status "$out") == 0 && ${failures:-0} == 0 && ${errors:-0} == 0 ]] || status=1
     [[ -f $out/done ]] || status=1
-    echo "KERNEL name=$name version=${version:-?} cgroup=${cgroup:-?} detection=${detection:-?} populate=${populate:-?} tests=$tests passed=$passed skipped=$skipped failed=$(( ${failures:-0} + ${errors:-0} )) stress_corrupt=${corrupt:-?} oom=${oom:-?} groups=${groups[$name]} seconds=$seconds"
+    echo "KERNEL name=$name version=${version:-?} cgroup=${cgroup:-?} detection=${detection:-?} populate=${populate:-?} tests=$tests passed=$passed skipped=$skipped skipped_cases=$skipped_cases failed=$(( ${failures:-0} + ${errors:-0} )) stress_corrupt=${corrupt:-?} oom=${oom:-?} groups=${groups[$name]} seconds=$seconds"
     # Every skip names what is missing: print them under the line.
     skip_lines "$out" | sed 's/^[^A-Za-z]*/    skip: /'
     if (( status != 0 )); then
