@@ -76,7 +76,9 @@ struct PressureTests {
         #expect(sandbox["oom"] == "false")
         #expect(sandbox["exit"] == "exited(0)")
         #expect(sandbox["limit_mib"] == "64", "the limit was not halved: \(run.standardError)")
-        #expect(Int(sandbox["peak_mib"] ?? "") ?? .max <= 128)
+        if sandbox["peak_mib"] != "unknown" {  // cgroup v2 before Linux 5.19 has no memory.peak
+            #expect(Int(sandbox["peak_mib"] ?? "") ?? .max <= 128)
+        }
         #expect(output.lines.last?.hasPrefix("SANDBOX ") == true)
         let stress = try #require(output.lines.last(where: { $0.hasPrefix("STRESS ") }))
         #expect(StressToolOutput.isExactStressLine(stress))
