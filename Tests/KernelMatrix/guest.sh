@@ -57,7 +57,7 @@ if [[ $cgroup == v2 ]]; then
     mkdir -p "$matrix/runner" "$matrix/sandbox"
     echo $$ > "$matrix/runner/cgroup.procs"
     echo +memory > "$matrix/cgroup.subtree_control"
-    echo +memory > "$matrix/sandbox/cgroup.subtree_control"
+    # Not in sandbox/cgroup.subtree_control: the sandbox enables it itself (its v2 path).
     export VOLATILE_SANDBOX_CGROUP_PARENT=$matrix/sandbox
     result sandbox_parent "$matrix/sandbox"
 fi
