@@ -11,6 +11,20 @@ import VolatileCacheTesting
 struct PressureTests {
     static let limit = 128 << 20
 
+    /// `VOLATILE_TEST_TIME_SCALE=N` stretches the workloads' durations and timeouts N times (1 to
+    /// 20): the kernel matrix sets it in emulated guests, where the stress tool runs about 10
+    /// times slower and would not fill its working set in the host's few seconds.
+    static let timeScale: Double = {
+        let value = getenv("VOLATILE_TEST_TIME_SCALE").flatMap { Double(String(cString: $0)) } ?? 1
+        return min(max(value, 1), 20)
+    }()
+
+    /// `seconds` stretched by ``timeScale``, as a command-line argument.
+    static func scaled(_ seconds: Double) -> String { String(seconds * timeScale) }
+
+    /// A timeout stretched by ``timeScale``.
+    static func scaled(timeout seconds: Int) -> Duration { .seconds(Double(seconds) * timeScale) }
+
     /// 512 MiB of objects through a 128 MiB cgroup: the cache runs to the end with every byte of
     /// every access verified, while the same workload keeping its objects in heap arrays is
     /// OOM-killed.
@@ -20,15 +34,15 @@ struct PressureTests {
         let workload = ["--working-set-mib", "512", "--threads", "2", "--hot-budget-mib", "16", "--seed", "11"]
 
         let heap = try await sandbox.run(
-            .executable(tool, arguments: workload + ["--seconds", "6", "--store", "heap"]),
-            memoryLimit: Self.limit, timeout: .seconds(30))
+            .executable(tool, arguments: workload + ["--seconds", Self.scaled(6), "--store", "heap"]),
+            memoryLimit: Self.limit, timeout: Self.scaled(timeout: 30))
         #expect(heap.wasOOMKilled, "the heap baseline must be OOM-killed: \(heap)\n\(heap.standardOutputText)")
         #expect(heap.termination == .signaled(SIGKILL))
         #expect(!heap.standardOutputText.contains("STRESS"))
 
         let cache = try await sandbox.run(
-            .executable(tool, arguments: workload + ["--seconds", "6", "--store", "cache"]),
-            memoryLimit: Self.limit, timeout: .seconds(60))
+            .executable(tool, arguments: workload + ["--seconds", Self.scaled(6), "--store", "cache"]),
+            memoryLimit: Self.limit, timeout: Self.scaled(timeout: 60))
         let output = StressToolOutput(cache.standardOutputText)
         #expect(!cache.wasOOMKilled, "\(cache)\n\(cache.standardErrorText)")
         #expect(cache.termination == .exited(0), "\(cache)\n\(cache.standardOutputText)\n\(cache.standardErrorText)")
@@ -56,7 +70,7 @@ struct PressureTests {
     /// (canary detection, so both mechanisms meet real pressure in this suite).
     @Test func halvingTheLimitMidRunKeepsEveryAccessVerified() throws {
         let run = try ToolRun.run(try stressToolPath(), [
-            "--memory-limit-mib", "128", "--halve-limit-after-seconds", "2.5", "--seconds", "6",
+            "--memory-limit-mib", "128", "--halve-limit-after-seconds", Self.scaled(2.5), "--seconds", Self.scaled(6),
             "--working-set-mib", "512", "--threads", "2", "--hot-budget-mib", "16", "--strategy", "canary",
             "--seed", "12",
         ])
@@ -66,7 +80,9 @@ struct PressureTests {
         #expect(sandbox["oom"] == "false")
         #expect(sandbox["exit"] == "exited(0)")
         #expect(sandbox["limit_mib"] == "64", "the limit was not halved: \(run.standardError)")
-        #expect(Int(sandbox["peak_mib"] ?? "") ?? .max <= 128)
+        if sandbox["peak_mib"] != "unknown" {  // cgroup v2 before Linux 5.19 has no memory.peak
+            #expect(Int(sandbox["peak_mib"] ?? "") ?? .max <= 128)
+        }
         #expect(output.lines.last?.hasPrefix("SANDBOX ") == true)
         let stress = try #require(output.lines.last(where: { $0.hasPrefix("STRESS ") }))
         #expect(StressToolOutput.isExactStressLine(stress))
@@ -93,9 +109,9 @@ struct PressureTests {
         let sandbox = try MemoryPressureSandbox()
         let result = try await sandbox.run(
             .executable(try stressToolPath(), arguments: [
-                "--seconds", "5", "--working-set-mib", "256", "--threads", "2", "--hot-budget-mib", "64", "--seed", "13",
+                "--seconds", Self.scaled(5), "--working-set-mib", "256", "--threads", "2", "--hot-budget-mib", "64", "--seed", "13",
             ]),
-            memoryLimit: Self.limit, timeout: .seconds(60))
+            memoryLimit: Self.limit, timeout: Self.scaled(timeout: 60))
         let output = StressToolOutput(result.standardOutputText)
         #expect(!result.wasOOMKilled, "\(result)\n\(result.standardErrorText)")
         #expect(result.termination == .exited(0), "\(result)\n\(result.standardOutputText)\n\(result.standardErrorText)")

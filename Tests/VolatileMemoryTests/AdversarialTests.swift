@@ -35,6 +35,14 @@ struct AdversarialTests {
         }
     }
 
+    /// `VOLATILE_ADVERSARIAL_CYCLE_DIVISOR=N` (1 to 100) runs 1/N of the cycles, but at least
+    /// 2,000 per variant (enough for 100 raced drops): the kernel matrix sets it in emulated
+    /// guests, which run 50 to 100 times slower than the host.
+    static let cycleDivisor: Int = {
+        let value = ProcessInfo.processInfo.environment["VOLATILE_ADVERSARIAL_CYCLE_DIVISOR"].flatMap { Int($0) } ?? 1
+        return max(1, min(value, 100))
+    }()
+
     static func content(seed: UInt64, byteCount: Int) -> [UInt8] {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         bytes.withUnsafeMutableBytes { fill($0, seed: seed) }
@@ -134,7 +142,7 @@ struct AdversarialTests {
         arguments: [
             (Variant.userfaultfdFull, 100_000), (.userfaultfdUserModeOnly, 100_000), (.canary, 100_000),
             (.userfaultfdFullNoPrecheck, 20_000), (.userfaultfdAtomicTouch, 20_000), (.canaryAtomicTouch, 20_000),
-        ])
+        ].map { ($0.0, max(min($0.1, 2_000), $0.1 / cycleDivisor)) })
     func adversarial(variant: Variant, cycles: Int) throws {
         // For hunting rare races: VOLATILE_ADVERSARIAL_SCALE multiplies the cycles, and
         // VOLATILE_ADVERSARIAL_VARIANT (a Variant raw value) runs only that variant.

@@ -51,7 +51,9 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
             case .success(let descriptor): fd = descriptor
             case .failure(let error):
                 let full = fullError.map { "full mode refused with \($0); " } ?? ""
-                return .failure(.userfaultfdUnavailable(reason: "\(full)user-mode-only refused with \(error)"))
+                // Kernels before 5.11 reject the unknown flag with EINVAL: name the missing feature.
+                let missing = error == .invalidArgument ? " (the kernel lacks UFFD_USER_MODE_ONLY, Linux 5.11)" : ""
+                return .failure(.userfaultfdUnavailable(reason: "\(full)user-mode-only refused with \(error)\(missing)"))
             }
         }
         switch Syscall.uffdAPI(fd, features: 0) {
