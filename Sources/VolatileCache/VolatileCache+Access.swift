@@ -119,6 +119,7 @@ extension VolatileCache {
     /// - Returns: What `body` returns, or nil on a miss.
     /// - Throws: What `body` throws, ``VolatileCacheError/memoryUnavailable(_:)`` if a
     ///   re-pin fails, ``VolatileCacheError/reentrantAccess``.
+    @inlinable
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)

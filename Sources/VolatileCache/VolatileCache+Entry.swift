@@ -55,8 +55,13 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     private(set) var byteCount = 0
     /// Whole pages, for the hot / volatile byte figures.
     private(set) var footprint = 0
-    /// Recency clock value of the last access seen (see `VolatileCache+Shards.swift`).
-    var stamp: UInt64 = 0
+    /// Recency clock value of the last access seen (see `VolatileCache+Shards.swift`), in a
+    /// cell that read-buffer drains reach from a record without generic metadata.
+    var stamp: UInt64 {
+        get { recency.pointee.stamp }
+        set { recency.pointee.stamp = newValue }
+    }
+    let recency: UnsafeMutablePointer<EntryRecency>
     let key: Key
     /// The single-flight record while `loading` or `busy`.
     var flight: Flight?
@@ -68,7 +73,9 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     var listedStamp: UInt64 = 0
     private(set) var isRemoved = false
     /// The list the entry is in: `.none` while loading, demoting, busy, or removed.
-    private(set) var list: ListMembership = .none
+    private(set) var list: ListMembership = .none {
+        didSet { recency.pointee.isHotListed = list == .hot }
+    }
     /// The record published in the hot index while `hot`.
     private(set) var record: UnsafeMutablePointer<HotRecord<Key>>?
     /// Counts demotion claims, so a grace period that ends after a revive does nothing.
@@ -80,6 +87,12 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         self.key = key
         self.phase = phase
         self.flight = flight
+        recency = .allocate(capacity: 1)
+        recency.initialize(to: EntryRecency())
+    }
+
+    deinit {
+        recency.deallocate()
     }
 
     enum ListMembership: UInt8 { case none, hot, volatile }
@@ -197,7 +210,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
 
     private func publish(hash: Int, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
         let record = UnsafeMutablePointer<HotRecord<Key>>.allocate(capacity: 1)
-        record.initialize(to: HotRecord(hash: hash, key: key, base: base!, byteCount: byteCount, entry: self))
+        record.initialize(to: HotRecord(recency: recency, hash: hash, key: key, base: base!, byteCount: byteCount, entry: self))
         self.record = record
         index.publish(record, in: &state, garbage: &garbage)
     }
@@ -207,6 +220,14 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         self.record = nil
         index.unpublish(record, in: &state, garbage: &garbage)
     }
+}
+
+/// An entry's recency, what a read-buffer drain updates (under the shard lock). Not generic,
+/// so the drain loop needs no type metadata.
+struct EntryRecency {
+    var stamp: UInt64 = 0
+    /// Whether the entry is in its shard's hot list (only those take stamps from drains).
+    var isHotListed = false
 }
 
 /// An intrusive list sorted by ``CacheEntry/listedStamp`` (newest at the head). Links are

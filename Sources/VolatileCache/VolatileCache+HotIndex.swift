@@ -38,6 +38,8 @@ import VolatileMemory
 /// What a lock-free hit reads: immutable after publication, freed after a grace period.
 @usableFromInline
 struct HotRecord<Key: Hashable & Sendable> {
+    /// First, at offset 0: a drain reads it from a record's address without generic metadata.
+    let recency: UnsafeMutablePointer<EntryRecency>
     @usableFromInline let hash: Int
     @usableFromInline let key: Key
     @usableFromInline let base: UnsafeRawPointer
@@ -45,7 +47,8 @@ struct HotRecord<Key: Hashable & Sendable> {
     /// Keeps the entry alive while the record lives (read only under the shard lock).
     let entry: CacheEntry<Key>
 
-    init(hash: Int, key: Key, base: UnsafeRawPointer, byteCount: Int, entry: CacheEntry<Key>) {
+    init(recency: UnsafeMutablePointer<EntryRecency>, hash: Int, key: Key, base: UnsafeRawPointer, byteCount: Int, entry: CacheEntry<Key>) {
+        self.recency = recency
         self.hash = hash
         self.key = key
         self.base = base
@@ -177,24 +180,9 @@ extension ShardPointer {
     ///   - everything: Scan every word of every stripe (before records are freed: a slow
     ///     writer may have stored behind a tail that was already drained).
     func drain(stripe: Int?, everything: Bool = false, in state: inout ShardState<Key>, epoch: EpochPointer) {
-        let buffers = pointee.buffers
-        let stripes = stripe.map { ($0 & (ReadBuffers.stripeCount - 1))...($0 & (ReadBuffers.stripeCount - 1)) }
-            ?? 0...(ReadBuffers.stripeCount - 1)
-        for stripe in stripes {
-            let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.load(ordering: .relaxed)
-            if !everything && tail == state.drainedTails[stripe] { continue }
-            state.drainedTails[stripe] = tail
-            for index in 0..<ReadBuffers.slotsPerStripe {
-                let slot = ReadBuffers.slot(buffers, stripe: stripe, index: index)
-                guard slot.pointee.load(ordering: .relaxed) != 0 else { continue }
-                let bits = slot.pointee.exchange(0, ordering: .acquiring)
-                guard let record = UnsafeMutablePointer<HotRecord<Key>>(bitPattern: bits) else { continue }
-                let entry = record.pointee.entry
-                if entry.phase == .hot && entry.list == .hot {
-                    entry.stamp = state.nextStamp(epoch: epoch, publish: false)
-                }
-            }
-        }
+        let first = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? 0
+        let last = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? (ReadBuffers.stripeCount - 1)
+        state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch)
     }
 
     /// Publishes a record (under the shard lock), growing or rebuilding the table first if

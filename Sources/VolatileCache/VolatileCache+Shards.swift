@@ -116,12 +116,9 @@ struct ShardState<Key: Hashable & Sendable> {
     /// Records published in the hot index table, and tombstones left in it.
     var indexCount = 0
     var indexTombstones = 0
-    /// Each read-buffer stripe's tail when it was last drained (drains skip unchanged stripes).
-    var drainedTails = [UInt](repeating: 0, count: ReadBuffers.stripeCount)
-    /// The shard's recency clock (see the file comment).
-    var clock: UInt64 = 0
-    /// Stamps since the shard last raised the global epoch.
-    var unpublished: UInt64 = 0
+    /// The shard's recency clock and read-buffer bookkeeping (not generic: drains use it
+    /// without type metadata).
+    var recency = ShardRecency()
     var counters = ShardCounters()
     /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them). Every entry
     /// readers hold is here (or removed): see ``pinnedBytes``.
@@ -142,14 +139,7 @@ struct ShardState<Key: Hashable & Sendable> {
 
     /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
     mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
-        let stamp = Swift.max(clock, epoch.load()) &+ 1
-        clock = stamp
-        unpublished &+= 1
-        if publish || unpublished >= 64 {
-            unpublished = 0
-            epoch.raise(to: stamp)
-        }
-        return stamp
+        recency.nextStamp(epoch: epoch, publish: publish)
     }
 
     /// Bytes of the shard's entries that readers hold now. Computed on demand (statistics are
@@ -191,6 +181,46 @@ struct ShardState<Key: Hashable & Sendable> {
             steps += 1
         }
         return nil
+    }
+}
+
+/// A shard's recency clock (under its lock).
+struct ShardRecency {
+    /// The shard's clock (see the file comment).
+    var clock: UInt64 = 0
+    /// Stamps since the shard last raised the global epoch.
+    var unpublished: UInt64 = 0
+    /// Each read-buffer stripe's tail when it was last drained (drains skip unchanged stripes).
+    var drainedTails = [UInt](repeating: 0, count: ReadBuffers.stripeCount)
+
+    /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
+    mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
+        let stamp = Swift.max(clock, epoch.load()) &+ 1
+        clock = stamp
+        unpublished &+= 1
+        if publish || unpublished >= 64 {
+            unpublished = 0
+            epoch.raise(to: stamp)
+        }
+        return stamp
+    }
+
+    /// Replays buffered hits of a shard's stripes into this clock.
+    mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer) {
+        for stripe in stripes {
+            let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.load(ordering: .relaxed)
+            if !everything && tail == drainedTails[stripe] { continue }
+            drainedTails[stripe] = tail
+            for index in 0..<ReadBuffers.slotsPerStripe {
+                let slot = ReadBuffers.slot(buffers, stripe: stripe, index: index)
+                guard slot.pointee.load(ordering: .relaxed) != 0 else { continue }
+                let bits = slot.pointee.exchange(0, ordering: .acquiring)
+                guard let record = UnsafeRawPointer(bitPattern: bits) else { continue }
+                // A record's first field is its entry's recency cell.
+                let recency = record.load(as: UnsafeMutablePointer<EntryRecency>.self)
+                if recency.pointee.isHotListed { recency.pointee.stamp = nextStamp(epoch: epoch, publish: false) }
+            }
+        }
     }
 }
 

@@ -74,6 +74,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
+        // Read-buffer drains reach an entry's recency cell at a record's first word.
+        precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.recency) == 0)
         self.hotByteLimit = configuration.hotByteLimit
         if configuration.monitorsMemoryPressure {
             try startPressureMonitoring()
