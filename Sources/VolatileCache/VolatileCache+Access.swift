@@ -102,7 +102,8 @@ extension VolatileCache {
         let slot = ReadEpochs.enter()
         if let record = shard.findHot(hashed) {
             defer { leaveReadSection(slot) }
-            if shard.recordHit(record, stripe: slot.address.pointee.index) { drainReadBuffer(shard, stripe: slot.address.pointee.index) }
+            let slotIndex = slot.address.pointee.index
+            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
             return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
         }
         leaveReadSection(slot)
@@ -126,7 +127,8 @@ extension VolatileCache {
         let slot = ReadEpochs.enter()
         if let record = shard.findHot(hashed) {
             defer { leaveReadSection(slot) }
-            if shard.recordHit(record, stripe: slot.address.pointee.index) { drainReadBuffer(shard, stripe: slot.address.pointee.index) }
+            let slotIndex = slot.address.pointee.index
+            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
             return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
         }
         leaveReadSection(slot)
@@ -164,8 +166,9 @@ extension VolatileCache {
     /// Replays the thread's read-buffer stripe into the shard's recency clock if the shard
     /// lock is free now (a hit never waits for it).
     @usableFromInline @inline(never)
-    func drainReadBuffer(_ shard: ShardPointer<Key>, stripe: Int) {
+    func drainReadBuffer(_ shard: ShardPointer<Key>, slotIndex: Int) {
         let epoch = shards.epoch
+        let stripe = min(slotIndex, ReadBuffers.stripeCount - 1)
         _ = shard.pointee.state.withLockIfAvailable { state in
             shard.drain(stripe: stripe, in: &state, epoch: epoch)
         }

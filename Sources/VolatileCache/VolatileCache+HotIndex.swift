@@ -24,9 +24,9 @@ import VolatileMemory
 // (or is rebuilt without its tombstones) when live records plus tombstones pass half of it,
 // so every probe ends at an empty word.
 //
-// Recency: a hit appends the record's address to one stripe of the shard's read buffer (the
-// stripe picked by the thread's epoch-slot index, so a thread writes only its own stripe's
-// lines unless more than `stripeCount` threads read the shard). A stripe is a ring of
+// Recency: a hit appends the record's address to one stripe of the shard's read buffer. The
+// first `stripeCount - 1` epoch slots (threads) own a stripe each and write only its lines,
+// with plain stores; any further threads share the last stripe through an atomic add. A stripe is a ring of
 // `slotsPerStripe` words and a tail counter; when a hit fills a lap of the ring, that thread
 // tries the shard lock (tryLock: it never waits) and replays its stripe into the recency
 // clock. What is lost, as in Caffeine: accesses overwritten when a stripe laps before it is
@@ -153,13 +153,24 @@ extension ShardPointer {
         }
     }
 
-    /// Appends a hit to the thread's stripe (lossy, see the file comment).
+    /// Appends a hit to the thread's stripe (lossy, see the file comment). Threads with a
+    /// slot index below `stripeCount - 1` own their stripe and bump its tail with a plain
+    /// load and store; all others share the last stripe and use an atomic add, so the hit
+    /// counts (the tails) stay exact.
     /// - Returns: True when the stripe just filled a lap: the caller should try to drain it.
     @inlinable @inline(__always)
-    func recordHit(_ record: UnsafeMutablePointer<HotRecord<Key>>, stripe: Int) -> Bool {
+    func recordHit(_ record: UnsafeMutablePointer<HotRecord<Key>>, slotIndex: Int) -> Bool {
         let buffers = pointee.buffers
-        let stripe = stripe & (ReadBuffers.stripeCount - 1)
-        let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+        let owned = slotIndex < ReadBuffers.stripeCount - 1
+        let stripe = owned ? slotIndex : ReadBuffers.stripeCount - 1
+        let tailCounter = ReadBuffers.tail(buffers, stripe: stripe)
+        let tail: UInt
+        if owned {
+            tail = tailCounter.pointee.load(ordering: .relaxed)
+            tailCounter.pointee.store(tail &+ 1, ordering: .relaxed)
+        } else {
+            tail = tailCounter.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+        }
         let position = Int(truncatingIfNeeded: tail) & (ReadBuffers.slotsPerStripe - 1)
         ReadBuffers.slot(buffers, stripe: stripe, index: position).pointee.store(UInt(bitPattern: record), ordering: .releasing)
         return position == ReadBuffers.slotsPerStripe - 1

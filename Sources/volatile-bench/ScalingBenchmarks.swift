@@ -172,7 +172,8 @@ struct ScalingResult {
 
 let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache"]
 
-/// Measures the matrix. `lookups` per thread per sample (NSCache gets a tenth: it is ~50x slower).
+/// Measures the matrix. `lookups` per sample, split between the threads (NSCache gets a
+/// tenth: it is ~50x slower).
 func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int) throws -> ScalingResult {
     var result = ScalingResult()
     var sink = 0
@@ -243,7 +244,8 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
                     for offset in 0..<scalingContenders.count {
                         let contender = scalingContenders[(round + offset) % scalingContenders.count]
                         let loop = loops[contender]!
-                        let count = contender == "nscache" ? lookups / 10 : lookups
+                        // The same total work at every thread count (split between the threads).
+                        let count = (contender == "nscache" ? lookups / 10 : lookups) / threads
                         let sample: ThreadedSample
                         if threads == 1 {
                             let keys = UnsafeBufferPointer(streams.streams[0])
@@ -278,6 +280,19 @@ func runHitLoopForProfiling(lookups: Int) throws {
     var sum = 0
     for index in 0..<lookups {
         sum &+= (try? cache.withBytes(forKey: (index &* 7919) & 1023) { Int($0[1]) }) ?? 0
+    }
+    if sum == 42 { print("") }
+}
+
+/// The `Mutex<[Int: [UInt8]]>` lookup loop alone, as `runHitLoopForProfiling` (same keys).
+func runMutexLoopForProfiling(lookups: Int) {
+    let dictionary = Mutex<[Int: [UInt8]]>([:])
+    for key in 0..<1024 { dictionary.withLock { $0[key] = [UInt8](repeating: UInt8(key & 255), count: 256) } }
+    var sum = 0
+    for index in 0..<lookups {
+        let key = (index &* 7919) & 1023
+        let value = dictionary.withLock { $0[key] }
+        sum &+= Int(value?[1] ?? 0)
     }
     if sum == 42 { print("") }
 }

@@ -46,6 +46,13 @@ while let argument = arguments.popFirst() {
             exit(1)
         }
         exit(0)
+    case "--mutex-loop":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --mutex-loop needs a positive number")
+            exit(2)
+        }
+        runMutexLoopForProfiling(lookups: value)
+        exit(0)
     case "--help", "-h":
         print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen] | --hit-loop N")
         exit(0)
@@ -123,7 +130,7 @@ do {
     if runs("scaling") {
         let threadCounts = [1, 2, 4, 8]
         let scaling = try benchmarkScaling(
-            keyCounts: [1024, 100_000], threadCounts: threadCounts, lookups: quick ? 100_000 : 400_000, rounds: quick ? 3 : 7)
+            keyCounts: [1024, 100_000], threadCounts: threadCounts, lookups: quick ? 200_000 : 800_000, rounds: quick ? 3 : 7)
         // The matrix, ns per lookup (aggregate over the threads).
         for keys in [1024, 100_000] {
             for shared in [false, true] {
