@@ -4,7 +4,7 @@ import VolatileMemory
 // budget; the least recently used beyond it are demoted to volatile.
 //
 // Recency policy (see `VolatileCache+Shards.swift` for the clock): a hit only writes its
-// entry's stamp. Each shard's hot list is sorted by the stamp an entry had when it was
+// read-buffer stripe, which drains replay into stamps (lossy, see `VolatileCache+HotIndex.swift`). Each shard's hot list is sorted by the stamp an entry had when it was
 // placed; a demotion pass re-places the entries hit since then as it meets them at the tail,
 // so the victim it picks in a shard is that shard's exact least recently used unpinned
 // entry. Across shards it takes the smallest of the shards' candidates' stamps, which is

@@ -7,9 +7,10 @@ import VolatileSystem
 // reference count is touched on the hit path.
 //
 // Recency clock. Each shard keeps its own counter under its lock; an access stamps its entry
-// with `max(shard clock, epoch) + 1`. The global epoch is raised (an atomic `max`) by every
-// install and by every 64th hit of a shard, and read by hits with a relaxed load: a hit never
-// writes a line that another shard's hits write. Within a shard the stamps are exact LRU
+// with `max(shard clock, epoch) + 1` when it is replayed from the read buffer (or at once, for
+// a locked access). The global epoch is raised (an atomic `max`) by every install and by every
+// 64th stamp of a shard, and read with a relaxed load. Lock-free hits never stamp: they only
+// write their read-buffer stripe (see `VolatileCache+HotIndex.swift`). Within a shard the stamps are exact LRU
 // order; across shards they are a Lamport-style clock, so two accesses in different shards
 // compare in the wrong order only when they are within about 64 hits of one shard of each other.
 

@@ -5,7 +5,7 @@ import VolatileSystem
 /// A cache for regenerable byte objects whose memory the kernel may take back.
 ///
 /// Recently used entries stay in ordinary memory (the *hot set*, bounded by
-/// ``Configuration/hotByteLimit``); a hit on them costs a shard lock and no system call.
+/// ``Configuration/hotByteLimit``); a hit on them takes no lock and makes no system call.
 /// Older entries become *volatile* (`MADV_FREE`): the kernel may drop their pages under
 /// memory pressure, without swap. On access a volatile entry is re-pinned; if pages were
 /// dropped, its regenerator runs again (only for the dropped pages if it can).
