@@ -46,6 +46,16 @@ while let argument = arguments.popFirst() {
             exit(1)
         }
         exit(0)
+    case "--regen-loop", "--regen-baseline":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: \(argument) needs a positive number")
+            exit(2)
+        }
+        do { try runRegenerationLoopForProfiling(rounds: value, baseline: argument == "--regen-baseline") } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "--mutex-loop":
         guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
             printError("volatile-bench: --mutex-loop needs a positive number")
