@@ -16,7 +16,8 @@ import VolatileSystem
 //
 // A writer that unpublishes something readers may still be using (a hot record, an old index
 // table; the extent behind a record, which demotion or free would change) *retires* it: it
-// takes a snapshot of every slot whose counter is odd, and the retired work runs once each of
+// takes a snapshot of every slot whose counter is odd and whose section reads the same cache
+// (the slot carries the cache's tag; a section nested across caches counts for all), and the retired work runs once each of
 // those counters has moved on (the slot left the section it was in). Nothing ever waits for a
 // reader: a batch that is not yet safe is parked, and the next writer or the reader leaving
 // its section runs it. So a writer inside a body (removeValue from a body) cannot deadlock on
@@ -37,6 +38,9 @@ struct EpochSlot: ~Copyable {
     /// Odd while the thread is inside a read section; +1 on every outermost entry and exit,
     /// never reset (a reused slot keeps counting, so "changed" stays meaningful).
     @usableFromInline let counter = Atomic<UInt64>(0)
+    /// The cache the outermost section reads (``ReadEpochs/anyCache`` once a nested section
+    /// reads another one): a grace period of one cache ignores sections of other caches.
+    @usableFromInline let cache = Atomic<UInt>(0)
     /// Nesting depth; read and written only by the owning thread.
     @usableFromInline var depth = 0
     /// Small dense index of the slot, used to pick a read-buffer stripe.
@@ -81,10 +85,13 @@ enum ReadEpochs {
         return key
     }()
 
-    /// Enters a read section (nested sections only count depth).
+    /// Marks a section that reads more than one cache (it delays every cache's grace periods).
+    @usableFromInline static var anyCache: UInt { 1 }
+
+    /// Enters a read section of the cache tagged `cache` (nested sections only count depth).
     /// - Returns: The calling thread's slot, to pass to ``exit(_:)``.
     @inlinable @inline(__always)
-    static func enter() -> EpochSlotPointer {
+    static func enter(cache: UInt) -> EpochSlotPointer {
         let slot: EpochSlotPointer
         if let raw = vc_epoch_slot_get() {
             slot = EpochSlotPointer(raw.assumingMemoryBound(to: EpochSlot.self))
@@ -94,9 +101,19 @@ enum ReadEpochs {
         let depth = slot.address.pointee.depth
         slot.address.pointee.depth = depth &+ 1
         if depth == 0 {
+            slot.address.pointee.cache.store(cache, ordering: .relaxed)
             let value = slot.address.pointee.counter.load(ordering: .relaxed) &+ 1
-            slot.address.pointee.counter.store(value, ordering: .relaxed)
+            // Release: a writer that sees the odd counter also sees the cache tag.
+            slot.address.pointee.counter.store(value, ordering: .releasing)
             atomicMemoryFence(ordering: .sequentiallyConsistent)
+        } else {
+            let current = slot.address.pointee.cache.load(ordering: .relaxed)
+            if current != cache && current != anyCache {
+                // A nested section of another cache: widen the tag, with its own fence (the
+                // same Dekker argument as for the counter).
+                slot.address.pointee.cache.store(anyCache, ordering: .relaxed)
+                atomicMemoryFence(ordering: .sequentiallyConsistent)
+            }
         }
         return slot
     }
@@ -112,6 +129,24 @@ enum ReadEpochs {
         let value = slot.address.pointee.counter.load(ordering: .relaxed) &+ 1
         slot.address.pointee.counter.store(value, ordering: .releasing)
         return true
+    }
+
+    /// Collectors of caches with parked work, by tag: run when a section that read several
+    /// caches ends (its thread may be what their grace periods wait for).
+    private static let collectors = LockedValue<[UInt: @Sendable () -> Void]>([:])
+
+    static func registerCollector(cache: UInt, _ collect: @escaping @Sendable () -> Void) {
+        collectors.withLock { $0[cache] = collect }
+    }
+
+    static func unregisterCollector(cache: UInt) {
+        _ = collectors.withLock { $0.removeValue(forKey: cache) }
+    }
+
+    /// Runs every registered collector (after a section nested across caches ended).
+    @usableFromInline @inline(never)
+    static func collectEverywhere() {
+        for collect in collectors.withLock({ Array($0.values) }) { collect() }
     }
 
     /// Whether the calling thread is inside a read section.
@@ -148,15 +183,19 @@ enum ReadEpochs {
         registry.withLock { $0.free.append(slot) }
     }
 
-    /// Starts a grace period: call it after unpublishing (the fence orders the unpublish
-    /// before the snapshot, see the file comment).
-    static func startGracePeriod() -> GracePeriod {
+    /// Starts a grace period for what the cache tagged `cache` unpublished: call it after
+    /// unpublishing (the fence orders the unpublish before the snapshot, see the file comment).
+    static func startGracePeriod(cache: UInt) -> GracePeriod {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         return registry.withLock { registry in
             var busy: [(slot: EpochSlotPointer, counter: UInt64)] = []
             for slot in registry.all {
                 let counter = slot.address.pointee.counter.load(ordering: .acquiring)
-                if counter & 1 == 1 { busy.append((slot, counter)) }
+                guard counter & 1 == 1 else { continue }
+                // Read after the counter: the tag of that section or of a later one (then
+                // that section is over, and ignoring it is right).
+                let tag = slot.address.pointee.cache.load(ordering: .relaxed)
+                if tag == cache || tag == anyCache { busy.append((slot, counter)) }
             }
             return GracePeriod(busy: busy)
         }

@@ -99,7 +99,7 @@ extension VolatileCache {
         // else goes through `acquire`.
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
-        let slot = ReadEpochs.enter()
+        let slot = ReadEpochs.enter(cache: reclaimer.tag)
         if let record = shard.findHot(hashed) {
             defer { leaveReadSection(slot) }
             let slotIndex = slot.address.pointee.index
@@ -124,7 +124,7 @@ extension VolatileCache {
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
-        let slot = ReadEpochs.enter()
+        let slot = ReadEpochs.enter(cache: reclaimer.tag)
         if let record = shard.findHot(hashed) {
             defer { leaveReadSection(slot) }
             let slotIndex = slot.address.pointee.index

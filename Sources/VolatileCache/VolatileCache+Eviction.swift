@@ -12,7 +12,7 @@ extension VolatileCache {
         // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
         // the key's deinit (user code).
         var garbage = Garbage<Key>()
-        maintenance.withLock { _ in
+        maintenance.withLock {
             while isOverLimits {
                 guard evictOldest(excluding: protected, unpinnedOnly: false, into: &garbage) else { break }
             }
@@ -30,7 +30,7 @@ extension VolatileCache {
     /// - Returns: False when there is nothing left to evict.
     func evictForMemory() -> Bool {
         var garbage = Garbage<Key>()
-        let evicted = maintenance.withLock { _ in evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
+        let evicted = maintenance.withLock { evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
         dispose(&garbage)
         return evicted
     }

@@ -10,6 +10,8 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     /// Parked batches (read by readers as they leave a section: a line written only when
     /// batches are parked or run).
     @usableFromInline let parkedCount = Atomic<Int>(0)
+    /// The cache's tag in epoch slots (this object's address: unique while the cache lives).
+    @usableFromInline var tag: UInt { UInt(bitPattern: ObjectIdentifier(self)) }
     private let parked = LockedValue<[(grace: GracePeriod, work: [Retired<Key>])]>([])
 
     init() {}
@@ -18,12 +20,13 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     /// no reader can be using it, else parks it. Call with no cache lock held.
     func retire(_ work: [Retired<Key>], cache: VolatileCache<Key>) {
         if !work.isEmpty {
-            let grace = ReadEpochs.startGracePeriod()
+            let grace = ReadEpochs.startGracePeriod(cache: tag)
             if grace.busy.isEmpty {
                 cache.perform(work)
             } else {
                 parked.withLock { $0.append((grace, work)) }
                 parkedCount.add(1, ordering: .sequentiallyConsistent)
+                ReadEpochs.registerCollector(cache: tag) { [weak cache] in cache?.collectRetired() }
             }
         }
         if parkedCount.load(ordering: .relaxed) > 0 { collect(cache: cache) }
@@ -73,9 +76,10 @@ extension VolatileCache {
     /// Leaves a lock-free read section, and runs parked work if there is some.
     @inlinable @inline(__always)
     func leaveReadSection(_ slot: EpochSlotPointer) {
-        if ReadEpochs.exit(slot) && reclaimer.parkedCount.load(ordering: .relaxed) > 0 {
-            collectRetired()
-        }
+        guard ReadEpochs.exit(slot) else { return }
+        if reclaimer.parkedCount.load(ordering: .relaxed) > 0 { collectRetired() }
+        // A section nested across caches may be what other caches' parked work waits for.
+        if slot.address.pointee.cache.load(ordering: .relaxed) == ReadEpochs.anyCache { ReadEpochs.collectEverywhere() }
     }
 
     @usableFromInline @inline(never)
@@ -123,8 +127,10 @@ extension VolatileCache {
         let flight = Flight()
         var garbage = Garbage<Key>()
         let taken: PinnedExtent? = shard.pointee.state.withLock { state in
-            if entry.isRemoved, entry.phase == .demoting, let extent = entry.pinned.take() {
-                // Removed while demoting: no reader is left, free it.
+            if entry.isRemoved, entry.phase == .demoting, entry.demotionTicket == ticket, let extent = entry.pinned.take() {
+                // Removed while demoting, and this is the latest claim (an older claim's grace
+                // period does not cover readers of the record a revive published since): no
+                // reader is left, free it.
                 garbage.add(extent)
                 return nil
             }

@@ -40,7 +40,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
     /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
-    let maintenance = LockedValue<Void>(())
+    let maintenance = Lock()
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
     /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
     @usableFromInline let reclaimer = Reclaimer<Key>()
@@ -87,6 +87,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         // No reader, pin or regeneration can outlive the cache (each holds a reference to
         // it), so no grace period is needed: parked work is dropped (its entries and extents
         // are freed with it), published records are freed.
+        ReadEpochs.unregisterCollector(cache: reclaimer.tag)
         reclaimer.discardAll()
         for index in 0..<shards.count {
             let shard = shards[index]
