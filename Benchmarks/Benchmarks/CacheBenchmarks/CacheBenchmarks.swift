@@ -1,4 +1,5 @@
-// The cache's three access paths, each with thresholds checked in under `Thresholds/`:
+// The cache's three access paths, each with thresholds checked in under `Thresholds/` (names
+// without spaces or punctuation: the threshold reader looks files up by the raw name):
 // - hot hit: a lock-free look-up of a hot 256-byte object (no allocation, no lock);
 // - miss: a removed key requested again (regeneration of 64 KiB into a recycled extent);
 // - re-pin: a volatile (shed) 64 KiB object pinned again with every page intact.
@@ -6,9 +7,9 @@ import Benchmark
 import VolatileCache
 
 /// Allocation counts are exact and machine-independent: the hit path must not allocate.
-/// Wall-clock thresholds are loose (a shared CI machine): they catch order-of-magnitude
-/// regressions only.
-private var timeTolerance: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 50.0, .p90: 100.0], absolute: [:]) }
+/// Time thresholds are loose (on the shared 2-core machine p90 moved by 160 % between two
+/// runs): they catch order-of-magnitude regressions only; allocations are the exact check.
+private var timeTolerance: BenchmarkThresholds { BenchmarkThresholds(relative: [.p50: 300.0, .p90: 400.0], absolute: [:]) }
 private var allocationTolerance: BenchmarkThresholds { BenchmarkThresholds(relative: [:], absolute: [.p50: 0, .p90: 0]) }
 
 private func fill(_ buffer: UnsafeMutableRawBufferPointer, key: Int) {
@@ -26,8 +27,8 @@ let benchmarks: @Sendable () -> Void = {
     )
 
     Benchmark(
-        "hot hit (1,024 keys, 256 B)",
-        configuration: .init(thresholds: [.wallClock: timeTolerance, .mallocCountTotal: allocationTolerance])
+        "HotHit_1024keys_256B",
+        configuration: .init(thresholds: [.wallClock: timeTolerance, .throughput: timeTolerance, .mallocCountTotal: allocationTolerance])
     ) { (benchmark: Benchmark, cache: VolatileCache<Int>) in
         var sum = 0
         for index in benchmark.scaledIterations {
@@ -41,8 +42,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark(
-        "miss + regenerate (64 KiB, recycled extent)",
-        configuration: .init(scalingFactor: .one, thresholds: [.wallClock: timeTolerance])
+        "MissRegenerate_64KiB_recycledExtent",
+        configuration: .init(scalingFactor: .one, thresholds: [.wallClock: timeTolerance, .throughput: timeTolerance])
     ) { (benchmark: Benchmark, cache: VolatileCache<Int>) in
         for _ in benchmark.scaledIterations {
             cache.removeValue(forKey: 1)
@@ -63,8 +64,8 @@ let benchmarks: @Sendable () -> Void = {
     }
 
     Benchmark(
-        "re-pin intact (64 KiB, after shed)",
-        configuration: .init(scalingFactor: .one, thresholds: [.wallClock: timeTolerance])
+        "RepinIntact_64KiB_afterShed",
+        configuration: .init(scalingFactor: .one, thresholds: [.wallClock: timeTolerance, .throughput: timeTolerance])
     ) { (benchmark: Benchmark, cache: VolatileCache<Int>) in
         for _ in benchmark.scaledIterations {
             cache.shed()
