@@ -159,7 +159,9 @@ struct ReadPathTests {
         @Sendable func size(_ key: Int) -> Int { (1 + key % 5) * page + 8 * (key % 3) }
         runThreads(8) { thread in
             var random = SplitMix64(seed: UInt64(thread) &+ 1000)
-            while ContinuousClock.now < deadline {
+            // At least the duration, and at least enough operations to reach the count limit
+            // (slow machines, sanitizers).
+            while ContinuousClock.now < deadline || operations.load(ordering: .relaxed) < 6000 {
                 // Zipf-like: most accesses on a few hot keys, some on a long tail (misses).
                 let key = random.next() % 4 == 0 ? Int(random.next() % 160) : Int(random.next() % 24)
                 let expected = size(key)
