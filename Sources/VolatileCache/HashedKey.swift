@@ -1,5 +1,6 @@
-// A key with its hash computed once: the shard is picked from the hash's high bits and the
-// shard's table reuses the same hash, so a hit hashes the key once.
+// A key with its hash computed once (with `Hasher`, through `hashValue`): the shard is picked
+// from the hash's high bits and the shard's hot index probes from its low bits, so a hit
+// hashes the key once. The locked dictionary hashes the stored hash again (misses only).
 
 /// A key and its `hashValue`, computed once per access.
 @usableFromInline
@@ -22,17 +23,5 @@ struct HashedKey<Key: Hashable & Sendable>: Hashable, Sendable {
     @inlinable
     func hash(into hasher: inout Hasher) {
         hasher.combine(hash)
-    }
-
-    // Dictionary asks for this instead of running a `Hasher`: `hash` is already a seeded
-    // SipHash of the key, so a cheap mix with the table's seed (which Dictionary varies per
-    // storage) is enough and saves the second hash of every look-up.
-    @inlinable
-    func _rawHashValue(seed: Int) -> Int {
-        var bits = UInt64(UInt(bitPattern: hash ^ seed))
-        bits ^= bits >> 32
-        bits &*= 0x9E37_79B9_7F4A_7C15
-        bits ^= bits >> 29
-        return Int(truncatingIfNeeded: bits)
     }
 }

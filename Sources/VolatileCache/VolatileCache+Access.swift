@@ -1,17 +1,17 @@
-public import Synchronization
+import Synchronization
 import VolatileMemory
 
-/// A reader's hold on a hot entry's content (released with `VolatileCache.release(_:)`).
-/// Unretained: the entry's dictionary reference (or, once it is removed, the reference that
-/// passes to its last reader) keeps it alive while any hold exists.
+/// A counted hold on a hot entry's content (released with `VolatileCache.release(_:)`): the
+/// slow paths' and long holds' protection (lock-free hits are protected by their read section
+/// instead). Keeps the entry alive with a strong reference.
 @usableFromInline
 struct Hold<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable; the bytes are read-only and pinned while it exists.
-    @usableFromInline let entry: Unmanaged<CacheEntry<Key>>
+    @usableFromInline let entry: CacheEntry<Key>
     @usableFromInline let base: UnsafeRawPointer
     @usableFromInline let byteCount: Int
 
     @inlinable
-    init(entry: Unmanaged<CacheEntry<Key>>, base: UnsafeRawPointer, byteCount: Int) {
+    init(entry: CacheEntry<Key>, base: UnsafeRawPointer, byteCount: Int) {
         self.entry = entry
         self.base = base
         self.byteCount = byteCount
@@ -70,7 +70,7 @@ enum AcquireStep<Key: Hashable & Sendable>: ~Copyable {
 extension VolatileCache {
     /// Calls `body` with the object's bytes, regenerating them first on a miss or a drop.
     ///
-    /// A hit on a hot entry takes a shard lock and makes no system call. A volatile entry is
+    /// A hit on a hot entry takes no lock and makes no system call. A volatile entry is
     /// re-pinned; if the kernel dropped some of its pages, `regenerate` runs (it may repair
     /// only those pages, see ``RegenerationContext/droppedPages``). Concurrent callers for the
     /// same key share one regeneration and all get its result or its error.
@@ -98,7 +98,16 @@ extension VolatileCache {
         // The hot hit is inlined into the caller (specialized for its key type); everything
         // else goes through `acquire`.
         let hashed = HashedKey(key)
-        let hold = try hotHit(hashed) ?? acquire(hashed, offersRepair: .always, canRegenerate: true, regenerate)!
+        let shard = shard(for: hashed)
+        let slot = ReadEpochs.enter(cache: reclaimer.tag)
+        if let record = shard.findHot(hashed) {
+            defer { leaveReadSection(slot) }
+            let slotIndex = slot.address.pointee.index
+            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
+            return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
+        }
+        leaveReadSection(slot)
+        let hold = try acquire(hashed, offersRepair: .always, canRegenerate: true, regenerate)!
         defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
     }
@@ -111,9 +120,19 @@ extension VolatileCache {
     /// - Returns: What `body` returns, or nil on a miss.
     /// - Throws: What `body` throws, ``VolatileCacheError/memoryUnavailable(_:)`` if a
     ///   re-pin fails, ``VolatileCacheError/reentrantAccess``.
+    @inlinable
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let hashed = HashedKey(key)
-        guard let hold = try hotHit(hashed) ?? acquire(hashed, offersRepair: .never, canRegenerate: false, { _ in }) else {
+        let shard = shard(for: hashed)
+        let slot = ReadEpochs.enter(cache: reclaimer.tag)
+        if let record = shard.findHot(hashed) {
+            defer { leaveReadSection(slot) }
+            let slotIndex = slot.address.pointee.index
+            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
+            return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
+        }
+        leaveReadSection(slot)
+        guard let hold = try acquire(hashed, offersRepair: .never, canRegenerate: false, { _ in }) else {
             return nil
         }
         defer { release(hold) }
@@ -144,15 +163,14 @@ extension VolatileCache {
         try withBytes(forKey: key) { Array($0) }
     }
 
-    /// A hit on a hot entry: one shard-lock acquisition (look up, stamp, take a hold), no
-    /// list move, no retain, no shared write. No syscall.
-    @inlinable
-    func hotHit(_ key: HashedKey<Key>) -> Hold<Key>? {
-        let shard = shard(for: key)
+    /// Replays the thread's read-buffer stripe into the shard's recency clock if the shard
+    /// lock is free now (a hit never waits for it).
+    @usableFromInline @inline(never)
+    func drainReadBuffer(_ shard: ShardPointer<Key>, slotIndex: Int) {
         let epoch = shards.epoch
-        return shard.pointee.state.withLock { state -> Hold<Key>? in
-            guard let reference = state.entries[key] else { return nil }
-            return Self.takeHold(reference, in: &state, epoch: epoch)
+        let stripe = min(slotIndex, ReadBuffers.stripeCount - 1)
+        _ = shard.pointee.state.withLockIfAvailable { state in
+            shard.drain(stripe: stripe, in: &state, epoch: epoch)
         }
     }
 
@@ -203,14 +221,17 @@ extension VolatileCache {
 
     // MARK: - Steps shared with the async path
 
-    /// The decision under the shard lock. A hot hit stamps and takes a hold, nothing else.
+    /// The decision under the shard lock. A hot hit stamps and takes a counted hold; a
+    /// `demoting` entry (unpublished, not yet unpinned) is revived.
     /// - Parameters:
     ///   - key: The key, hashed once by the caller (it also picked `shard` with that hash).
     ///   - canCreate: Whether a miss creates a loading entry for the caller to regenerate.
     func lookup(_ key: HashedKey<Key>, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
         let epoch = shards.epoch
+        var garbage = Garbage<Key>()
+        defer { dispose(&garbage) }
         return shard.pointee.state.withLock { state -> LookupStep<Key> in
-            guard let reference = state.entries[key] else {
+            guard let entry = state.entries[key] else {
                 state.counters.misses += 1
                 guard canCreate else { return .absent }
                 let flight = Flight()
@@ -218,18 +239,19 @@ extension VolatileCache {
                 state.store(entry, at: key)
                 return .load(entry, flight)
             }
-            if let hold = Self.takeHold(reference, in: &state, epoch: epoch) { return .hit(hold) }
-            let entry = reference.takeUnretainedValue()
+            // Buffered hits happened before this access: replay them first.
+            shard.drain(stripe: nil, in: &state, epoch: epoch)
+            if entry.phase == .demoting {
+                entry.revive(hash: key.hash, stamp: state.nextStamp(epoch: epoch, publish: true), in: &state, index: shard, garbage: &garbage)
+                totals.hotBytes.add(entry.footprint, ordering: .relaxed)
+            }
+            if let hold = Self.takeHold(entry, in: &state, epoch: epoch) { return .hit(hold) }
             switch entry.phase {
-            case .hot:
+            case .hot, .demoting:
                 fatalError("unreachable: a hot entry is a hit")
             case .volatile:
-                let extent = entry.volatile.take()!
-                state.volatile.remove(entry)
-                entry.list = .none
-                entry.phase = .busy
                 let flight = Flight()
-                entry.flight = flight
+                let extent = entry.claimForRepin(flight: flight, in: &state)
                 totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
                 return .repin(entry, flight, extent)
             case .loading, .busy:
@@ -354,13 +376,13 @@ extension VolatileCache {
     /// Gives up on a loading or busy entry: it leaves the cache, and its waiters get `error`
     /// (or retry, when there is none).
     func abandon(_ entry: CacheEntry<Key>, flight: Flight, in shard: ShardPointer<Key>, error: (any Error)?) {
-        var garbage = Garbage()
+        var garbage = Garbage<Key>()
         shard.pointee.state.withLock { state in
             if error != nil { state.counters.regenerationFailures += 1 }
             entry.flight = nil
-            detach(entry, from: &state, into: &garbage)
+            detach(entry, from: &state, in: shard, into: &garbage)
         }
-        garbage.dispose()
+        dispose(&garbage)
         if let error { flight.finish(.failed(error)) } else { flight.finish(.ready) }
     }
 

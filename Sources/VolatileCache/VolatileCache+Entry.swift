@@ -1,78 +1,245 @@
-public import Synchronization
+import Synchronization
 import VolatileMemory
 
-/// Where an entry's content is.
+/// Where an entry's content is (see ``CacheEntry`` for the transitions).
 @usableFromInline
 enum EntryPhase: UInt8 {
     /// Being generated for the first time (or after a drop): its flight's waiters wait.
     case loading
     /// A syscall is moving it between hot and volatile, outside the shard lock: waiters wait.
     case busy
-    /// Pinned and in the shard's hot list: hits make no syscall.
+    /// Pinned, in the shard's hot list and published in its hot index: hits take no lock.
     case hot
+    /// Unpublished from the hot index and still pinned, waiting for a grace period before
+    /// its unpin (lock-free readers may still be reading it). A locked look-up revives it.
+    case demoting
     /// Volatile (`MADV_FREE`) and in the shard's volatile list: a hit re-pins it.
     case volatile
 }
 
-/// One cached object. Its `var`s are guarded by its shard's mutex, with two exceptions:
-/// `holds` is atomic (readers release without the lock), and once an entry is removed with
-/// no holds left, exactly one thread (the one that saw the last hold go) owns its extent.
+/// One cached object and its lifecycle: every change of phase, list membership, hot-index
+/// publication and removal is one of the named transitions below, made under the entry's
+/// shard lock (except the hold count, which is atomic).
 ///
-/// Holds are only ever added under the shard lock, so under that lock `holds == 0` is stable:
-/// demotion and eviction claim an unheld entry by moving it to `busy` or removed there, and no
-/// hit can start on it meanwhile.
+/// ```text
+///                 beginLoad
+///   (absent) ─────────────────► loading ──install──┐
+///                                  ▲               ▼
+///                regenerate  ┌─────┘   ┌────────► hot ◄──────────────┐ revive (locked look-up)
+///                (dropped)   │         │ install   │ claimForDemotion │
+///                            │         │           ▼                  │
+///   volatile ──claimForRepin─┴──► busy ┘        demoting ─────────────┘
+///      ▲                          ▲  │              │ after a grace period:
+///      │       finishUnpin        │  │              │ beginUnpin
+///      └──────────────────────────┼──┘◄─────────────┘
+///                                 └── (busy: an unpin or re-pin syscall, outside the lock)
+///
+///   any phase ──detach──► removed (out of the dictionary, lists and hot index). Its extent
+///   is freed by whoever finishes last: the grace period of a hot or demoting entry, the
+///   last counted hold, or the thread that made it loading or busy.
+/// ```
+///
+/// Lock-free readers never touch the entry: they read its immutable ``HotRecord`` and are
+/// protected by the grace period that every unpublish starts (see `ReadEpochs.swift`).
+/// Counted holds (`pinnedValue`, async and slow-path readers) are only added under the shard
+/// lock, so under that lock `holds == 0` is stable: demotion and eviction claim an unheld
+/// entry there.
 @usableFromInline
-final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {
-    // The fields a hit reads and writes come first: with a small key they share the
-    // object's first cache line. They are guarded by the shard lock, so the dynamic
-    // exclusivity checks of class properties (a runtime call per access) are turned off.
-    /// Readers holding the content: `2 * count`, plus bit 0 once the entry is removed. The
-    /// thread that moves it to exactly 1 (removed, no readers) frees the extent.
-    @usableFromInline let holds = Atomic<Int>(0)
-    @exclusivity(unchecked) @usableFromInline var phase: EntryPhase
+final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guarded by the shard lock (holds: atomic).
+    /// Counted readers holding the content: `2 * count`, plus bit 0 once the entry is removed
+    /// and its grace period is over. The thread that moves it to exactly 1 frees the extent.
+    let holds = Atomic<Int>(0)
+    private(set) var phase: EntryPhase
     /// First byte of the content while hot (stays valid while any hold exists).
-    @exclusivity(unchecked) @usableFromInline var base: UnsafeRawPointer?
-    @exclusivity(unchecked) @usableFromInline var byteCount = 0
+    private(set) var base: UnsafeRawPointer?
+    private(set) var byteCount = 0
     /// Whole pages, for the hot / volatile byte figures.
-    @exclusivity(unchecked) @usableFromInline var footprint = 0
-    /// Recency clock value of the last access (see `VolatileCache+Shards.swift`).
-    @exclusivity(unchecked) @usableFromInline var stamp: UInt64 = 0
-    @usableFromInline let key: Key
+    private(set) var footprint = 0
+    /// Recency clock value of the last access seen (see `VolatileCache+Shards.swift`), in a
+    /// cell that read-buffer drains reach from a record without generic metadata.
+    var stamp: UInt64 {
+        get { recency.pointee.stamp }
+        set { recency.pointee.stamp = newValue }
+    }
+    let recency: UnsafeMutablePointer<EntryRecency>
+    let key: Key
     /// The single-flight record while `loading` or `busy`.
     var flight: Flight?
     var pinned: PinnedExtent?
     var volatile: VolatileExtent?
-    var cost = 0
+    private(set) var cost = 0
     /// The stamp the entry's list position was sorted by; a hit changes only `stamp`, and
     /// the demotion scan re-places the entry when the two differ.
     var listedStamp: UInt64 = 0
-    var isRemoved = false
-    /// The list the entry is in: `.none` while loading, busy, or removed.
-    var list: ListMembership = .none
-    @usableFromInline unowned(unsafe) var newer: CacheEntry?
-    @usableFromInline unowned(unsafe) var older: CacheEntry?
+    private(set) var isRemoved = false
+    /// The list the entry is in: `.none` while loading, demoting, busy, or removed.
+    private(set) var list: ListMembership = .none {
+        didSet { recency.pointee.isHotListed = list == .hot }
+    }
+    /// The record published in the hot index while `hot`.
+    private(set) var record: UnsafeMutablePointer<HotRecord<Key>>?
+    /// Counts demotion claims, so a grace period that ends after a revive does nothing.
+    private(set) var demotionTicket: UInt64 = 0
+    unowned(unsafe) var newer: CacheEntry?
+    unowned(unsafe) var older: CacheEntry?
 
     init(key: Key, phase: EntryPhase, flight: Flight?) {
         self.key = key
         self.phase = phase
         self.flight = flight
+        recency = .allocate(capacity: 1)
+        recency.initialize(to: EntryRecency())
+    }
+
+    deinit {
+        recency.deallocate()
     }
 
     enum ListMembership: UInt8 { case none, hot, volatile }
+
+    // MARK: Transitions (all under the shard lock)
+
+    /// loading/busy → hot: records the new content, publishes it in the hot index and puts
+    /// the entry at the head of the hot list. Not for a removed entry (see ``installRemoved(extent:)``).
+    /// - Returns: The flight to finish after the lock.
+    func install(
+        base: UnsafeRawPointer, byteCount: Int, footprint: Int, cost: Int, hash: Int, stamp: UInt64,
+        in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>
+    ) -> Flight? {
+        precondition(phase == .loading || phase == .busy, "install from \(phase)")
+        let flight = self.flight
+        self.flight = nil
+        self.base = base
+        self.byteCount = byteCount
+        self.footprint = footprint
+        self.cost = cost
+        self.stamp = stamp
+        listedStamp = stamp
+        phase = .hot
+        state.hot.pushNewest(self)
+        list = .hot
+        publish(hash: hash, in: &state, index: index, garbage: &garbage)
+        return flight
+    }
+
+    /// loading/busy of a removed entry: takes the finished content, which no one else sees.
+    func installRemoved(base: UnsafeRawPointer, byteCount: Int, footprint: Int) -> Flight? {
+        precondition(isRemoved)
+        let flight = self.flight
+        self.flight = nil
+        self.base = base
+        self.byteCount = byteCount
+        self.footprint = footprint
+        phase = .hot
+        return flight
+    }
+
+    /// The cost recorded when the content was produced; `cost` is set by ``install``.
+    func setCost(_ cost: Int) { self.cost = cost }
+
+    /// hot → demoting: unpublishes the entry and takes it out of the hot list. The unpin
+    /// waits for a grace period (`finishGracePeriodOfDemotion`).
+    /// - Returns: The ticket that the grace period's work must still find.
+    func claimForDemotion(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) -> UInt64 {
+        precondition(phase == .hot && list == .hot && !isRemoved)
+        state.hot.remove(self)
+        list = .none
+        unpublish(in: &state, index: index, garbage: &garbage)
+        phase = .demoting
+        demotionTicket &+= 1
+        return demotionTicket
+    }
+
+    /// demoting → hot: a locked look-up found it before its unpin; it is published again.
+    func revive(hash: Int, stamp: UInt64, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+        precondition(phase == .demoting && !isRemoved)
+        demotionTicket &+= 1
+        phase = .hot
+        self.stamp = stamp
+        listedStamp = stamp
+        state.hot.pushNewest(self)
+        list = .hot
+        publish(hash: hash, in: &state, index: index, garbage: &garbage)
+    }
+
+    /// demoting → busy, after the grace period: takes the pinned extent for the unpin.
+    /// - Returns: The extent, or nil when the claim is stale (revived since, or removed).
+    func beginUnpin(ticket: UInt64, flight: Flight) -> PinnedExtent? {
+        guard phase == .demoting, demotionTicket == ticket, !isRemoved else { return nil }
+        phase = .busy
+        self.flight = flight
+        return pinned.take()
+    }
+
+    /// busy → volatile: the unpin is done.
+    func finishUnpin(_ extent: consuming VolatileExtent, in state: inout ShardState<Key>) {
+        precondition(phase == .busy && !isRemoved)
+        flight = nil
+        volatile = consume extent
+        phase = .volatile
+        list = .volatile
+        listedStamp = stamp
+        state.volatile.insertOrdered(self)
+    }
+
+    /// volatile → busy: a look-up takes the volatile extent to re-pin it.
+    func claimForRepin(flight: Flight, in state: inout ShardState<Key>) -> VolatileExtent {
+        precondition(phase == .volatile && list == .volatile)
+        state.volatile.remove(self)
+        list = .none
+        phase = .busy
+        self.flight = flight
+        return volatile.take()!
+    }
+
+    /// any → removed: out of the lists and the hot index (the caller takes it out of the
+    /// dictionary). Idempotent.
+    /// - Returns: The phase it was removed from, or nil if it was removed already.
+    func detach(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) -> EntryPhase? {
+        guard !isRemoved else { return nil }
+        isRemoved = true
+        switch list {
+        case .hot: state.hot.remove(self)
+        case .volatile: state.volatile.remove(self)
+        case .none: break
+        }
+        list = .none
+        if phase == .hot { unpublish(in: &state, index: index, garbage: &garbage) }
+        return phase
+    }
+
+    private func publish(hash: Int, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+        let record = UnsafeMutablePointer<HotRecord<Key>>.allocate(capacity: 1)
+        record.initialize(to: HotRecord(recency: recency, hash: hash, key: key, base: base!, byteCount: byteCount, entry: self))
+        self.record = record
+        index.publish(record, in: &state, garbage: &garbage)
+    }
+
+    private func unpublish(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+        guard let record else { return }
+        self.record = nil
+        index.unpublish(record, in: &state, garbage: &garbage)
+    }
+}
+
+/// An entry's recency, what a read-buffer drain updates (under the shard lock). Not generic,
+/// so the drain loop needs no type metadata.
+struct EntryRecency {
+    var stamp: UInt64 = 0
+    /// Whether the entry is in its shard's hot list (only those take stamps from drains).
+    var isHotListed = false
 }
 
 /// An intrusive list sorted by ``CacheEntry/listedStamp`` (newest at the head). Links are
 /// unowned: the shard's dictionary owns the entries, and an entry leaves the list before it
 /// leaves the dictionary.
-@usableFromInline
 struct EntryList<Key: Hashable & Sendable> {
-    @usableFromInline unowned(unsafe) var newest: CacheEntry<Key>?
-    @usableFromInline unowned(unsafe) var oldest: CacheEntry<Key>?
-    @usableFromInline var count = 0
+    unowned(unsafe) var newest: CacheEntry<Key>?
+    unowned(unsafe) var oldest: CacheEntry<Key>?
+    var count = 0
 
     init() {}
 
-    @inlinable
     mutating func pushNewest(_ entry: CacheEntry<Key>) {
         entry.older = newest
         entry.newer = nil
@@ -118,7 +285,6 @@ struct EntryList<Key: Hashable & Sendable> {
         return keys
     }
 
-    @inlinable
     mutating func remove(_ entry: CacheEntry<Key>) {
         if let newer = entry.newer { newer.older = entry.older } else { newest = entry.older }
         if let older = entry.older { older.newer = entry.newer } else { oldest = entry.newer }
@@ -130,18 +296,22 @@ struct EntryList<Key: Hashable & Sendable> {
 
 /// What a pass under a lock takes out of the cache, freed by the same thread once the lock
 /// is released: freeing an extent is a syscall, and an entry's deinit runs its key's deinit.
-struct Garbage: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
+/// What lock-free readers may still see (records, index tables, the extents behind them) is
+/// not freed here but retired: it waits for a grace period (see `ReadEpochs.swift`).
+struct Garbage<Key: Hashable & Sendable>: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
     var pinned: [PinnedBox] = []
     var volatile: [VolatileBox] = []
     /// References given up by the shard's dictionary.
     var references: [AnyObject] = []
+    /// Work that waits for a grace period.
+    var retired: [Retired<Key>] = []
 
     mutating func add(_ extent: consuming PinnedExtent) { pinned.append(PinnedBox(extent)) }
     mutating func add(_ extent: consuming VolatileExtent) { volatile.append(VolatileBox(extent)) }
 
-    /// Frees everything now. Call it after the lock, so the frees happen here and not
-    /// wherever the optimizer ends the value's lifetime.
-    mutating func dispose() {
+    /// Frees what needs no grace period now. Call it after the lock, so the frees happen here
+    /// and not wherever the optimizer ends the value's lifetime; hand `retired` to the cache.
+    mutating func disposeImmediate() {
         pinned = []
         volatile = []
         references = []

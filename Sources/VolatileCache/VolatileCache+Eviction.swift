@@ -11,13 +11,13 @@ extension VolatileCache {
         guard configuration.countLimit != nil || configuration.totalCostLimit != nil, isOverLimits else { return }
         // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
         // the key's deinit (user code).
-        var garbage = Garbage()
-        maintenance.withLock { _ in
+        var garbage = Garbage<Key>()
+        maintenance.withLock {
             while isOverLimits {
                 guard evictOldest(excluding: protected, unpinnedOnly: false, into: &garbage) else { break }
             }
         }
-        garbage.dispose()
+        dispose(&garbage)
     }
 
     private var isOverLimits: Bool {
@@ -29,20 +29,22 @@ extension VolatileCache {
     /// Evicts the least recently used unpinned entry to make memory for an allocation.
     /// - Returns: False when there is nothing left to evict.
     func evictForMemory() -> Bool {
-        var garbage = Garbage()
-        let evicted = maintenance.withLock { _ in evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
-        garbage.dispose()
+        var garbage = Garbage<Key>()
+        let evicted = maintenance.withLock { evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
+        dispose(&garbage)
         return evicted
     }
 
     /// Evicts the globally least recently used entry; the caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
-    private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage) -> Bool {
+    private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
         while true {
             // Stamps are read under their shard's lock (hits write them there).
             var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
+            let epoch = shards.epoch
             for shard in shards.all {
                 shard.pointee.state.withLock { state in
+                    shard.drain(stripe: nil, in: &state, epoch: epoch)
                     let volatile = Self.oldest(in: state.volatile, excluding: protected)
                     let hot = state.oldestHot(limit: .max) { entry in
                         entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0)
@@ -61,7 +63,7 @@ extension VolatileCache {
                 guard !entry.isRemoved, entry.list != .none,
                     !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
                 else { return false }
-                detach(entry, from: &state, into: &garbage)
+                detach(entry, from: &state, in: best.shard, into: &garbage)
                 state.counters.evictions += 1
                 return true
             }

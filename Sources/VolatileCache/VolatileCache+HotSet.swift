@@ -4,7 +4,7 @@ import VolatileMemory
 // budget; the least recently used beyond it are demoted to volatile.
 //
 // Recency policy (see `VolatileCache+Shards.swift` for the clock): a hit only writes its
-// entry's stamp. Each shard's hot list is sorted by the stamp an entry had when it was
+// read-buffer stripe, which drains replay into stamps (lossy, see `VolatileCache+HotIndex.swift`). Each shard's hot list is sorted by the stamp an entry had when it was
 // placed; a demotion pass re-places the entries hit since then as it meets them at the tail,
 // so the victim it picks in a shard is that shard's exact least recently used unpinned
 // entry. Across shards it takes the smallest of the shards' candidates' stamps, which is
@@ -13,8 +13,11 @@ import VolatileMemory
 // Who demotes: whichever thread sees the hot bytes over budget after an install or a release
 // demotes until they fit, itself (no pass is skipped because another thread runs one): with
 // many threads installing, each pays for its own excess and the hot set cannot run away.
-// The unpin (MADV_FREE) runs outside the shard lock; meanwhile the entry is `busy` and its
-// accessors wait on its flight. Hits never wait for a demotion pass.
+// A claimed entry is unpublished from the hot index at once (`demoting`); its unpin
+// (MADV_FREE) waits for a grace period, so a lock-free reader still in its body keeps intact
+// bytes, and runs outside the shard lock (the entry is `busy` then and its accessors wait on
+// its flight). A locked look-up of a `demoting` entry revives it. Hits never wait for a
+// demotion pass.
 extension VolatileCache {
     /// Demotes every unpinned hot entry to volatile now, as a memory-pressure monitor does,
     /// and returns the arena's recycled extents to the kernel: the kernel may then take the
@@ -55,13 +58,17 @@ extension VolatileCache {
         return demoted
     }
 
-    /// Demotes the least recently used unpinned hot entry (see the policy above).
+    /// Demotes the least recently used unpinned hot entry (see the policy above): claims it
+    /// (unpublished, `demoting`) now; its unpin runs after a grace period.
     /// - Returns: Its bytes (0 if the candidate changed under us), or nil if there is none.
     private func demoteOldestHot(shedding: Bool) -> Int? {
         var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
+        let epoch = shards.epoch
         for index in 0..<shards.count {
             let shard = shards[index]
             shard.pointee.state.withLock { state in
+                // Buffered hits first, so the stamps are as fresh as the buffers allow.
+                shard.drain(stripe: nil, in: &state, epoch: epoch)
                 // Pinned entries stay hot; look a little past them.
                 guard let entry = state.oldestHot(limit: 32, where: { $0.holds.load(ordering: .relaxed) == 0 }) else { return }
                 if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
@@ -69,42 +76,19 @@ extension VolatileCache {
         }
         guard let best else { return nil }
         let entry = best.entry
-        // Claim it under the lock: holds are only added under this lock, so an unheld entry
-        // stays unheld until it is `busy`, and a hit meanwhile changed its stamp.
-        let flight = Flight()
-        // The footprint is read under the lock: once the flight ends, a re-pin may rewrite it.
-        var footprint = 0
-        let taken: PinnedExtent? = best.shard.pointee.state.withLock { state in
+        // Claim it under the lock: counted holds are only added under this lock, so an
+        // unheld entry stays unheld until it is `demoting`.
+        var garbage = Garbage<Key>()
+        let footprint: Int = best.shard.pointee.state.withLock { state in
             guard entry.phase == .hot, entry.list == .hot, !entry.isRemoved, entry.stamp == best.stamp,
-                entry.holds.load(ordering: .acquiring) == 0, let extent = entry.pinned.take()
-            else { return nil }
-            state.hot.remove(entry)
-            entry.list = .none
-            entry.phase = .busy
-            entry.flight = flight
-            footprint = entry.footprint
-            totals.hotBytes.subtract(footprint, ordering: .relaxed)
-            return extent
+                entry.holds.load(ordering: .acquiring) == 0
+            else { return 0 }
+            let ticket = entry.claimForDemotion(in: &state, index: best.shard, garbage: &garbage)
+            garbage.retired.append(.demotion(entry, ticket: ticket, shard: best.shard, shedding: shedding))
+            totals.hotBytes.subtract(entry.footprint, ordering: .relaxed)
+            return entry.footprint
         }
-        guard let extent = taken else { return 0 }
-        // The entry is busy: only this thread touches its extent fields until the lock below.
-        entry.volatile = extent.unpin()
-        var garbage = Garbage()
-        best.shard.pointee.state.withLock { state in
-            entry.flight = nil
-            if entry.isRemoved {
-                if let volatile = entry.volatile.take() { garbage.add(volatile) }
-                return
-            }
-            entry.phase = .volatile
-            entry.list = .volatile
-            entry.listedStamp = entry.stamp
-            state.volatile.insertOrdered(entry)
-            if !shedding { state.counters.demotions += 1 }
-            totals.volatileBytes.add(footprint, ordering: .relaxed)
-        }
-        garbage.dispose()
-        flight.finish(.ready)
+        dispose(&garbage)
         return footprint
     }
 }

@@ -14,7 +14,7 @@ extension VolatileCache {
         }
 
         /// The key of the object.
-        public var key: Key { hold.entry.takeUnretainedValue().key }
+        public var key: Key { hold.entry.key }
         /// The object's size in bytes.
         public var byteCount: Int { hold.byteCount }
 

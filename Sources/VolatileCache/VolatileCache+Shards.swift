@@ -1,4 +1,5 @@
 public import Synchronization
+import VolatileSystem
 
 // The shard table: one raw allocation holding the recency epoch and the lock shards, each on
 // its own 128-byte-aligned block (two cache lines, so neither a neighbour's lock word nor the
@@ -6,25 +7,39 @@ public import Synchronization
 // reference count is touched on the hit path.
 //
 // Recency clock. Each shard keeps its own counter under its lock; an access stamps its entry
-// with `max(shard clock, epoch) + 1`. The global epoch is raised (an atomic `max`) by every
-// install and by every 64th hit of a shard, and read by hits with a relaxed load: a hit never
-// writes a line that another shard's hits write. Within a shard the stamps are exact LRU
+// with `max(shard clock, epoch) + 1` when it is replayed from the read buffer (or at once, for
+// a locked access). The global epoch is raised (an atomic `max`) by every install and by every
+// 64th stamp of a shard, and read with a relaxed load. Lock-free hits never stamp: they only
+// write their read-buffer stripe (see `VolatileCache+HotIndex.swift`). Within a shard the stamps are exact LRU
 // order; across shards they are a Lamport-style clock, so two accesses in different shards
 // compare in the wrong order only when they are within about 64 hits of one shard of each other.
 
-/// One lock shard: the key table, the hot and volatile lists, and its counters.
+/// One shard: the locked state (key table, lists, counters) and the lock-free part that hot
+/// hits read (the hot index) and write (the read-buffer stripes).
 @usableFromInline
 struct CacheShard<Key: Hashable & Sendable>: ~Copyable {
-    @usableFromInline let state: Mutex<ShardState<Key>>
+    let state: LockedValue<ShardState<Key>>
+    /// The current hot-index table's address (see ``HotIndexTable``); replaced under the
+    /// shard lock, the old one retired.
+    @usableFromInline let hotTable: Atomic<UInt>
+    /// ``ReadBuffers/stripeCount`` stripes of ``ReadBuffers/stripeByteCount`` bytes.
+    @usableFromInline let buffers: UnsafeMutableRawPointer
 
     init() {
-        state = Mutex(ShardState<Key>())
+        state = LockedValue(ShardState<Key>())
+        hotTable = Atomic(UInt(bitPattern: HotIndexTable.allocate(capacity: HotIndexTable.minimumCapacity)))
+        buffers = ReadBuffers.allocate()
+    }
+
+    deinit {
+        HotIndexTable.deallocate(UnsafeMutableRawPointer(bitPattern: hotTable.load(ordering: .relaxed))!)
+        ReadBuffers.deallocate(buffers)
     }
 }
 
 /// A shard's address in the table.
 @usableFromInline
-struct ShardPointer<Key: Hashable & Sendable>: @unchecked Sendable {  // Points at a shard, whose state is behind its Mutex or atomics.
+struct ShardPointer<Key: Hashable & Sendable>: @unchecked Sendable {  // Points at a shard: its state is behind its lock or atomics.
     @usableFromInline let address: UnsafeMutablePointer<CacheShard<Key>>
 
     @inlinable
@@ -53,7 +68,7 @@ struct EpochPointer: @unchecked Sendable {  // Points at an atomic.
 
 /// The shard table's memory (owned by the cache, freed in its deinit).
 @usableFromInline
-struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable after init; each shard's state is behind its Mutex or atomics.
+struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable after init; each shard's state is behind its lock or atomics.
     @usableFromInline static var blockSize: Int { 128 }
     @usableFromInline let base: UnsafeMutableRawPointer
     @usableFromInline let stride: Int
@@ -95,50 +110,37 @@ struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable
     var all: [ShardPointer<Key>] { (0..<count).map { self[$0] } }
 }
 
-@usableFromInline
 struct ShardState<Key: Hashable & Sendable> {
-    /// The shard's entries. Each value holds one reference, taken with `passRetained` when
-    /// the entry is stored and given up by ``VolatileCache/detach(_:from:into:)`` (to the
-    /// garbage, or to the last reader of a removed entry): lookups read it without a retain.
-    /// Keyed by ``HashedKey``: a hit hashes its key once, for the shard and this table.
-    @usableFromInline var entries: [HashedKey<Key>: Unmanaged<CacheEntry<Key>>] = [:]
-    // What a hit writes comes next, on the lock word's cache line: a hit then dirties one
-    // line of the shard, not two (each is a cross-core transfer when another thread used
-    // the shard last).
-    /// The shard's recency clock (see the file comment).
-    @usableFromInline var clock: UInt64 = 0
-    /// Hits since the shard last raised the global epoch.
-    @usableFromInline var unpublished: UInt64 = 0
-    @usableFromInline var counters = ShardCounters()
+    /// The shard's entries, each held by a strong reference (locked look-ups only: hot hits
+    /// go through the hot index). Keyed by ``HashedKey``: the key is hashed once per access.
+    var entries: [HashedKey<Key>: CacheEntry<Key>] = [:]
+    /// Records published in the hot index table, and tombstones left in it.
+    var indexCount = 0
+    var indexTombstones = 0
+    /// The shard's recency clock and read-buffer bookkeeping (not generic: drains use it
+    /// without type metadata).
+    var recency = ShardRecency()
+    var counters = ShardCounters()
     /// Hot entries ordered by ``CacheEntry/listedStamp`` (hits do not move them). Every entry
     /// readers hold is here (or removed): see ``pinnedBytes``.
     var hot = EntryList<Key>()
     /// Volatile entries ordered by stamp (they get no hits, so it never goes stale).
     var volatile = EntryList<Key>()
 
-    /// The entry for `key`, as a strong reference (for the paths that keep it past the lock).
+    /// The entry for `key`.
     func entry(for key: HashedKey<Key>) -> CacheEntry<Key>? {
-        entries[key]?.takeUnretainedValue()
+        entries[key]
     }
 
-    /// Stores a new entry under `key` (its key, hashed by the caller); the dictionary takes
-    /// one reference.
+    /// Stores a new entry under `key` (its key, hashed by the caller).
     mutating func store(_ entry: CacheEntry<Key>, at key: HashedKey<Key>) {
         precondition(entries[key] == nil)
-        entries[key] = Unmanaged.passRetained(entry)
+        entries[key] = entry
     }
 
     /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
-    @inlinable
     mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
-        let stamp = Swift.max(clock, epoch.load()) &+ 1
-        clock = stamp
-        unpublished &+= 1
-        if publish || unpublished >= 64 {
-            unpublished = 0
-            epoch.raise(to: stamp)
-        }
-        return stamp
+        recency.nextStamp(epoch: epoch, publish: publish)
     }
 
     /// Bytes of the shard's entries that readers hold now. Computed on demand (statistics are
@@ -183,10 +185,51 @@ struct ShardState<Key: Hashable & Sendable> {
     }
 }
 
-/// Counters kept per shard under its lock (no shared cache line on the hit path).
-@usableFromInline
+/// A shard's recency clock (under its lock).
+struct ShardRecency {
+    /// The shard's clock (see the file comment).
+    var clock: UInt64 = 0
+    /// Stamps since the shard last raised the global epoch.
+    var unpublished: UInt64 = 0
+    /// Each read-buffer stripe's tail when it was last drained (drains skip unchanged stripes).
+    var drainedTails = [UInt](repeating: 0, count: ReadBuffers.stripeCount)
+
+    /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
+    mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
+        let stamp = Swift.max(clock, epoch.load()) &+ 1
+        clock = stamp
+        unpublished &+= 1
+        if publish || unpublished >= 64 {
+            unpublished = 0
+            epoch.raise(to: stamp)
+        }
+        return stamp
+    }
+
+    /// Replays buffered hits of a shard's stripes into this clock.
+    mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer) {
+        for stripe in stripes {
+            let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.load(ordering: .relaxed)
+            if !everything && tail == drainedTails[stripe] { continue }
+            drainedTails[stripe] = tail
+            for index in 0..<ReadBuffers.slotsPerStripe {
+                let slot = ReadBuffers.slot(buffers, stripe: stripe, index: index)
+                guard slot.pointee.load(ordering: .relaxed) != 0 else { continue }
+                let bits = slot.pointee.exchange(0, ordering: .acquiring)
+                guard let record = UnsafeRawPointer(bitPattern: bits) else { continue }
+                // A record's first field is its entry's recency cell.
+                let recency = record.load(as: UnsafeMutablePointer<EntryRecency>.self)
+                if recency.pointee.isHotListed { recency.pointee.stamp = nextStamp(epoch: epoch, publish: false) }
+            }
+        }
+    }
+}
+
+/// Counters kept per shard under its lock (lock-free hot hits are counted in their read-buffer
+/// stripes instead).
 struct ShardCounters {
-    @usableFromInline var hotHits = 0
+    /// Hot hits taken under the lock (counted holds: `pinnedValue`, async access).
+    var hotHits = 0
     var volatileHits = 0
     var misses = 0
     var droppedObjects = 0

@@ -59,6 +59,7 @@ extension VolatileCache {
         var counters = ShardCounters()
         var pinned = 0
         for shard in shards.all {
+            counters.hotHits += shard.bufferedHits()
             shard.pointee.state.withLock { state in
                 let c = state.counters
                 counters.hotHits += c.hotHits

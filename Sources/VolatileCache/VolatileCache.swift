@@ -5,7 +5,7 @@ import VolatileSystem
 /// A cache for regenerable byte objects whose memory the kernel may take back.
 ///
 /// Recently used entries stay in ordinary memory (the *hot set*, bounded by
-/// ``Configuration/hotByteLimit``); a hit on them costs a shard lock and no system call.
+/// ``Configuration/hotByteLimit``); a hit on them takes no lock and makes no system call.
 /// Older entries become *volatile* (`MADV_FREE`): the kernel may drop their pages under
 /// memory pressure, without swap. On access a volatile entry is re-pinned; if pages were
 /// dropped, its regenerator runs again (only for the dropped pages if it can).
@@ -40,8 +40,10 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
     /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
-    let maintenance = LockedValue<Void>(())
+    let maintenance = Lock()
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
+    /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
+    @usableFromInline let reclaimer = Reclaimer<Key>()
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, limits, arena configuration.
@@ -77,6 +79,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
+        // Read-buffer drains reach an entry's recency cell at a record's first word.
+        precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.recency) == 0)
         self.hotByteLimit = configuration.hotByteLimit
         if configuration.monitorsMemoryPressure {
             try startPressureMonitoring()
@@ -86,13 +90,21 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     deinit {
         monitor.withLock { $0 }?.stop()
         // No reader, pin or regeneration can outlive the cache (each holds a reference to
-        // it): every entry left is in a dictionary, which owns one reference to it.
+        // it), so no grace period is needed: parked work is dropped (its entries and extents
+        // are freed with it), published records are freed.
+        ReadEpochs.unregisterCollector(cache: reclaimer.tag)
+        reclaimer.discardAll()
         for index in 0..<shards.count {
-            let references = shards[index].pointee.state.withLock { state in
+            let shard = shards[index]
+            for record in shard.publishedRecords() {
+                record.deinitialize(count: 1)
+                record.deallocate()
+            }
+            let entries = shard.pointee.state.withLock { state in
                 defer { state.entries.removeAll() }
                 return Array(state.entries.values)
             }
-            for reference in references { reference.release() }
+            _ = entries
         }
         shards.destroy()
     }
@@ -141,12 +153,12 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let entry = CacheEntry<Key>(key: key, phase: .loading, flight: Flight())
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
-        var garbage = Garbage()
+        var garbage = Garbage<Key>()
         shard.pointee.state.withLock { state in
-            if let old = state.entry(for: hashed) { detach(old, from: &state, into: &garbage) }
+            if let old = state.entry(for: hashed) { detach(old, from: &state, in: shard, into: &garbage) }
             state.store(entry, at: hashed)
         }
-        garbage.dispose()
+        dispose(&garbage)
         install(entry, extent: product.extent, cost: product.cost, in: shard, holding: false)
         enforceLimits(protecting: entry)
     }
@@ -170,14 +182,15 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Returns: True if there was an entry.
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
-        var garbage = Garbage()
+        var garbage = Garbage<Key>()
         let hashed = HashedKey(key)
-        let found = shard(for: hashed).pointee.state.withLock { state in
+        let shard = shard(for: hashed)
+        let found = shard.pointee.state.withLock { state in
             guard let entry = state.entry(for: hashed) else { return false }
-            detach(entry, from: &state, into: &garbage)
+            detach(entry, from: &state, in: shard, into: &garbage)
             return true
         }
-        garbage.dispose()
+        dispose(&garbage)
         return found
     }
 
@@ -186,13 +199,13 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Complexity: O(entries).
     public func removeAll() {
         for shard in shards.all {
-            var garbage = Garbage()
+            var garbage = Garbage<Key>()
             shard.pointee.state.withLock { state in
-                for entry in state.entries.values.map({ $0.takeUnretainedValue() }) {
-                    detach(entry, from: &state, into: &garbage)
+                for entry in Array(state.entries.values) {
+                    detach(entry, from: &state, in: shard, into: &garbage)
                 }
             }
-            garbage.dispose()
+            dispose(&garbage)
         }
         arena.trimRecycledExtents()
     }
@@ -206,7 +219,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let hashed = HashedKey(key)
         return shard(for: hashed).pointee.state.withLock { state in
             guard let entry = state.entries[hashed] else { return false }
-            return entry._withUnsafeGuaranteedRef { $0.phase != .loading }
+            return entry.phase != .loading
         }
     }
 
@@ -218,40 +231,30 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
 
     // MARK: - Internals shared by the access paths
 
-    /// Takes an entry out of the cache (under its shard lock). Its extent goes to `garbage`
-    /// unless readers hold it (the last one frees it) or a thread is working on it (that
-    /// thread frees it when it sees `isRemoved`). The dictionary's reference goes to `garbage`
-    /// too, or to the last reader of a held entry.
-    func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, into garbage: inout Garbage) {
-        var reference: Unmanaged<CacheEntry<Key>>? = nil
+    /// Takes an entry out of the cache (under its shard lock): out of the dictionary, the
+    /// lists and the hot index. Its extent is freed by whoever finishes last (see
+    /// ``CacheEntry``): the grace period of a hot or demoting entry (then the last counted
+    /// hold, if any), or the thread that has it loading or busy. Volatile extents go to `garbage`.
+    func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, in shard: ShardPointer<Key>, into garbage: inout Garbage<Key>) {
         let key = HashedKey(entry.key)
-        if let stored = state.entries[key], stored.toOpaque() == Unmanaged.passUnretained(entry).toOpaque() {
+        if let stored = state.entries[key], stored === entry {
             state.entries[key] = nil
-            reference = stored
+            garbage.references.append(entry)
         }
-        guard !entry.isRemoved else { return }
-        // An entry leaves the dictionary only here, so a live one is always in it.
-        let owned = reference!
-        entry.isRemoved = true
-        switch entry.list {
-        case .hot: state.hot.remove(entry)
-        case .volatile: state.volatile.remove(entry)
-        case .none: break
-        }
-        entry.list = .none
-        switch entry.phase {
+        guard let phase = entry.detach(in: &state, index: shard, garbage: &garbage) else { return }
+        switch phase {
         case .hot:
+            // Lock-free readers may be reading it: the extent waits for a grace period, and
+            // counts as pinned (detached) until it is freed.
             totals.hotBytes.subtract(entry.footprint, ordering: .relaxed)
             totals.entryCount.subtract(1, ordering: .relaxed)
             totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
-            if entry.holds.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0, let extent = entry.pinned.take() {
-                garbage.add(extent)
-            } else {
-                // Held: its pinned bytes move to the detached figure, and the dictionary's
-                // reference to the last reader (see `freeDetached`).
-                totals.detachedPinnedBytes.add(entry.footprint, ordering: .relaxed)
-                return
-            }
+            totals.detachedPinnedBytes.add(entry.footprint, ordering: .relaxed)
+            garbage.retired.append(.removal(entry))
+        case .demoting:
+            // Its pending demotion frees the extent when the grace period ends.
+            totals.entryCount.subtract(1, ordering: .relaxed)
+            totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
         case .volatile:
             totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
             totals.entryCount.subtract(1, ordering: .relaxed)
@@ -264,7 +267,15 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         case .loading:
             break
         }
-        garbage.references.append(owned.takeRetainedValue())
+    }
+
+    /// Frees what a locked pass collected (after the lock) and retires what lock-free
+    /// readers may still see.
+    func dispose(_ garbage: inout Garbage<Key>) {
+        let retired = garbage.retired
+        garbage.retired = []
+        garbage.disposeImmediate()
+        reclaimer.retire(retired, cache: self)
     }
 
     /// Makes a just-(re)generated entry hot, optionally with one hold for the caller, and
@@ -279,79 +290,69 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let footprint = extent.pageCount * extent.pageSize
         let base = UnsafeRawPointer(extent.baseAddress)
         let byteCount = extent.byteCount
+        let hash = HashedKey(entry.key).hash
         // The entry is loading or busy: only this thread touches its extent until the lock below.
         entry.pinned = consume extent
-        var garbage = Garbage()
+        var garbage = Garbage<Key>()
         let epoch = shards.epoch
         let flight: Flight? = shard.pointee.state.withLock { state in
             if countingVolatileHit { state.counters.volatileHits += 1 }
-            let flight = entry.flight
-            entry.flight = nil
-            entry.base = base
-            entry.byteCount = byteCount
-            let oldCost = entry.cost
-            let wasCounted = entry.phase == .busy
-            entry.cost = cost ?? byteCount
-            entry.footprint = footprint
-            entry.phase = .hot
             if entry.isRemoved {
+                let flight = entry.installRemoved(base: base, byteCount: byteCount, footprint: footprint)
                 if holding {
-                    // The caller's hold owns a reference until its release frees the entry.
+                    // The caller's hold frees it (no lock-free reader ever saw it).
                     entry.holds.store(3, ordering: .releasing)
-                    _ = Unmanaged.passRetained(entry)
                     totals.detachedPinnedBytes.add(footprint, ordering: .relaxed)
                 } else if let extent = entry.pinned.take() {
                     garbage.add(extent)
                 }
                 return flight
             }
-            entry.stamp = state.nextStamp(epoch: epoch, publish: true)
-            entry.listedStamp = entry.stamp
-            state.hot.pushNewest(entry)
-            entry.list = .hot
+            let oldCost = entry.cost
+            let wasCounted = entry.phase == .busy
+            let newCost = cost ?? byteCount
             if holding {
                 entry.holds.store(2, ordering: .releasing)
             }
+            // Buffered hits happened before this install: replay them first, so they get
+            // older stamps than the new entry.
+            shard.drain(stripe: nil, in: &state, epoch: epoch)
+            let flight = entry.install(
+                base: base, byteCount: byteCount, footprint: footprint, cost: newCost, hash: hash,
+                stamp: state.nextStamp(epoch: epoch, publish: true), in: &state, index: shard, garbage: &garbage)
             totals.hotBytes.add(footprint, ordering: .relaxed)
             if wasCounted {
-                totals.cost.wrappingAdd(entry.cost &- oldCost, ordering: .relaxed)
+                totals.cost.wrappingAdd(newCost &- oldCost, ordering: .relaxed)
             } else {
                 totals.entryCount.add(1, ordering: .relaxed)
-                totals.cost.wrappingAdd(entry.cost, ordering: .relaxed)
+                totals.cost.wrappingAdd(newCost, ordering: .relaxed)
             }
             return flight
         }
-        garbage.dispose()
+        dispose(&garbage)
         flight?.finish(.ready)
         if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit {
             enforceHotBudget()
         }
         guard holding else { return nil }
-        return Hold(entry: Unmanaged.passUnretained(entry), base: base, byteCount: byteCount)
+        return Hold(entry: entry, base: base, byteCount: byteCount)
     }
 
-    /// Takes a hold on a hot entry (under its shard lock): stamps it, counts the hit.
-    @inlinable @inline(__always)
-    static func takeHold(
-        _ reference: Unmanaged<CacheEntry<Key>>, in state: inout ShardState<Key>, epoch: EpochPointer
-    ) -> Hold<Key>? {
-        reference._withUnsafeGuaranteedRef { entry -> Hold<Key>? in
-            guard entry.phase == .hot else { return nil }
-            entry.stamp = state.nextStamp(epoch: epoch, publish: false)
-            // Holds are added only under the shard lock (see `CacheEntry`): relaxed is enough.
-            entry.holds.wrappingAdd(2, ordering: .relaxed)
-            state.counters.hotHits &+= 1
-            return Hold(entry: reference, base: entry.base.unsafelyUnwrapped, byteCount: entry.byteCount)
-        }
+    /// Takes a counted hold on a hot entry (under its shard lock): stamps it, counts the hit.
+    static func takeHold(_ entry: CacheEntry<Key>, in state: inout ShardState<Key>, epoch: EpochPointer) -> Hold<Key>? {
+        guard entry.phase == .hot else { return nil }
+        entry.stamp = state.nextStamp(epoch: epoch, publish: false)
+        // Holds are added only under the shard lock (see `CacheEntry`): relaxed is enough.
+        entry.holds.wrappingAdd(2, ordering: .relaxed)
+        state.counters.hotHits &+= 1
+        return Hold(entry: entry, base: entry.base.unsafelyUnwrapped, byteCount: entry.byteCount)
     }
 
-    /// Ends one reader's hold, without the shard lock. The last reader of a removed entry
+    /// Ends one counted hold, without the shard lock. The last reader of a removed entry
     /// frees its extent; a release that leaves the hot set over budget demotes.
-    @inlinable
+    @usableFromInline
     func release(_ hold: Hold<Key>) {
-        let remaining = hold.entry._withUnsafeGuaranteedRef {
-            $0.holds.wrappingSubtract(2, ordering: .acquiringAndReleasing).newValue
-        }
+        let remaining = hold.entry.holds.wrappingSubtract(2, ordering: .acquiringAndReleasing).newValue
         if remaining == 0 {
             if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit { enforceHotBudget() }
         } else if remaining == 1 {
@@ -359,11 +360,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// Frees a removed entry's extent when its last reader leaves, and gives up the reference
-    /// the dictionary handed over in `detach` (or `install` took).
-    @usableFromInline
-    func freeDetached(_ reference: Unmanaged<CacheEntry<Key>>) {
-        let entry = reference.takeRetainedValue()
+    /// Frees a removed entry's extent once no one may read it any more.
+    func freeDetached(_ entry: CacheEntry<Key>) {
         totals.detachedPinnedBytes.subtract(entry.footprint, ordering: .relaxed)
         _ = entry.pinned.take()
     }

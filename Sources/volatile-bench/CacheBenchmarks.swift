@@ -224,7 +224,7 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
 
 /// A stand-in for a decode: about `microseconds` of arithmetic per MiB written.
 @inline(never)
-private func cacheDecode(into buffer: UnsafeMutableRawBufferPointer, seed: UInt64, passes: Int) {
+func cacheDecode(into buffer: UnsafeMutableRawBufferPointer, seed: UInt64, passes: Int) {
     let words = buffer.bindMemory(to: UInt64.self)
     var state = seed | 1
     for _ in 0..<passes {
@@ -296,4 +296,35 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
         baselineNanoseconds: median(baseline), steadyNanoseconds: median(steady),
         coldMissNanoseconds: median(cold), droppedNanoseconds: median(dropped),
         freshPagesNanoseconds: median(fresh))
+}
+
+/// Steady-state misses only (`--regen-loop N`), or the regenerator into owned memory only
+/// (`--regen-baseline N`): N rounds of a 1 MiB object, 8 passes, for callgrind / perf.
+func runRegenerationLoopForProfiling(rounds: Int, baseline: Bool) throws {
+    let byteCount = 1 << 20
+    let passes = 8
+    if baseline {
+        let owned = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
+        defer { owned.deallocate() }
+        memset(owned.baseAddress!, 1, byteCount)
+        var sink: UInt8 = 0
+        for round in 0..<rounds {
+            cacheDecode(into: owned, seed: UInt64(round), passes: passes)
+            sink &+= owned[17]
+        }
+        if sink == 42 { print("") }
+        return
+    }
+    let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 64 << 20))
+    var sink: UInt8 = 0
+    for round in 0..<rounds {
+        sink &+= try cache.withBytes(forKey: 1, regenerate: { context in
+            try context.write(byteCount: byteCount) { buffer in
+                cacheDecode(into: buffer, seed: UInt64(round), passes: passes)
+                return byteCount
+            }
+        }) { $0[17] }
+        cache.removeValue(forKey: 1)
+    }
+    if sink == 42 { print("") }
 }

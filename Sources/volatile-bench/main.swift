@@ -1,9 +1,11 @@
 // volatile-bench: micro benchmarks of the memory layer and the cache, each measured beside
 // its baseline in the same run (interleaved), reported as ratios of medians.
 //
-//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|regen]
+//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen]
+//     volatile-bench --hit-loop N      # N single-thread hot hits only, for callgrind
 //
-// The last line is machine-readable: `RATIO name=value ...` (lower is better).
+// The last line is machine-readable: `RATIO name=value ...` (lower is better, except the
+// `hit_scaling_*` figures: throughput at N threads over 1 thread, higher is better).
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -29,13 +31,40 @@ while let argument = arguments.popFirst() {
     case "--quick":
         quick = true
     case "--only":
-        guard let value = arguments.popFirst(), ["memory", "hot", "regen"].contains(value) else {
-            printError("volatile-bench: --only needs memory, hot or regen")
+        guard let value = arguments.popFirst(), ["memory", "hot", "scaling", "regen"].contains(value) else {
+            printError("volatile-bench: --only needs memory, hot, scaling or regen")
             exit(2)
         }
         only = value
+    case "--hit-loop":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --hit-loop needs a positive number")
+            exit(2)
+        }
+        do { try runHitLoopForProfiling(lookups: value) } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
+    case "--regen-loop", "--regen-baseline":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: \(argument) needs a positive number")
+            exit(2)
+        }
+        do { try runRegenerationLoopForProfiling(rounds: value, baseline: argument == "--regen-baseline") } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
+    case "--mutex-loop":
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --mutex-loop needs a positive number")
+            exit(2)
+        }
+        runMutexLoopForProfiling(lookups: value)
+        exit(0)
     case "--help", "-h":
-        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|regen]")
+        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen] | --hit-loop N")
         exit(0)
     default:
         printError("volatile-bench: unknown argument \(argument)")
@@ -55,6 +84,8 @@ struct Row {
     var goal: Double?
     /// Rows that are context, not a goal (printed, not in the RATIO line).
     var inRatioLine = true
+    /// A goal the ratio must reach (scaling figures: higher is better).
+    var higherGoal: Double? = nil
     var ratio: Double { candidateNanoseconds / baselineNanoseconds }
 }
 
@@ -106,6 +137,52 @@ do {
                 + "; threads waited for a CPU <= " + format2(100 * hot.twoThreadRunQueueFraction) + "% of a 2-thread run"
                 + (hot.twoThreadRunQueueFraction > 0.05 ? " (machine busy: the 2-thread figures measure that, not contention)" : ""))
     }
+    if runs("scaling") {
+        let threadCounts = [1, 2, 4, 8]
+        let scaling = try benchmarkScaling(
+            keyCounts: [1024, 100_000], threadCounts: threadCounts, lookups: quick ? 200_000 : 800_000, rounds: quick ? 3 : 7)
+        // The matrix, ns per lookup (aggregate over the threads).
+        for keys in [1024, 100_000] {
+            for shared in [false, true] {
+                var line = pad("hit matrix \(keys) keys, \(shared ? "shared Zipf 1.1" : "disjoint")", 38)
+                for contender in scalingContenders {
+                    line += " " + contender + ":"
+                    for threads in threadCounts {
+                        line += " " + formatNanoseconds(scaling.nanoseconds(contender, keys: keys, shared: shared, threads: threads)) + "@\(threads)t"
+                    }
+                }
+                notes.append(line)
+            }
+        }
+        notes.append(
+            "hit scaling (1,024 keys; throughput at N threads / 1 thread): cache 2t disjoint " + format2(scaling.scaling("cache", shared: false, threads: 2))
+                + ", 2t shared " + format2(scaling.scaling("cache", shared: true, threads: 2))
+                + ", 8t shared " + format2(scaling.scaling("cache", shared: true, threads: 8))
+                + "; Mutex dict 2t shared " + format2(scaling.scaling("mutex_dict", shared: true, threads: 2))
+                + ", 16-shard Mutex 2t shared " + format2(scaling.scaling("sharded_mutex", shared: true, threads: 2))
+                + "; a thread waited for a CPU <= " + format2(100 * scaling.worstRunQueueFraction) + "% of a run"
+                + (scaling.worstRunQueueFraction > 0.05 ? " (machine busy: multi-thread figures measure that too)" : ""))
+        rows.append(
+            Row(
+                name: "hit_1t_vs_mutex_dict", candidate: "hot hit, 1 thread, Zipf, 1024 keys",
+                candidateNanoseconds: scaling.nanoseconds("cache", shared: true, threads: 1), baseline: "Mutex<[Int:[UInt8]]> lookup",
+                baselineNanoseconds: scaling.nanoseconds("mutex_dict", shared: true, threads: 1), goal: 1.0))
+        rows.append(
+            Row(
+                name: "hit_2t_vs_sharded_mutex", candidate: "hot hit, 2 threads, Zipf (aggregate)",
+                candidateNanoseconds: scaling.nanoseconds("cache", shared: true, threads: 2), baseline: "16-shard Mutex dict, 2 threads",
+                baselineNanoseconds: scaling.nanoseconds("sharded_mutex", shared: true, threads: 2), goal: nil))
+        // Scaling figures (higher is better) are rows whose "candidate" is the 1-thread time.
+        for (name, shared, threads) in [("hit_scaling_2t_disjoint", false, 2), ("hit_scaling_2t_shared", true, 2), ("hit_scaling_8t_shared", true, 8)] {
+            rows.append(
+                Row(
+                    name: name, candidate: "hot hit, 1 thread (per lookup)",
+                    candidateNanoseconds: scaling.nanoseconds("cache", shared: shared, threads: 1),
+                    baseline: "hot hit, \(threads) threads (aggregate)",
+                    baselineNanoseconds: scaling.nanoseconds("cache", shared: shared, threads: threads), goal: nil,
+                    higherGoal: threads == 2 ? 1.8 : 1.6))
+        }
+    }
     if runs("regen") {
         let regen = try benchmarkMissRegeneration(rounds: quick ? 11 : 41)
         rows.append(
@@ -140,14 +217,19 @@ func pad(_ text: String, _ width: Int) -> String {
 
 print(pad("benchmark", 26) + pad("candidate", 42) + pad("median", 12) + pad("baseline", 40) + pad("median", 12) + pad("ratio", 8) + "goal")
 for row in rows {
-    let goal = row.goal.map { "<= \(format2($0)) " + (row.ratio <= $0 ? "met" : "MISSED") } ?? ""
+    let goal = row.goal.map { "<= \(format2($0)) " + (row.ratio <= $0 ? "met" : "MISSED") }
+        ?? row.higherGoal.map { ">= \(format2($0)) " + (row.ratio >= $0 ? "met" : "MISSED") } ?? ""
     print(
         pad(row.name, 26) + pad(row.candidate, 42) + pad(formatNanoseconds(row.candidateNanoseconds), 12)
             + pad(row.baseline, 40) + pad(formatNanoseconds(row.baselineNanoseconds), 12)
             + pad(format2(row.ratio), 8) + goal)
 }
 for note in notes { print(note) }
-let order = ["repin_uffd_vs_populate", "repin_canary_vs_touch", "unpin_vs_madvfree", "hot_hit_vs_mutex_dict", "hot_hit_vs_nscache", "regen_overhead"]
+let order = [
+    "repin_uffd_vs_populate", "repin_canary_vs_touch", "unpin_vs_madvfree", "hot_hit_vs_mutex_dict", "hot_hit_vs_nscache",
+    "hit_1t_vs_mutex_dict", "hit_scaling_2t_disjoint", "hit_scaling_2t_shared", "hit_scaling_8t_shared", "hit_2t_vs_sharded_mutex",
+    "regen_overhead",
+]
 let ratioLine = order.map { name in
     "\(name)=" + (rows.first { $0.name == name && $0.inRatioLine }.map { format2($0.ratio) } ?? "n/a")
 }.joined(separator: " ")

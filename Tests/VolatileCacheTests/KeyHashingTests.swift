@@ -27,13 +27,12 @@ struct KeyHashingTests {
         #expect(cache.statistics.hotHits == 200 - 67)
     }
 
-    /// Dictionary's per-storage seed changes `_rawHashValue(seed:)`, never equality.
-    @Test func rawHashDependsOnTheSeedAndEqualKeysAgree() {
+    /// The key is hashed once, with `Hasher` (through `hashValue`); equal keys agree.
+    @Test func hashedKeysHashOnceWithHasherAndEqualKeysAgree() {
         let a = HashedKey(42)
         let b = HashedKey(42)
         #expect(a == b && a.hash == 42.hashValue)
-        #expect(a._rawHashValue(seed: 7) == b._rawHashValue(seed: 7))
-        #expect(a._rawHashValue(seed: 7) != a._rawHashValue(seed: 8))
+        #expect(a.hashValue == b.hashValue)
         #expect(HashedKey(42) != HashedKey(43))
     }
 }

@@ -341,8 +341,10 @@ struct FaultTests {
         #expect(cache.statistics.pinnedBytes == 6 * page)
         _ = consume a2
         #expect(cache.statistics.pinnedBytes == 4 * page)
+        // A hot hit's body is not a counted pin (a read section protects it, see the read
+        // path in the README): entry 1 is not counted while a body reads it.
         try cache.withBytes(forKey: 1, regenerate: generator(2 * page)) { _ in
-            #expect(cache.statistics.pinnedBytes == 6 * page)
+            #expect(cache.statistics.pinnedBytes == 4 * page)
         }
         _ = consume b
         #expect(cache.statistics.pinnedBytes == 0)

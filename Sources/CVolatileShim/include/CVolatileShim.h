@@ -181,5 +181,12 @@ int vc_debug_trap_install(void);
 int vc_debug_trap_register(const void *base, size_t length);
 /// Removes the range starting at base (before it is unmapped).
 void vc_debug_trap_unregister(const void *base);
+// ===== issue 8 (scaling): the calling thread's read-epoch slot =====
+// One pointer per thread (`_Thread_local`, defined once in shim.c): the address of the
+// thread's epoch slot in VolatileCache's registry, or NULL before its first hot read.
+extern _Thread_local void *vc_epoch_slot;
+static inline void *vc_epoch_slot_get(void) { return vc_epoch_slot; }
+static inline void vc_epoch_slot_set(void *slot) { vc_epoch_slot = slot; }
+// ===== end issue 8 =====
 
 #endif

@@ -1,0 +1,203 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#endif
+public import CVolatileShim
+public import Synchronization
+import VolatileSystem
+
+// Epoch-based reclamation for the lock-free hot read path.
+//
+// Every thread that reads the hot index owns one *epoch slot*: a counter alone on its own
+// 128-byte block, found through a `_Thread_local` pointer (CVolatileShim). Entering a read
+// section makes the counter odd, leaving makes it even again; nested sections (a body that
+// reads the cache again) only count depth. A reader writes nothing but its own slot.
+//
+// A writer that unpublishes something readers may still be using (a hot record, an old index
+// table; the extent behind a record, which demotion or free would change) *retires* it: it
+// takes a snapshot of every slot whose counter is odd and whose section reads the same cache
+// (the slot carries the cache's tag; a section nested across caches counts for all), and the retired work runs once each of
+// those counters has moved on (the slot left the section it was in). Nothing ever waits for a
+// reader: a batch that is not yet safe is parked, and the next writer or the reader leaving
+// its section runs it. So a writer inside a body (removeValue from a body) cannot deadlock on
+// its own section.
+//
+// Memory ordering (Dekker through two sequentially consistent fences):
+//   reader: slot = odd (relaxed); fence(seq_cst); load index slots / records
+//   writer: store tombstone / new table; fence(seq_cst); load every slot
+// One fence precedes the other in the total order. If the writer's comes first, the reader's
+// loads see the unpublish and cannot reach the retired item. If the reader's comes first, the
+// writer's snapshot sees the odd counter and waits for it to change. The reader leaves with a
+// release store and the writer checks with acquire loads, so every read of the bytes in the
+// section happens before the retired work (MADV_FREE, free, extent reuse) starts.
+
+/// One thread's epoch slot.
+@usableFromInline
+struct EpochSlot: ~Copyable {
+    /// Odd while the thread is inside a read section; +1 on every outermost entry and exit,
+    /// never reset (a reused slot keeps counting, so "changed" stays meaningful).
+    @usableFromInline let counter = Atomic<UInt64>(0)
+    /// The cache the outermost section reads (``ReadEpochs/anyCache`` once a nested section
+    /// reads another one): a grace period of one cache ignores sections of other caches.
+    @usableFromInline let cache = Atomic<UInt>(0)
+    /// Nesting depth; read and written only by the owning thread.
+    @usableFromInline var depth = 0
+    /// Small dense index of the slot, used to pick a read-buffer stripe.
+    @usableFromInline let index: Int
+    /// Whether a live thread owns the slot (released by the thread's TLS destructor).
+    let owned = Atomic<Bool>(true)
+
+    init(index: Int) { self.index = index }
+}
+
+/// A thread's slot address (slots are never freed: a finished thread's slot is reused).
+@usableFromInline
+struct EpochSlotPointer: @unchecked Sendable {  // Only the owning thread writes the slot's non-atomic field.
+    @usableFromInline let address: UnsafeMutablePointer<EpochSlot>
+
+    @inlinable init(_ address: UnsafeMutablePointer<EpochSlot>) { self.address = address }
+}
+
+/// A snapshot of the slots that were inside a read section when something was retired.
+struct GracePeriod: Sendable {
+    var busy: [(slot: EpochSlotPointer, counter: UInt64)]
+
+    /// Whether every slot inside a section at the snapshot has left it since.
+    var hasElapsed: Bool {
+        busy.allSatisfy { $0.slot.address.pointee.counter.load(ordering: .acquiring) != $0.counter }
+    }
+}
+
+/// The process's epoch slots.
+@usableFromInline
+enum ReadEpochs {
+    /// Every slot ever registered; a finished thread's slot goes back to `free`.
+    private static let registry = LockedValue<(all: [EpochSlotPointer], free: [EpochSlotPointer])>(([], []))
+    /// Releases the slot when its thread exits.
+    private static let destructorKey: pthread_key_t = {
+        var key = pthread_key_t()
+        let status = pthread_key_create(&key) { raw in
+            guard let raw else { return }
+            ReadEpochs.release(EpochSlotPointer(raw.assumingMemoryBound(to: EpochSlot.self)))
+        }
+        precondition(status == 0, "pthread_key_create failed: \(status)")
+        return key
+    }()
+
+    /// Marks a section that reads more than one cache (it delays every cache's grace periods).
+    @usableFromInline static var anyCache: UInt { 1 }
+
+    /// Enters a read section of the cache tagged `cache` (nested sections only count depth).
+    /// - Returns: The calling thread's slot, to pass to ``exit(_:)``.
+    @inlinable @inline(__always)
+    static func enter(cache: UInt) -> EpochSlotPointer {
+        let slot: EpochSlotPointer
+        if let raw = vc_epoch_slot_get() {
+            slot = EpochSlotPointer(raw.assumingMemoryBound(to: EpochSlot.self))
+        } else {
+            slot = registerThisThread()
+        }
+        let depth = slot.address.pointee.depth
+        slot.address.pointee.depth = depth &+ 1
+        if depth == 0 {
+            slot.address.pointee.cache.store(cache, ordering: .relaxed)
+            let value = slot.address.pointee.counter.load(ordering: .relaxed) &+ 1
+            // Release: a writer that sees the odd counter also sees the cache tag.
+            slot.address.pointee.counter.store(value, ordering: .releasing)
+            atomicMemoryFence(ordering: .sequentiallyConsistent)
+        } else {
+            let current = slot.address.pointee.cache.load(ordering: .relaxed)
+            if current != cache && current != anyCache {
+                // A nested section of another cache: widen the tag, with its own fence (the
+                // same Dekker argument as for the counter).
+                slot.address.pointee.cache.store(anyCache, ordering: .relaxed)
+                atomicMemoryFence(ordering: .sequentiallyConsistent)
+            }
+        }
+        return slot
+    }
+
+    /// Leaves a read section.
+    /// - Returns: True when it was the outermost one (the thread is quiescent now).
+    @inlinable @inline(__always)
+    @discardableResult
+    static func exit(_ slot: EpochSlotPointer) -> Bool {
+        let depth = slot.address.pointee.depth &- 1
+        slot.address.pointee.depth = depth
+        guard depth == 0 else { return false }
+        let value = slot.address.pointee.counter.load(ordering: .relaxed) &+ 1
+        slot.address.pointee.counter.store(value, ordering: .releasing)
+        return true
+    }
+
+    /// Collectors of caches with parked work, by tag: run when a section that read several
+    /// caches ends (its thread may be what their grace periods wait for).
+    private static let collectors = LockedValue<[UInt: @Sendable () -> Void]>([:])
+
+    static func registerCollector(cache: UInt, _ collect: @escaping @Sendable () -> Void) {
+        collectors.withLock { $0[cache] = collect }
+    }
+
+    static func unregisterCollector(cache: UInt) {
+        _ = collectors.withLock { $0.removeValue(forKey: cache) }
+    }
+
+    /// Runs every registered collector (after a section nested across caches ended).
+    @usableFromInline @inline(never)
+    static func collectEverywhere() {
+        for collect in collectors.withLock({ Array($0.values) }) { collect() }
+    }
+
+    /// Whether the calling thread is inside a read section.
+    static var isInsideSection: Bool {
+        guard let raw = vc_epoch_slot_get() else { return false }
+        return raw.assumingMemoryBound(to: EpochSlot.self).pointee.depth > 0
+    }
+
+    @usableFromInline @inline(never)
+    static func registerThisThread() -> EpochSlotPointer {
+        let key = destructorKey
+        let slot: EpochSlotPointer = registry.withLock { registry in
+            if let reused = registry.free.popLast() {
+                reused.address.pointee.owned.store(true, ordering: .relaxed)
+                return reused
+            }
+            // Alone on a 128-byte block: no other thread's writes share its cache lines.
+            let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+            let address = raw.bindMemory(to: EpochSlot.self, capacity: 1)
+            address.initialize(to: EpochSlot(index: registry.all.count))
+            let slot = EpochSlotPointer(address)
+            registry.all.append(slot)
+            return slot
+        }
+        vc_epoch_slot_set(UnsafeMutableRawPointer(slot.address))
+        pthread_setspecific(key, UnsafeMutableRawPointer(slot.address))
+        return slot
+    }
+
+    private static func release(_ slot: EpochSlotPointer) {
+        // The thread is exiting: it is not inside a section (its counter is even).
+        slot.address.pointee.depth = 0
+        slot.address.pointee.owned.store(false, ordering: .relaxed)
+        registry.withLock { $0.free.append(slot) }
+    }
+
+    /// Starts a grace period for what the cache tagged `cache` unpublished: call it after
+    /// unpublishing (the fence orders the unpublish before the snapshot, see the file comment).
+    static func startGracePeriod(cache: UInt) -> GracePeriod {
+        atomicMemoryFence(ordering: .sequentiallyConsistent)
+        return registry.withLock { registry in
+            var busy: [(slot: EpochSlotPointer, counter: UInt64)] = []
+            for slot in registry.all {
+                let counter = slot.address.pointee.counter.load(ordering: .acquiring)
+                guard counter & 1 == 1 else { continue }
+                // Read after the counter: the tag of that section or of a later one (then
+                // that section is over, and ignoring it is right).
+                let tag = slot.address.pointee.cache.load(ordering: .relaxed)
+                if tag == cache || tag == anyCache { busy.append((slot, counter)) }
+            }
+            return GracePeriod(busy: busy)
+        }
+    }
+}

@@ -1,0 +1,275 @@
+public import Synchronization
+import VolatileMemory
+
+// The hot index: what a hot hit reads, without a lock.
+//
+// Design: per shard, an open-addressing table (linear probing) of atomic words, each 0
+// (empty), 1 (tombstone) or the address of an immutable `HotRecord` (hash, key, base address,
+// byte count). Only hot entries are published; everything else (misses, volatile, loading,
+// demoting) is found under the shard lock in the shard's dictionary, as before.
+//
+// Why this table and not the alternatives the issue lists:
+// - An RCU-published immutable table per shard would copy the shard's whole table on every
+//   install, demotion and removal: O(n) per write, and a miss-heavy workload writes a lot.
+// - Per-bucket sequence numbers (seqlock buckets) make readers retry on a concurrent write and
+//   still need a way to keep the bytes alive: epochs are needed anyway, so the simplest
+//   table that epochs make safe is enough.
+// - A split-ordered list is built for lock-free *writers*; ours are serialized by the shard
+//   lock, which every write path takes anyway for the policy lists.
+// So: writers (under the shard lock) store record addresses with release; readers probe with
+// acquire loads inside an epoch read section. A record is never changed after publication: a
+// re-pin or revive publishes a new one. An unpublished record, a replaced table, and the
+// extent behind a record are retired and freed (or demoted, or reused) only after a grace
+// period, so a reader that found them keeps reading valid, unchanged bytes. The table grows
+// (or is rebuilt without its tombstones) when live records plus tombstones pass half of it,
+// so every probe ends at an empty word.
+//
+// Recency: a hit appends the record's address to one stripe of the shard's read buffer. The
+// first `stripeCount - 1` epoch slots (threads) own a stripe each and write only its lines,
+// with plain stores; any further threads share the last stripe through an atomic add. A stripe is a ring of
+// `slotsPerStripe` words and a tail counter; when a hit fills a lap of the ring, that thread
+// tries the shard lock (tryLock: it never waits) and replays its stripe into the recency
+// clock. What is lost, as in Caffeine: accesses overwritten when a stripe laps before it is
+// drained (its thread lost the tryLock race `slotsPerStripe` hits in a row, or two threads
+// share a stripe), and the order of the accesses within one drained stripe. Lost accesses
+// only make an entry look older than it is to demotion and eviction; the hit counts are kept
+// exactly (the tail counter is an atomic add).
+
+/// What a lock-free hit reads: immutable after publication, freed after a grace period.
+@usableFromInline
+struct HotRecord<Key: Hashable & Sendable> {
+    /// First, at offset 0: a drain reads it from a record's address without generic metadata.
+    let recency: UnsafeMutablePointer<EntryRecency>
+    @usableFromInline let hash: Int
+    @usableFromInline let key: Key
+    @usableFromInline let base: UnsafeRawPointer
+    @usableFromInline let byteCount: Int
+    /// Keeps the entry alive while the record lives (read only under the shard lock).
+    let entry: CacheEntry<Key>
+
+    init(recency: UnsafeMutablePointer<EntryRecency>, hash: Int, key: Key, base: UnsafeRawPointer, byteCount: Int, entry: CacheEntry<Key>) {
+        self.recency = recency
+        self.hash = hash
+        self.key = key
+        self.base = base
+        self.byteCount = byteCount
+        self.entry = entry
+    }
+}
+
+/// Layout of a hot-index table: the mask on the first cache line, then the words.
+@usableFromInline
+enum HotIndexTable {
+    @usableFromInline static var headerByteCount: Int { 64 }
+    static var minimumCapacity: Int { 16 }
+
+    static func allocate(capacity: Int) -> UnsafeMutableRawPointer {
+        precondition(capacity >= minimumCapacity && capacity & (capacity - 1) == 0)
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: headerByteCount + capacity * 8, alignment: 64)
+        raw.storeBytes(of: capacity - 1, as: Int.self)
+        let words = (raw + headerByteCount).bindMemory(to: Atomic<UInt>.self, capacity: capacity)
+        for index in 0..<capacity { (words + index).initialize(to: Atomic(0)) }
+        return raw
+    }
+
+    static func deallocate(_ raw: UnsafeMutableRawPointer) {
+        let capacity = raw.load(as: Int.self) + 1
+        (raw + headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self).deinitialize(count: capacity)
+        raw.deallocate()
+    }
+
+    /// The first word to probe for a hash (the shard was picked from the hash's high bits).
+    @inlinable @inline(__always)
+    static func start(_ hash: Int, mask: Int) -> Int {
+        Int(truncatingIfNeeded: (UInt(bitPattern: hash) &* 0xFF51_AFD7_ED55_8CCD) >> 17) & mask
+    }
+}
+
+/// Layout of a shard's read buffer.
+@usableFromInline
+enum ReadBuffers {
+    @usableFromInline static var stripeCount: Int { 8 }
+    @usableFromInline static var slotsPerStripe: Int { 32 }
+    /// The tail counter alone on the first 64 bytes, the ring after it, rounded up to whole
+    /// 128-byte blocks so that stripes never share a prefetched pair of lines.
+    @usableFromInline static var stripeByteCount: Int { 384 }
+    @usableFromInline static var ringOffset: Int { 64 }
+
+    static func allocate() -> UnsafeMutableRawPointer {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: stripeCount * stripeByteCount, alignment: 128)
+        for stripe in 0..<stripeCount {
+            let base = raw + stripe * stripeByteCount
+            base.bindMemory(to: Atomic<UInt>.self, capacity: 1).initialize(to: Atomic(0))
+            let ring = (base + ringOffset).bindMemory(to: Atomic<UInt>.self, capacity: slotsPerStripe)
+            for index in 0..<slotsPerStripe { (ring + index).initialize(to: Atomic(0)) }
+        }
+        return raw
+    }
+
+    static func deallocate(_ raw: UnsafeMutableRawPointer) {
+        raw.deallocate()
+    }
+
+    @inlinable @inline(__always)
+    static func tail(_ buffers: UnsafeMutableRawPointer, stripe: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (buffers + stripe * stripeByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+
+    @inlinable @inline(__always)
+    static func slot(_ buffers: UnsafeMutableRawPointer, stripe: Int, index: Int) -> UnsafeMutablePointer<Atomic<UInt>> {
+        (buffers + stripe * stripeByteCount + ringOffset + index * 8).assumingMemoryBound(to: Atomic<UInt>.self)
+    }
+}
+
+/// Work that waits for a grace period (see `ReadEpochs.swift`).
+enum Retired<Key: Hashable & Sendable>: @unchecked Sendable {  // Raw addresses owned by the retiring thread.
+    /// An unpublished record (its shard's read buffers are drained before it is freed).
+    case record(UnsafeMutablePointer<HotRecord<Key>>, shard: ShardPointer<Key>)
+    /// A replaced hot-index table.
+    case table(UnsafeMutableRawPointer)
+    /// A demotion claimed with this ticket: unpin the entry unless it was revived.
+    case demotion(CacheEntry<Key>, ticket: UInt64, shard: ShardPointer<Key>, shedding: Bool)
+    /// A removed hot entry: give up the cache's claim on its extent (freed now, or by the
+    /// last counted hold).
+    case removal(CacheEntry<Key>)
+}
+
+extension ShardPointer {
+    /// The published record for `key`, if it is hot. Call inside a read section.
+    @inlinable @inline(__always)
+    func findHot(_ key: HashedKey<Key>) -> UnsafeMutablePointer<HotRecord<Key>>? {
+        let table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .acquiring)).unsafelyUnwrapped
+        let mask = table.load(as: Int.self)
+        let words = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+        var index = HotIndexTable.start(key.hash, mask: mask)
+        while true {
+            let bits = (words + index).pointee.load(ordering: .acquiring)
+            if bits == 0 { return nil }
+            if bits != 1 {
+                let record = UnsafeMutablePointer<HotRecord<Key>>(bitPattern: bits).unsafelyUnwrapped
+                if record.pointee.hash == key.hash && record.pointee.key == key.key { return record }
+            }
+            index = (index &+ 1) & mask
+        }
+    }
+
+    /// Appends a hit to the thread's stripe (lossy, see the file comment). Threads with a
+    /// slot index below `stripeCount - 1` own their stripe and bump its tail with a plain
+    /// load and store; all others share the last stripe and use an atomic add, so the hit
+    /// counts (the tails) stay exact.
+    /// - Returns: True when the stripe just filled a lap: the caller should try to drain it.
+    @inlinable @inline(__always)
+    func recordHit(_ record: UnsafeMutablePointer<HotRecord<Key>>, slotIndex: Int) -> Bool {
+        let buffers = pointee.buffers
+        let owned = slotIndex < ReadBuffers.stripeCount - 1
+        let stripe = owned ? slotIndex : ReadBuffers.stripeCount - 1
+        let tailCounter = ReadBuffers.tail(buffers, stripe: stripe)
+        let tail: UInt
+        if owned {
+            tail = tailCounter.pointee.load(ordering: .relaxed)
+            tailCounter.pointee.store(tail &+ 1, ordering: .relaxed)
+        } else {
+            tail = tailCounter.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
+        }
+        let position = Int(truncatingIfNeeded: tail) & (ReadBuffers.slotsPerStripe - 1)
+        ReadBuffers.slot(buffers, stripe: stripe, index: position).pointee.store(UInt(bitPattern: record), ordering: .releasing)
+        return position == ReadBuffers.slotsPerStripe - 1
+    }
+
+    /// Hot hits counted in the read buffer's tails (relaxed: a statistic).
+    func bufferedHits() -> Int {
+        var hits: UInt = 0
+        for stripe in 0..<ReadBuffers.stripeCount {
+            hits &+= ReadBuffers.tail(pointee.buffers, stripe: stripe).pointee.load(ordering: .relaxed)
+        }
+        return Int(truncatingIfNeeded: hits)
+    }
+
+    /// Replays buffered hits into the recency clock (under the shard lock).
+    /// - Parameters:
+    ///   - stripe: One stripe, or nil for every stripe that changed since its last drain.
+    ///   - everything: Scan every word of every stripe (before records are freed: a slow
+    ///     writer may have stored behind a tail that was already drained).
+    func drain(stripe: Int?, everything: Bool = false, in state: inout ShardState<Key>, epoch: EpochPointer) {
+        let first = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? 0
+        let last = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? (ReadBuffers.stripeCount - 1)
+        state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch)
+    }
+
+    /// Publishes a record (under the shard lock), growing or rebuilding the table first if
+    /// live records plus tombstones would pass half of it.
+    func publish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage<Key>) {
+        var table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .relaxed))!
+        var mask = table.load(as: Int.self)
+        if (state.indexCount + state.indexTombstones + 1) * 2 > mask + 1 {
+            var capacity = HotIndexTable.minimumCapacity
+            while capacity < (state.indexCount + 1) * 4 { capacity <<= 1 }
+            let rebuilt = HotIndexTable.allocate(capacity: capacity)
+            let oldWords = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+            for index in 0...mask {
+                let bits = (oldWords + index).pointee.load(ordering: .relaxed)
+                guard bits > 1 else { continue }
+                let hash = UnsafeMutablePointer<HotRecord<Key>>(bitPattern: bits)!.pointee.hash
+                Self.insert(bits, hash: hash, into: rebuilt)
+            }
+            // Readers that loaded the old table keep probing it (it is retired, not freed).
+            pointee.hotTable.store(UInt(bitPattern: rebuilt), ordering: .releasing)
+            garbage.retired.append(.table(table))
+            table = rebuilt
+            mask = capacity - 1
+            state.indexTombstones = 0
+        }
+        if Self.insert(UInt(bitPattern: record), hash: record.pointee.hash, into: table) { state.indexTombstones -= 1 }
+        state.indexCount += 1
+    }
+
+    /// Stores `bits` in the first free word of the probe sequence.
+    /// - Returns: True if it reused a tombstone.
+    @discardableResult
+    private static func insert(_ bits: UInt, hash: Int, into table: UnsafeMutableRawPointer) -> Bool {
+        let mask = table.load(as: Int.self)
+        let words = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+        var index = HotIndexTable.start(hash, mask: mask)
+        while true {
+            let current = (words + index).pointee.load(ordering: .relaxed)
+            if current <= 1 {
+                (words + index).pointee.store(bits, ordering: .releasing)
+                return current == 1
+            }
+            index = (index &+ 1) & mask
+        }
+    }
+
+    /// Unpublishes a record (under the shard lock): its word becomes a tombstone and the
+    /// record is retired.
+    func unpublish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage<Key>) {
+        let table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .relaxed))!
+        let mask = table.load(as: Int.self)
+        let words = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+        var index = HotIndexTable.start(record.pointee.hash, mask: mask)
+        let bits = UInt(bitPattern: record)
+        while true {
+            let current = (words + index).pointee.load(ordering: .relaxed)
+            precondition(current != 0, "unpublishing a record that is not in the hot index")
+            if current == bits {
+                (words + index).pointee.store(1, ordering: .releasing)
+                break
+            }
+            index = (index &+ 1) & mask
+        }
+        state.indexCount -= 1
+        state.indexTombstones += 1
+        garbage.retired.append(.record(record, shard: self))
+    }
+
+    /// Every published record (for the cache's deinit).
+    func publishedRecords() -> [UnsafeMutablePointer<HotRecord<Key>>] {
+        let table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .relaxed))!
+        let mask = table.load(as: Int.self)
+        let words = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
+        return (0...mask).compactMap { index in
+            let bits = (words + index).pointee.load(ordering: .relaxed)
+            return bits > 1 ? UnsafeMutablePointer<HotRecord<Key>>(bitPattern: bits) : nil
+        }
+    }
+}

@@ -1,0 +1,157 @@
+public import Synchronization
+import VolatileMemory
+import VolatileSystem
+
+/// A cache's retired work waiting for grace periods. Nothing waits on it: work that is safe
+/// runs at once on the retiring thread; the rest is parked and run by the next thread that
+/// retires something or leaves its outermost read section while work is parked.
+@usableFromInline
+final class Reclaimer<Key: Hashable & Sendable>: Sendable {
+    /// Parked batches (read by readers as they leave a section: a line written only when
+    /// batches are parked or run).
+    @usableFromInline let parkedCount = Atomic<Int>(0)
+    /// The cache's tag in epoch slots (this object's address: unique while the cache lives).
+    @usableFromInline var tag: UInt { UInt(bitPattern: ObjectIdentifier(self)) }
+    private let parked = LockedValue<[(grace: GracePeriod, work: [Retired<Key>])]>([])
+
+    init() {}
+
+    /// Starts a grace period for `work` (already unpublished by the caller) and runs it now if
+    /// no reader can be using it, else parks it. Call with no cache lock held.
+    func retire(_ work: [Retired<Key>], cache: VolatileCache<Key>) {
+        if !work.isEmpty {
+            let grace = ReadEpochs.startGracePeriod(cache: tag)
+            if grace.busy.isEmpty {
+                cache.perform(work)
+            } else {
+                parked.withLock { $0.append((grace, work)) }
+                parkedCount.add(1, ordering: .sequentiallyConsistent)
+                ReadEpochs.registerCollector(cache: tag) { [weak cache] in cache?.collectRetired() }
+            }
+        }
+        if parkedCount.load(ordering: .relaxed) > 0 { collect(cache: cache) }
+    }
+
+    /// Runs the parked batches whose grace period has elapsed (skipped if another thread is
+    /// collecting right now).
+    func collect(cache: VolatileCache<Key>) {
+        guard !ReadEpochs.isInsideSection else { return }
+        let ready: [[Retired<Key>]]? = parked.withLockIfAvailable { parked in
+            var ready: [[Retired<Key>]] = []
+            parked.removeAll { batch in
+                guard batch.grace.hasElapsed else { return false }
+                ready.append(batch.work)
+                return true
+            }
+            return ready
+        }
+        guard let ready, !ready.isEmpty else { return }
+        parkedCount.subtract(ready.count, ordering: .relaxed)
+        for work in ready { cache.perform(work) }
+    }
+
+    /// Drops every parked batch (the cache's deinit: no reader can exist). Records are freed.
+    func discardAll() {
+        let all = parked.withLock { parked in
+            defer { parked = [] }
+            return parked
+        }
+        for batch in all {
+            for item in batch.work {
+                switch item {
+                case .record(let record, _):
+                    record.deinitialize(count: 1)
+                    record.deallocate()
+                case .table(let table):
+                    HotIndexTable.deallocate(table)
+                case .demotion, .removal:
+                    break
+                }
+            }
+        }
+    }
+}
+
+extension VolatileCache {
+    /// Leaves a lock-free read section, and runs parked work if there is some.
+    @inlinable @inline(__always)
+    func leaveReadSection(_ slot: EpochSlotPointer) {
+        guard ReadEpochs.exit(slot) else { return }
+        if reclaimer.parkedCount.load(ordering: .relaxed) > 0 { collectRetired() }
+        // A section nested across caches may be what other caches' parked work waits for.
+        if slot.address.pointee.cache.load(ordering: .relaxed) == ReadEpochs.anyCache { ReadEpochs.collectEverywhere() }
+    }
+
+    @usableFromInline @inline(never)
+    func collectRetired() {
+        reclaimer.collect(cache: self)
+    }
+
+    /// Runs retired work whose grace period is over (no lock held by the caller).
+    func perform(_ work: [Retired<Key>]) {
+        var records: [UnsafeMutablePointer<HotRecord<Key>>] = []
+        var shardsToDrain: [ShardPointer<Key>] = []
+        for item in work {
+            switch item {
+            case .record(let record, let shard):
+                records.append(record)
+                if !shardsToDrain.contains(where: { $0.address == shard.address }) { shardsToDrain.append(shard) }
+            case .table(let table):
+                HotIndexTable.deallocate(table)
+            case .demotion(let entry, let ticket, let shard, let shedding):
+                finishDemotion(entry, ticket: ticket, in: shard, shedding: shedding)
+            case .removal(let entry):
+                // No lock-free reader is left; counted holds decide who frees the extent.
+                if entry.holds.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0 {
+                    freeDetached(entry)
+                }
+            }
+        }
+        guard !records.isEmpty else { return }
+        // A record's address may still sit in its shard's read buffer: empty the buffers
+        // (every word) before the record is freed. No new copy can appear: every reader
+        // that found the record has left its section.
+        let epoch = shards.epoch
+        for shard in shardsToDrain {
+            shard.pointee.state.withLock { state in shard.drain(stripe: nil, everything: true, in: &state, epoch: epoch) }
+        }
+        for record in records {
+            record.deinitialize(count: 1)
+            record.deallocate()
+        }
+    }
+
+    /// The second half of a demotion, after its grace period: the unpin (MADV_FREE), outside
+    /// the lock, unless the entry was revived or removed meanwhile.
+    private func finishDemotion(_ entry: CacheEntry<Key>, ticket: UInt64, in shard: ShardPointer<Key>, shedding: Bool) {
+        let flight = Flight()
+        var garbage = Garbage<Key>()
+        let taken: PinnedExtent? = shard.pointee.state.withLock { state in
+            if entry.isRemoved, entry.phase == .demoting, entry.demotionTicket == ticket, let extent = entry.pinned.take() {
+                // Removed while demoting, and this is the latest claim (an older claim's grace
+                // period does not cover readers of the record a revive published since): no
+                // reader is left, free it.
+                garbage.add(extent)
+                return nil
+            }
+            return entry.beginUnpin(ticket: ticket, flight: flight)
+        }
+        dispose(&garbage)
+        guard let extent = taken else { return }
+        // The entry is busy: only this thread touches its extent fields until the lock below.
+        let footprint = entry.footprint
+        var volatile: VolatileExtent? = extent.unpin()
+        shard.pointee.state.withLock { state in
+            if entry.isRemoved {
+                entry.flight = nil
+                garbage.add(volatile.take()!)
+                return
+            }
+            entry.finishUnpin(volatile.take()!, in: &state)
+            if !shedding { state.counters.demotions += 1 }
+            totals.volatileBytes.add(footprint, ordering: .relaxed)
+        }
+        dispose(&garbage)
+        flight.finish(.ready)
+    }
+}

@@ -1,0 +1,298 @@
+// Hot-hit scaling: 1, 2, 4 and 8 threads (4 and 8 oversubscribe a 2-core machine), over
+// disjoint keys and over keys shared with a Zipf(1.1) distribution, with 1,024 and 100,000
+// keys, against three baselines measured in the same run: `Mutex<[Int: [UInt8]]>`, a 16-shard
+// Mutex dictionary, and NSCache. Every figure is aggregate throughput (all threads' lookups
+// over the wall time from the first thread's start to the last one's end), as nanoseconds per
+// lookup; medians of `rounds` rounds, contenders interleaved within each round.
+import Foundation
+import Synchronization
+import VolatileCache
+
+/// One contender's lookup loop: reads one byte of each value found, returns their sum.
+typealias LookupLoop = @Sendable (_ keys: UnsafeBufferPointer<Int>, _ count: Int) -> Int
+
+/// A Mutex dictionary split in 16 shards (by the key's hash), each on its own cache lines.
+final class ShardedMutexDictionary: @unchecked Sendable {  // Each shard is behind its Mutex.
+    final class Shard: @unchecked Sendable {  // The dictionary is behind the Mutex.
+        let dictionary = Mutex<[Int: [UInt8]]>([:])
+        // Keeps neighbouring shards' lock words off one cache line pair.
+        let padding: (Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int, Int) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+    }
+    let shards = (0..<16).map { _ in Shard() }
+
+    @inline(__always)
+    func shard(_ key: Int) -> Shard { shards[Int(truncatingIfNeeded: UInt(bitPattern: key.hashValue) >> 60)] }
+}
+
+/// NSCache is documented thread-safe; swift-corelibs-foundation does not mark it Sendable.
+final class ScalingNSCache: @unchecked Sendable {  // NSCache locks internally.
+    let cache = NSCache<NSNumber, NSData>()
+}
+
+/// Key sequences: per thread, `length` indices into `0..<keyCount`.
+struct KeyStreams: @unchecked Sendable {  // Immutable after init; freed by `deallocate`.
+    let streams: [UnsafeMutableBufferPointer<Int>]
+
+    /// Disjoint: thread `t` of `threads` walks only keys `k` with `k % threads == t` (a
+    /// scrambled order). Shared: every thread draws from one Zipf(s) distribution over all
+    /// keys, with its own seed.
+    init(keyCount: Int, threads: Int, length: Int, shared: Bool, zipf: ZipfTable) {
+        streams = (0..<threads).map { thread in
+            let stream = UnsafeMutableBufferPointer<Int>.allocate(capacity: length)
+            var random = BenchRandom(seed: UInt64(thread) &* 0x9E37_79B9 &+ UInt64(keyCount))
+            let own = max(1, (keyCount - thread + threads - 1) / threads)
+            for index in 0..<length {
+                if shared {
+                    stream[index] = zipf.sample(&random)
+                } else {
+                    stream[index] = thread + threads * Int(random.next() % UInt64(own))
+                }
+            }
+            return stream
+        }
+    }
+
+    func deallocate() { for stream in streams { stream.deallocate() } }
+}
+
+/// SplitMix64.
+struct BenchRandom {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
+
+/// Zipf(s) over `0..<n` by inverse CDF (rank 0 is the most popular; ranks are scattered over
+/// the key space so popular keys do not share a shard by construction).
+struct ZipfTable: Sendable {
+    let cumulative: [Double]
+    let permutation: [Int]
+
+    init(count: Int, exponent: Double) {
+        var sums = [Double](repeating: 0, count: count)
+        var total = 0.0
+        for rank in 0..<count {
+            total += 1 / pow(Double(rank + 1), exponent)
+            sums[rank] = total
+        }
+        cumulative = sums.map { $0 / total }
+        var random = BenchRandom(seed: 7)
+        var order = Array(0..<count)
+        for index in stride(from: count - 1, to: 0, by: -1) { order.swapAt(index, Int(random.next() % UInt64(index + 1))) }
+        permutation = order
+    }
+
+    func sample(_ random: inout BenchRandom) -> Int {
+        let u = Double(random.next() >> 11) / Double(1 << 53)
+        var low = 0
+        var high = cumulative.count - 1
+        while low < high {
+            let middle = (low + high) / 2
+            if cumulative[middle] < u { low = middle + 1 } else { high = middle }
+        }
+        return permutation[low]
+    }
+}
+
+/// One run of `threads` threads: wall nanoseconds, and the largest share of it that one
+/// thread spent waiting for a CPU.
+struct ThreadedSample {
+    var nanoseconds: Double
+    var runQueueFraction: Double
+}
+
+/// Nanoseconds this thread has spent runnable but waiting for a CPU (`run_delay` in
+/// `/proc/thread-self/schedstat`); 0 if unavailable.
+func runQueueNanoseconds() -> UInt64 {
+    let fd = open("/proc/thread-self/schedstat", O_RDONLY)
+    guard fd >= 0 else { return 0 }
+    defer { close(fd) }
+    var buffer = [UInt8](repeating: 0, count: 128)
+    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
+    guard count > 0 else { return 0 }
+    let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
+    guard fields.count >= 2 else { return 0 }
+    return UInt64(String(decoding: fields[1], as: UTF8.self)) ?? 0
+}
+
+/// Runs `body(thread)` on `threads` threads released together from a barrier.
+func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> ThreadedSample {
+    let arrived = Atomic<Int>(0)
+    let spans = Mutex<[(UInt64, UInt64, UInt64)]>([])
+    let group = DispatchGroup()
+    for index in 0..<threads {
+        group.enter()
+        Thread.detachNewThread {
+            let waitedBefore = runQueueNanoseconds()
+            arrived.add(1, ordering: .acquiringAndReleasing)
+            // Oversubscribed runs yield while waiting, so the last thread gets a CPU.
+            while arrived.load(ordering: .acquiring) < threads { sched_yield() }
+            let start = now()
+            body(index)
+            let end = now()
+            let waited = runQueueNanoseconds() - waitedBefore
+            spans.withLock { $0.append((start, end, waited)) }
+            group.leave()
+        }
+    }
+    group.wait()
+    return spans.withLock { spans in
+        let wall = Double(spans.map(\.1).max()! - spans.map(\.0).min()!)
+        let waited = spans.map { Double($0.2) }.max() ?? 0
+        return ThreadedSample(nanoseconds: wall, runQueueFraction: waited / wall)
+    }
+}
+
+/// The figures of the scaling matrix.
+struct ScalingResult {
+    /// `[contender][keys][workload][threads]` → nanoseconds per lookup, aggregate.
+    var figures: [String: Double] = [:]
+    var worstRunQueueFraction = 0.0
+
+    static func name(_ contender: String, keys: Int, shared: Bool, threads: Int) -> String {
+        "\(contender)/\(keys)/\(shared ? "zipf" : "disjoint")/\(threads)t"
+    }
+
+    func nanoseconds(_ contender: String, keys: Int = 1024, shared: Bool, threads: Int) -> Double {
+        figures[Self.name(contender, keys: keys, shared: shared, threads: threads)] ?? .nan
+    }
+
+    /// Throughput at `threads` over throughput at 1 (higher is better).
+    func scaling(_ contender: String, keys: Int = 1024, shared: Bool, threads: Int) -> Double {
+        nanoseconds(contender, keys: keys, shared: shared, threads: 1) / nanoseconds(contender, keys: keys, shared: shared, threads: threads)
+    }
+}
+
+let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache"]
+
+/// Measures the matrix. `lookups` per sample, split between the threads (NSCache gets a
+/// tenth: it is ~50x slower).
+func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int) throws -> ScalingResult {
+    var result = ScalingResult()
+    var sink = 0
+    let sharedSink = Atomic<Int>(0)
+    for keyCount in keyCounts {
+        let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: Int(keyCount) * 8192))
+        let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
+            let key = context.key
+            try context.write(byteCount: 256) { buffer in
+                for index in 0..<256 { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
+                return 256
+            }
+        }
+        let dictionary = Mutex<[Int: [UInt8]]>([:])
+        let sharded = ShardedMutexDictionary()
+        let nsCache = ScalingNSCache()
+        for key in 0..<keyCount {
+            try cache.withBytes(forKey: key, regenerate: regenerate) { _ in }
+            let bytes = (0..<256).map { UInt8(truncatingIfNeeded: key &+ $0) }
+            dictionary.withLock { $0[key] = bytes }
+            sharded.shard(key).dictionary.withLock { $0[key] = bytes }
+            nsCache.cache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
+        }
+        let loops: [String: LookupLoop] = [
+            "cache": { keys, count in
+                var sum = 0
+                for index in 0..<count {
+                    sum &+= (try? cache.withBytes(forKey: keys[index & (keys.count - 1)]) { Int($0[1]) }) ?? 0
+                }
+                return sum
+            },
+            "mutex_dict": { keys, count in
+                var sum = 0
+                for index in 0..<count {
+                    let key = keys[index & (keys.count - 1)]
+                    let value = dictionary.withLock { $0[key] }
+                    sum &+= Int(value?[1] ?? 0)
+                }
+                return sum
+            },
+            "sharded_mutex": { keys, count in
+                var sum = 0
+                for index in 0..<count {
+                    let key = keys[index & (keys.count - 1)]
+                    let value = sharded.shard(key).dictionary.withLock { $0[key] }
+                    sum &+= Int(value?[1] ?? 0)
+                }
+                return sum
+            },
+            "nscache": { keys, count in
+                var sum = 0
+                for index in 0..<count {
+                    if let data = nsCache.cache.object(forKey: NSNumber(value: keys[index & (keys.count - 1)])) {
+                        sum &+= Int(data.bytes.load(fromByteOffset: 1, as: UInt8.self))
+                    }
+                }
+                return sum
+            },
+        ]
+        let zipf = ZipfTable(count: keyCount, exponent: 1.1)
+        for shared in [false, true] {
+            for threads in threadCounts {
+                let streams = KeyStreams(keyCount: keyCount, threads: threads, length: 1 << 16, shared: shared, zipf: zipf)
+                defer { streams.deallocate() }
+                var samples: [String: [Double]] = [:]
+                for round in 0..<rounds {
+                    // Rotate the order each round so no contender always runs first.
+                    for offset in 0..<scalingContenders.count {
+                        let contender = scalingContenders[(round + offset) % scalingContenders.count]
+                        let loop = loops[contender]!
+                        // The same total work at every thread count (split between the threads).
+                        let count = (contender == "nscache" ? lookups / 10 : lookups) / threads
+                        let sample: ThreadedSample
+                        if threads == 1 {
+                            let keys = UnsafeBufferPointer(streams.streams[0])
+                            let start = now()
+                            sink &+= loop(keys, count)
+                            sample = ThreadedSample(nanoseconds: Double(now() - start), runQueueFraction: 0)
+                        } else {
+                            sample = runThreaded(threads) { thread in
+                                sharedSink.add(loop(UnsafeBufferPointer(streams.streams[thread]), count), ordering: .relaxed)
+                            }
+                        }
+                        result.worstRunQueueFraction = max(result.worstRunQueueFraction, sample.runQueueFraction)
+                        samples[contender, default: []].append(sample.nanoseconds / Double(count * threads))
+                    }
+                }
+                for (contender, values) in samples {
+                    result.figures[ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)] = median(values)
+                }
+            }
+        }
+    }
+    if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
+    return result
+}
+
+/// Single-thread hot hits only (for `valgrind --tool=callgrind`: instruction counts per hit).
+func runHitLoopForProfiling(lookups: Int) throws {
+    let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 64 << 20))
+    for key in 0..<1024 {
+        try cache.insert(forKey: key, byteCount: 256) { $0.initializeMemory(as: UInt8.self, repeating: UInt8(key & 255)) }
+    }
+    var sum = 0
+    for index in 0..<lookups {
+        sum &+= (try? cache.withBytes(forKey: (index &* 7919) & 1023) { Int($0[1]) }) ?? 0
+    }
+    if sum == 42 { print("") }
+}
+
+/// The `Mutex<[Int: [UInt8]]>` lookup loop alone, as `runHitLoopForProfiling` (same keys).
+func runMutexLoopForProfiling(lookups: Int) {
+    let dictionary = Mutex<[Int: [UInt8]]>([:])
+    for key in 0..<1024 { dictionary.withLock { $0[key] = [UInt8](repeating: UInt8(key & 255), count: 256) } }
+    var sum = 0
+    for index in 0..<lookups {
+        let key = (index &* 7919) & 1023
+        let value = dictionary.withLock { $0[key] }
+        sum &+= Int(value?[1] ?? 0)
+    }
+    if sum == 42 { print("") }
+}

@@ -1,0 +1,221 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import Synchronization
+import Testing
+@testable import VolatileCache
+import VolatileCacheTesting
+import VolatileMemory
+
+/// The lock-free read path: grace periods and a long mixed stress that verifies every byte.
+///
+/// The stress runs `VOLATILE_READPATH_STRESS_SECONDS` seconds per strategy (default 2, so
+/// `swift test` stays quick in CI; the issue's 20 s run is
+/// `VOLATILE_READPATH_STRESS_SECONDS=20 swift test --filter ReadPathTests`).
+@Suite("Lock-free read path")
+struct ReadPathTests {
+    /// A body still running on one thread while another sheds, drops every volatile page,
+    /// removes everything and allocates again keeps reading intact bytes: the demotion and
+    /// the free wait for the reader's grace period. The memory is freed once the body returns.
+    @Test func aRunningBodyKeepsIntactBytesWhileAnotherThreadShedsAndFrees() throws {
+        let cache = try makeCache(hot: 64 * page)
+        let size = 8 * page
+        try cache.insert(forKey: 1, byteCount: size) { fill($0, seed: 1) }
+        let inside = Atomic(false)
+        let otherDone = Atomic(false)
+        let intactReads = Atomic(0)
+        let brokenReads = Atomic(0)
+        let extentsWhileReading = Atomic(-1)
+        let shedBytes = Atomic(-1)
+        runThreads(2) { thread in
+            if thread == 0 {
+                // The reader: a lock-free hot hit whose body outlives the other thread's work.
+                _ = try? cache.withBytes(forKey: 1) { bytes in
+                    inside.store(true, ordering: .releasing)
+                    repeat {
+                        if bytes.count == size && verify(bytes, seed: 1) {
+                            intactReads.add(1, ordering: .relaxed)
+                        } else {
+                            brokenReads.add(1, ordering: .relaxed)
+                        }
+                    } while !otherDone.load(ordering: .acquiring)
+                    // Once more after everything else has happened.
+                    if verify(bytes, seed: 1) {
+                        intactReads.add(1, ordering: .relaxed)
+                    } else {
+                        brokenReads.add(1, ordering: .relaxed)
+                    }
+                }
+            } else {
+                while !inside.load(ordering: .acquiring) { sched_yield() }
+                shedBytes.store(cache.shed(), ordering: .relaxed)
+                // Were the pages volatile now, this would zero them.
+                _ = try? cache.arena.dropAllVolatilePages()
+                cache.removeAll()
+                // Allocations that would reuse a freed extent, written with other content.
+                for key in 2..<10 { try? cache.insert(forKey: key, byteCount: size) { fill($0, seed: UInt64(key)) } }
+                extentsWhileReading.store(cache.arena.statistics.extentCount, ordering: .relaxed)
+                usleep(20_000)
+                otherDone.store(true, ordering: .releasing)
+            }
+        }
+        #expect(brokenReads.load(ordering: .relaxed) == 0)
+        #expect(intactReads.load(ordering: .relaxed) >= 2)
+        // The shed claimed the entry (it is not hot any more) but its unpin waited.
+        #expect(shedBytes.load(ordering: .relaxed) == size)
+        // Key 1's extent was still allocated beside the 8 new ones while the body ran.
+        #expect(extentsWhileReading.load(ordering: .relaxed) == 9)
+        // The body returned: its grace period is over and the extent was freed.
+        #expect(!cache.contains(1))
+        #expect(cache.arena.statistics.extentCount == 8)
+        #expect(cache.statistics.pinnedBytes == 0)
+        for key in 2..<10 { #expect(try read(cache, key, byteCount: size)) }
+    }
+
+    /// A body that removes its own key and sheds from inside keeps its bytes, and nothing
+    /// deadlocks (the writer never waits for a grace period, it parks the work).
+    @Test func aBodyMayRemoveAndShedItsOwnKey() throws {
+        let cache = try makeCache()
+        try cache.insert(forKey: 7, byteCount: 3 * page) { fill($0, seed: 7) }
+        let ok = try cache.withBytes(forKey: 7) { bytes in
+            #expect(cache.removeValue(forKey: 7))
+            cache.shed()
+            try cache.insert(forKey: 8, byteCount: 3 * page) { fill($0, seed: 8) }
+            #expect(cache.arena.statistics.extentCount == 2)
+            return verify(bytes, seed: 7)
+        }
+        #expect(ok == true)
+        #expect(cache.arena.statistics.extentCount == 1)
+        #expect(try read(cache, 8, byteCount: 3 * page))
+    }
+
+    /// A demoted entry that a locked look-up finds before its grace period ends is revived
+    /// (published again) instead of being unpinned.
+    @Test func aDemotionWaitingForItsGracePeriodIsRevivedByAnAccess() throws {
+        let cache = try makeCache()
+        try cache.insert(forKey: 1, byteCount: page) { fill($0, seed: 1) }
+        try cache.insert(forKey: 2, byteCount: page) { fill($0, seed: 2) }
+        try cache.withBytes(forKey: 2) { _ in
+            // Inside a read section: the shed's unpin of 1 is parked.
+            cache.shed()
+            #expect(cache.statistics.hotBytes == 0 && cache.volatileKeys.isEmpty)
+            // The slow path finds 1 `demoting` and revives it.
+            guard let pin = try cache.pinnedValue(forKey: 1) else {
+                Issue.record("the demoting entry was not found")
+                return
+            }
+            #expect(pin.withUnsafeBytes { verify($0, seed: 1) })
+        }
+        // 2's demotion ran when the section ended; 1 was revived and stays hot.
+        #expect(cache.hotKeys == [1])
+        #expect(cache.volatileKeys == [2])
+        #expect(try read(cache, 1, byteCount: page) && read(cache, 2, byteCount: page))
+    }
+
+    /// Grace periods are per cache: a body reading one cache does not hold back another
+    /// cache's demotions, but a section nested across caches holds back both.
+    @Test func aBodyInOneCacheDoesNotDelayAnotherCachesDemotions() throws {
+        let first = try makeCache()
+        let second = try makeCache()
+        try first.insert(forKey: 1, byteCount: page) { fill($0, seed: 1) }
+        try second.insert(forKey: 2, byteCount: page) { fill($0, seed: 2) }
+        try second.insert(forKey: 3, byteCount: page) { fill($0, seed: 3) }
+        try first.withBytes(forKey: 1) { _ in
+            second.shed()
+            #expect(second.volatileKeys.sorted() == [2, 3])
+            try second.insert(forKey: 4, byteCount: page) { fill($0, seed: 4) }
+            try second.withBytes(forKey: 4) { bytes in
+                // Nested across caches: this section counts for `second` too.
+                second.shed()
+                #expect(!second.volatileKeys.contains(4))
+                #expect(verify(bytes, seed: 4))
+            }
+        }
+        #expect(second.volatileKeys.sorted() == [2, 3, 4])
+    }
+
+    static var stressDuration: Duration {
+        let seconds = getenv("VOLATILE_READPATH_STRESS_SECONDS").flatMap { Double(String(cString: $0)) } ?? 2
+        return .milliseconds(Int(seconds * 1000))
+    }
+
+    /// Eight threads mixing hits, misses, removeValue, removeAll, shed, limit evictions,
+    /// inserts and pins while a background injector drops volatile pages; every byte of every
+    /// body is verified, at its start and at its end.
+    @Test(arguments: [DropDetectionStrategy.automatic, .canary])
+    func eightThreadsMixingEverythingVerifyEveryByte(strategy: DropDetectionStrategy) throws {
+        var configuration = VolatileCache<Int>.Configuration(hotByteLimit: 48 * page, countLimit: 96)
+        configuration.shardCount = 8
+        configuration.arena.regionByteCount = 64 << 20
+        configuration.arena.minimumRegionByteCount = 16 << 20
+        configuration.arena.strategy = strategy
+        let cache = try VolatileCache<Int>(configuration: configuration)
+        let injector = BackgroundDropInjector(cache: cache, fraction: 0.3, interval: .milliseconds(2), seed: 11)
+        try injector.start()
+        let bad = Atomic(0)
+        let reads = Atomic(0)
+        let operations = Atomic(0)
+        let deadline = ContinuousClock.now + Self.stressDuration
+        @Sendable func size(_ key: Int) -> Int { (1 + key % 5) * page + 8 * (key % 3) }
+        runThreads(8) { thread in
+            var random = SplitMix64(seed: UInt64(thread) &+ 1000)
+            // At least the duration, and at least enough operations to reach the count limit
+            // (slow machines, sanitizers).
+            while ContinuousClock.now < deadline || operations.load(ordering: .relaxed) < 6000 {
+                // Zipf-like: most accesses on a few hot keys, some on a long tail (misses).
+                let key = random.next() % 4 == 0 ? Int(random.next() % 160) : Int(random.next() % 24)
+                let expected = size(key)
+                operations.add(1, ordering: .relaxed)
+                do {
+                    switch random.next() % 100 {
+                    case 0..<2: cache.removeValue(forKey: key)
+                    case 2: if random.next() % 8 == 0 { cache.removeAll() }
+                    case 3..<5: cache.shed()
+                    case 5..<8: try cache.insert(forKey: key, byteCount: expected) { fill($0, seed: UInt64(key)) }
+                    case 8..<12:
+                        let pin = try cache.pinnedValue(forKey: key, regenerate: generator(expected))
+                        let ok = pin.withUnsafeBytes { $0.count == expected && verify($0, seed: UInt64(key)) }
+                        if !ok { Issue.record("pinnedValue read wrong bytes for \(key)"); bad.add(1, ordering: .relaxed) }
+                        reads.add(1, ordering: .relaxed)
+                    case 12..<20:
+                        // No regenerator: a hit or nil.
+                        let ok = try cache.withBytes(forKey: key) { $0.count == expected && verify($0, seed: UInt64(key)) }
+                        if ok == false { Issue.record("hit without regenerator read wrong bytes for \(key)"); bad.add(1, ordering: .relaxed) }
+                        reads.add(1, ordering: .relaxed)
+                    default:
+                        let ok = try cache.withBytes(forKey: key, regenerate: generator(expected)) { bytes in
+                            let first = bytes.count == expected && verify(bytes, seed: UInt64(key))
+                            // Let other threads shed and free meanwhile, then look again.
+                            if random.next() % 16 == 0 { sched_yield() }
+                            let second = verify(bytes, seed: UInt64(key))
+                            if first != second { Issue.record("bytes of \(key) changed during the body") }
+                            return first && second
+                        }
+                        if !ok { Issue.record("withBytes read wrong bytes for \(key)"); bad.add(1, ordering: .relaxed) }
+                        reads.add(1, ordering: .relaxed)
+                    }
+                } catch {
+                    Issue.record("operation failed: \(error)")
+                    bad.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        injector.stop()
+        #expect(bad.load(ordering: .relaxed) == 0)
+        #expect(reads.load(ordering: .relaxed) > 1000)
+        #expect(injector.rounds > 5)
+        let statistics = cache.statistics
+        #expect(statistics.hotHits > 0)
+        #expect(statistics.misses > 0)
+        #expect(statistics.evictions > 0)
+        #expect(statistics.sheds > 0)
+        // The count limit holds up to the entries that were waiting for a grace period (not
+        // evictable then) when the last insertion enforced it: at most one per thread.
+        #expect(statistics.entryCount <= 96 + 8)
+        // Everything that was retired has run: removing the rest leaves no extent behind.
+        cache.removeAll()
+        #expect(cache.arena.statistics.extentCount == 0)
+        #expect(cache.statistics.pinnedBytes == 0 && cache.count == 0)
+        cache.arena.checkInvariants()
+    }
+}
