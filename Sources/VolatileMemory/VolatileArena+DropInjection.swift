@@ -114,9 +114,34 @@ extension VolatileArena {
             }
             if case .success(let resident) = stillResident { remaining = resident }
             if remaining.isEmpty { break }
-            if attempt > 0 { usleep(5_000) } else { sched_yield() }
+            // A page still in another CPU's LRU batch cannot be paged out until that CPU
+            // drains it; MADV_PAGEOUT drains only the caller's CPU. From the third attempt,
+            // advise once from every CPU this thread may run on, so each batch is drained.
+            if attempt >= 2, attempt % 2 == 0 {
+                try pageOutFromEveryCPU(base, pages: remaining)
+            } else if attempt > 0 {
+                usleep(5_000)
+            } else {
+                sched_yield()
+            }
         }
         return requested.count - remaining.count
+    }
+
+    /// Advises `MADV_PAGEOUT` on `pages` once on each CPU of the thread's affinity mask (the
+    /// thread moves there for the call), then restores the mask. Without affinity control it
+    /// does nothing; the caller's retries go on.
+    private func pageOutFromEveryCPU(_ base: UnsafeMutableRawPointer, pages: [Int]) throws(VolatileMemoryError) {
+        guard case .success(let original) = Syscall.threadAffinity() else { return }
+        defer { _ = Syscall.setThreadAffinity(original) }
+        for word in original.indices where original[word] != 0 {
+            for bit in 0..<64 where original[word] & (1 << UInt64(bit)) != 0 {
+                var single = [UInt64](repeating: 0, count: 16)
+                single[word] = 1 << UInt64(bit)
+                guard case .success = Syscall.setThreadAffinity(single) else { continue }
+                for page in pages { try pageOut(base + page * pageSize, pageCount: 1) }
+            }
+        }
     }
 }
 

@@ -61,6 +61,21 @@ package enum Syscall {
         valueOrErrno { mprotect(address, byteCount, protection) }.map { _ in () }
     }
 
+    /// The calling thread's CPU affinity mask (`sched_getaffinity(2)`), 1024 CPUs as 16 words.
+    @inline(never)
+    package static func threadAffinity() -> Result<[UInt64], Errno> {
+        var mask = [UInt64](repeating: 0, count: 16)
+        return valueOrErrno { mask.withUnsafeMutableBufferPointer { vc_thread_affinity_get($0.baseAddress) } }
+            .map { _ in mask }
+    }
+
+    /// Sets the calling thread's CPU affinity mask (`sched_setaffinity(2)`), 16 words.
+    @inline(never)
+    package static func setThreadAffinity(_ mask: [UInt64]) -> Result<Void, Errno> {
+        precondition(mask.count == 16, "a 1024-CPU mask is 16 words")
+        return valueOrErrno { mask.withUnsafeBufferPointer { vc_thread_affinity_set($0.baseAddress) } }.map { _ in () }
+    }
+
     /// `munlock(2)`.
     @inline(never)
     package static func unlock(_ address: UnsafeMutableRawPointer, byteCount: Int) -> Result<Void, Errno> {

@@ -189,4 +189,18 @@ static inline void *vc_epoch_slot_get(void) { return vc_epoch_slot; }
 static inline void vc_epoch_slot_set(void *slot) { vc_epoch_slot = slot; }
 // ===== end issue 8 =====
 
+
+// ---- Thread CPU affinity (drop injection drains other CPUs' LRU batches) ----
+// Raw syscalls with a 1024-CPU mask (16 words): the glibc CPU_SET macros need _GNU_SOURCE.
+
+/// sched_getaffinity(2) for the calling thread; returns the mask size in bytes or -1.
+static inline int vc_thread_affinity_get(uint64_t *mask16) {
+    return (int)syscall(__NR_sched_getaffinity, 0, 16 * sizeof(uint64_t), mask16);
+}
+/// sched_setaffinity(2) for the calling thread; returns 0 or -1 with errno set.
+static inline int vc_thread_affinity_set(const uint64_t *mask16) {
+    return (int)syscall(__NR_sched_setaffinity, 0, 16 * sizeof(uint64_t), mask16);
+}
+// ---- end of thread CPU affinity ----
+
 #endif
