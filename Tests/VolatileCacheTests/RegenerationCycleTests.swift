@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Synchronization
 import Testing
+import VolatileSystem
 @testable import VolatileCache
 
 /// Issue 12, item 2: regenerators on different threads (or tasks) that ask for each other's
@@ -16,7 +17,7 @@ import Testing
 @Suite(.timeLimit(.minutes(10))) struct RegenerationCycleTests {
     /// What the regenerator of key `i` records about its inner request for key `i + 1`.
     final class Outcomes: Sendable {
-        let cycles = Mutex<[[VolatileCacheError.Key]]>([])
+        let cycles = LockedValue<[[VolatileCacheError.Key]]>([])
         let served = Atomic<Int>(0)
         let wrong = Atomic<Int>(0)
     }
@@ -129,7 +130,7 @@ import Testing
     @Test func anUncaughtCycleErrorFailsThatRegenerationOnly() throws {
         let cache = try makeCache()
         let barrier = ThreadBarrier(count: 2)
-        let errors = Mutex<[String]>([])
+        let errors = LockedValue<[String]>([])
         runThreads(2) { index in
             do {
                 try cache.withBytes(forKey: index, regenerate: { context in

@@ -1,5 +1,6 @@
 import Synchronization
 import Testing
+import VolatileSystem
 @testable import VolatileMemory
 
 /// The user-mode-only pin is a loop (populate; on EFAULT record and map the absent pages with
@@ -31,7 +32,7 @@ struct UserModeOnlyRaceTests {
         #expect(try volatile.dropPages([2]) == 1)
 
         struct Seen { var points: [VolatileArena.PopulateRacePoint] = []; var gone: [Int: Int] = [:] }
-        let seen = Mutex(Seen())
+        let seen = LockedValue(Seen())
         let dropPage: @Sendable (Int) -> Int = { [unowned arena] page in
             let address = UnsafeMutableRawPointer(bitPattern: base)!
             return (try? arena.pageOutUntilGone(address, pageCount: pages, pages: [page])) ?? -1
