@@ -35,7 +35,7 @@ extension VolatileArena {
         /// unpin (or free) faults at once; a SIGSEGV handler prints "access to an unpinned
         /// VolatileCache object" and the address before the process dies. A pin restores
         /// access. Costs an `mprotect` per unpin, pin, allocation and free. Default false
-        /// (``VolatileCache``'s configuration turns it on in debug builds).
+        /// (`VolatileCache`'s configuration turns it on in debug builds).
         public var debugProtectsUnpinned: Bool = false
         /// Test hook: behave as if the kernel refused `userfaultfd(2)` with this error, to
         /// exercise the fallback on machines where it is granted.
