@@ -7,7 +7,12 @@ import VolatileSystem
 /// mincore + UFFDIO_ZEROPAGE; populate again), so unlike the one-step mechanisms it has
 /// windows between its system calls. These tests drop pages with real kernel drops exactly in
 /// those windows, through the arena's race hook, instead of hoping a random injector hits them.
-@Suite("User-mode-only userfaultfd: drops between the populate loop's steps")
+@Suite(
+    "User-mode-only userfaultfd: drops between the populate loop's steps",
+    .enabled(
+        if: KernelVersion.running >= KernelVersion.populateWrite,
+        "kernel \(KernelVersion.running) lacks UFFD_USER_MODE_ONLY (Linux 5.11) or MADV_POPULATE_WRITE (Linux 5.14)")
+)
 struct UserModeOnlyRaceTests {
     static func makeArena() throws -> VolatileArena {
         var configuration = Variant.userfaultfdUserModeOnly.configuration
