@@ -510,7 +510,8 @@ struct SystemTests {
         // rise when its unpin finishes after the grace period, so wait for both (a slow guest
         // kernel under emulation showed the moment in between).
         var waited = 0
-        while (cache.statistics.hotBytes > 0 || cache.statistics.volatileBytes < 16 * page) && waited < 20_000 {
+        while (cache.statistics.hotBytes > 0 || cache.statistics.volatileBytes < 16 * page
+               || cache.statistics.shedBytes < 16 * page) && waited < 20_000 {
             try await Task.sleep(for: .milliseconds(5))
             waited += 5
         }
