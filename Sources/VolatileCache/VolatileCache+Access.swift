@@ -98,18 +98,29 @@ extension VolatileCache {
         // The hot hit is inlined into the caller (specialized for its key type); everything
         // else goes through `acquire`.
         let hashed = HashedKey(key)
-        let shard = shard(for: hashed)
-        let slot = ReadEpochs.enter(cache: reclaimer.tag)
-        if let record = shard.findHot(hashed) {
-            defer { leaveReadSection(slot) }
-            let slotIndex = slot.address.pointee.index
-            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
-            return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
-        }
-        leaveReadSection(slot)
+        if let result = try withHotBytes(hashed, body) { return result }
         let hold = try acquire(hashed, offersRepair: .always, canRegenerate: true, regenerate)!
         defer { release(hold) }
         return try body(UnsafeRawBufferPointer(start: hold.base, count: hold.byteCount))
+    }
+
+    /// The lock-free hot hit shared by the sync `withBytes` overloads: inside a read section,
+    /// look the key up in its shard's hot index, record the hit in this thread's stripe, run
+    /// `body`. Returns nil (section left) when the key is not hot.
+    @inlinable @inline(__always)
+    func withHotBytes<Result>(
+        _ hashed: HashedKey<Key>, _ body: (UnsafeRawBufferPointer) throws -> Result
+    ) rethrows -> Result? {
+        let shard = shard(for: hashed)
+        let slot = ReadEpochs.enter(cache: reclaimer.tag)
+        guard let record = shard.findHot(hashed) else {
+            leaveReadSection(slot)
+            return nil
+        }
+        defer { leaveReadSection(slot) }
+        let slotIndex = slot.address.pointee.index
+        if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
+        return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
     }
 
     /// Calls `body` with the object's bytes if the cache holds them, without regenerating.
@@ -123,15 +134,7 @@ extension VolatileCache {
     @inlinable
     public func withBytes<Result>(forKey key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let hashed = HashedKey(key)
-        let shard = shard(for: hashed)
-        let slot = ReadEpochs.enter(cache: reclaimer.tag)
-        if let record = shard.findHot(hashed) {
-            defer { leaveReadSection(slot) }
-            let slotIndex = slot.address.pointee.index
-            if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
-            return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
-        }
-        leaveReadSection(slot)
+        if let result = try withHotBytes(hashed, body) { return result }
         guard let hold = try acquire(hashed, offersRepair: .never, canRegenerate: false, { _ in }) else {
             return nil
         }
