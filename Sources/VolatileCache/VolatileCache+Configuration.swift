@@ -121,6 +121,9 @@ extension VolatileCache {
             guard arena.recycledByteLimit >= 0 else {
                 throw fail("arena.recycledByteLimit", arena.recycledByteLimit, "0 (no recycling) or more")
             }
+            guard arena.warmRecycledByteLimit >= 0 else {
+                throw fail("arena.warmRecycledByteLimit", arena.warmRecycledByteLimit, "0 (recycled extents all volatile) or more")
+            }
         }
 
         /// The arena configuration the cache creates its arena with: ``arena``, with its

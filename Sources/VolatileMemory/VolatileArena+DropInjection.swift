@@ -63,6 +63,7 @@ extension VolatileArena {
     /// - Throws: ``VolatileMemoryError/systemCall(_:_:)`` if the kernel lacks `MADV_PAGEOUT`.
     @discardableResult
     package func dropRecycledPages() throws(VolatileMemoryError) -> Int {
+        coolWarmRecycledExtents()
         let ranges = state.withLock { state in
             state.recycled.flatMap { pages, extents in
                 extents.map { VolatileRange(base: $0.region.address(ofPage: $0.firstPage), pageCount: pages) }
@@ -73,6 +74,33 @@ extension VolatileArena {
             gone += try pageOutUntilGone(range.base, pageCount: range.pageCount, pages: Array(0..<range.pageCount))
         }
         return gone
+    }
+
+    /// Makes the warm (populated) recycled extents volatile, as reclaim could not take their
+    /// dirty pages otherwise: they are taken off the list while `MADV_FREE` runs, so that no
+    /// allocation reuses one meanwhile, then listed again as volatile (`MADV_FREE` ignores
+    /// the debug trap's `PROT_NONE`).
+    private func coolWarmRecycledExtents() {
+        let warm = state.withLock { state -> [(RecycledExtent, Int)] in
+            var taken: [(RecycledExtent, Int)] = []
+            for (pages, extents) in state.recycled {
+                let (hot, cold) = (extents.filter(\.isWarm), extents.filter { !$0.isWarm })
+                taken += hot.map { ($0, pages) }
+                state.recycled[pages] = cold.isEmpty ? nil : cold
+                state.recycledPages -= hot.count * pages
+            }
+            state.warmRecycledPages = 0
+            return taken
+        }
+        for (extent, pages) in warm {
+            _ = Syscall.advise(extent.region.address(ofPage: extent.firstPage), byteCount: pages * pageSize, vc_madv_free())
+        }
+        state.withLock { state in
+            for (extent, pages) in warm {
+                state.recycled[pages, default: []].append(RecycledExtent(region: extent.region, firstPage: extent.firstPage, isWarm: false))
+                state.recycledPages += pages
+            }
+        }
     }
 
     /// Drops `pages` (nil: all) of the extent that was at `range` when it was looked up, like

@@ -190,7 +190,7 @@ extension VolatileArena {
     }
 
     /// Finds pages without a page-table entry and maps the zero page there, in one
-    /// UFFDIO_ZEROPAGE per run. When `recordingDrops`, the pages are first recorded in the
+    /// UFFDIO_ZEROPAGE per run. When `recordingDrops`, the pages it maps are recorded in the
     /// drop bitmap (an absent page of a volatile extent was dropped), and a mincore failure
     /// is an error: guessing would report intact pages as dropped. Otherwise (the content
     /// does not matter) a mincore failure maps the whole range, skipping present pages.
@@ -206,12 +206,20 @@ extension VolatileArena {
                 if vector[index] & 1 != 0 { index += 1; continue }
                 let runStart = index
                 while index < count && vector[index] & 1 == 0 { index += 1 }
-                if recordingDrops {
-                    for page in runStart..<index { region.markDropped(page: token.firstPage + page) }
-                }
-                found += index - runStart
+                // Only pages that really were absent count as dropped: mincore can report a
+                // page absent while reclaim has unmapped it and then puts it back (it failed
+                // to free it), and that page keeps its content. The zero-page ioctl tells them
+                // apart: it refuses (EEXIST) a page that is present again.
+                var presentAgain: [Int] = []
                 let mapped = userfaultfd.mapZeroPages(
-                    token.base + runStart * pageSize, byteCount: (index - runStart) * pageSize, pageSize: pageSize)
+                    token.base + runStart * pageSize, byteCount: (index - runStart) * pageSize, pageSize: pageSize
+                ) { address in presentAgain.append((address - token.base) / pageSize) }
+                if recordingDrops {
+                    for page in runStart..<index where !presentAgain.contains(page) {
+                        region.markDropped(page: token.firstPage + page)
+                    }
+                }
+                found += index - runStart - presentAgain.count
                 if case .failure(let error) = mapped { return .failure(error) }
             }
             return .success(found)

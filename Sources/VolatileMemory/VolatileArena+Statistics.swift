@@ -32,8 +32,11 @@ extension VolatileArena {
         public var pinFailures: Int
         /// Missing faults resolved by the userfaultfd handler thread.
         public var userfaultfdFaultsHandled: Int
-        /// Bytes of freed extents kept (volatile) for reuse.
+        /// Bytes of freed extents kept for reuse (volatile, or warm: see below).
         public var recycledBytes: Int
+        /// Of ``recycledBytes``, those kept populated for reuse without a system call
+        /// (``VolatileArena/Configuration/warmRecycledByteLimit``).
+        public var warmRecycledBytes: Int
         /// Allocations served from recycled extents.
         public var recycledReuses: Int
     }
@@ -62,6 +65,7 @@ extension VolatileArena {
                 pinFailures: counters.pinFailures,
                 userfaultfdFaultsHandled: faults,
                 recycledBytes: state.recycledPages * pageSize,
+                warmRecycledBytes: state.warmRecycledPages * pageSize,
                 recycledReuses: counters.recycledReuses)
         }
     }

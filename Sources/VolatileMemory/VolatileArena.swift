@@ -69,6 +69,8 @@ public final class VolatileArena: Sendable {
         /// Freed extents kept for reuse, by page count (volatile, allocator runs still taken).
         var recycled: [Int: [RecycledExtent]] = [:]
         var recycledPages = 0
+        /// Recycled pages kept populated (not `MADV_FREE`), counted in `recycledPages` too.
+        var warmRecycledPages = 0
 
         /// Takes an extent's pages out of the counter (and, if volatile, out of drop injection).
         mutating func forget(_ token: ExtentToken, accountedAs accounting: Accounting) {
@@ -86,6 +88,8 @@ public final class VolatileArena: Sendable {
     struct RecycledExtent {
         var region: Region
         var firstPage: Int
+        /// Populated and dirty since its last pin: reuse needs no system call.
+        var isWarm: Bool
     }
 
     struct Counters {
@@ -199,9 +203,14 @@ public final class VolatileArena: Sendable {
         let token: ExtentToken
         let prepared: Result<Void, VolatileMemoryError>
         let recycled = zeroFilled ? nil : takeRecycled(pages: pages, byteCount: byteCount)
-        if let recycled {
-            token = recycled
-            prepared = debugUnprotect(token).flatMap { prepareRecycled(token) }
+        if let (recycledToken, isWarm) = recycled {
+            token = recycledToken
+            prepared = debugUnprotect(token).flatMap { () -> Result<Void, VolatileMemoryError> in
+                guard isWarm else { return prepareRecycled(token) }
+                // Populated since its last pin: nothing to map. Stray drop bits are no news.
+                token.region.takeUnretainedValue().takeDropped(first: token.firstPage, count: token.pageCount) { _ in }
+                return .success(())
+            }
         } else {
             token = try reserveExtent(pages: pages, byteCount: byteCount)
             prepared = debugUnprotect(token).flatMap { prepareFresh(token) }
@@ -229,6 +238,7 @@ public final class VolatileArena: Sendable {
             let list = state.recycled.flatMap { pages, extents in extents.map { ($0, pages) } }
             state.recycled.removeAll()
             state.recycledPages = 0
+            state.warmRecycledPages = 0
             return list
         }
         for (extent, pages) in taken {
@@ -243,15 +253,20 @@ public final class VolatileArena: Sendable {
         return taken.reduce(0) { $0 + $1.1 } * pageSize
     }
 
-    private func takeRecycled(pages: Int, byteCount: Int) -> ExtentToken? {
+    /// Takes a recycled extent of `pages` pages, a warm one first.
+    /// - Returns: Its token, and whether it is warm (populated: no preparation needed).
+    private func takeRecycled(pages: Int, byteCount: Int) -> (ExtentToken, isWarm: Bool)? {
         let taken = state.withLock { state -> RecycledExtent? in
-            guard let extent = state.recycled[pages]?.popLast() else { return nil }
-            if state.recycled[pages]!.isEmpty { state.recycled[pages] = nil }
+            guard var extents = state.recycled.removeValue(forKey: pages) else { return nil }
+            let extent = extents.remove(at: extents.lastIndex(where: \.isWarm) ?? extents.count - 1)
+            if !extents.isEmpty { state.recycled[pages] = extents }
             state.recycledPages -= pages
+            if extent.isWarm { state.warmRecycledPages -= pages }
             return extent
         }
         guard let taken else { return nil }
-        return makeToken(region: taken.region, firstPage: taken.firstPage, pages: pages, byteCount: byteCount)
+        let token = makeToken(region: taken.region, firstPage: taken.firstPage, pages: pages, byteCount: byteCount)
+        return (token, taken.isWarm)
     }
 
     /// A token for a run just taken from an allocator: it holds a retain of the arena.
@@ -331,15 +346,27 @@ public final class VolatileArena: Sendable {
         let region = token.region.takeUnretainedValue()
         let limitPages = configuration.recycledByteLimit / pageSize
         if recycle && token.pageCount <= limitPages / 4 {
-            // Kept volatile: the kernel may take the pages; a reuse re-populates whatever is
-            // gone. MADV_FREE before publishing: once listed, another thread may reuse it.
-            if accounting == .pinned {
+            // A pinned extent is kept warm (populated) while the warm budget lasts: its reuse
+            // then costs nothing. Otherwise it is kept volatile: the kernel may take the
+            // pages, and a reuse re-populates whatever is gone. The budget is reserved, and
+            // MADV_FREE done, before publishing: once listed, another thread may reuse it.
+            let warmLimitPages = min(configuration.warmRecycledByteLimit, configuration.recycledByteLimit) / pageSize
+            let isWarm = accounting == .pinned && state.withLock { state -> Bool in
+                guard state.warmRecycledPages + token.pageCount <= warmLimitPages else { return false }
+                state.warmRecycledPages += token.pageCount
+                return true
+            }
+            if accounting == .pinned && !isWarm {
                 _ = Syscall.advise(token.base, byteCount: token.pageCount * pageSize, vc_madv_free())
             }
             debugProtect(token)
             let kept = state.withLock { state -> Bool in
-                guard state.recycledPages + token.pageCount <= limitPages else { return false }
-                state.recycled[token.pageCount, default: []].append(RecycledExtent(region: region, firstPage: token.firstPage))
+                guard state.recycledPages + token.pageCount <= limitPages else {
+                    if isWarm { state.warmRecycledPages -= token.pageCount }
+                    return false
+                }
+                state.recycled[token.pageCount, default: []].append(
+                    RecycledExtent(region: region, firstPage: token.firstPage, isWarm: isWarm))
                 state.recycledPages += token.pageCount
                 state.forget(token, accountedAs: accounting)
                 return true

@@ -56,6 +56,9 @@ struct RegenerationBenchmarkResult {
     var baselineNanoseconds: Double
     /// Steady state: the key was removed (its extent recycled) and is requested again.
     var steadyNanoseconds: Double
+    /// The same with no warm recycling (`warmRecycledByteLimit = 0`): the recycled extent is
+    /// `MADV_FREE`d at the removal and populated again at the reuse (the behaviour before).
+    var steadyVolatileRecycleNanoseconds: Double
     /// A miss with no recycled extent: fresh kernel pages (fault and zeroing per page).
     var coldMissNanoseconds: Double
     /// A volatile entry whose pages were all dropped, nothing recycled: fresh kernel pages.
@@ -258,8 +261,12 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
         }
     }
     let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 64 << 20))
+    var coldRecycling = VolatileCache<Int>.Configuration(hotByteLimit: 64 << 20)
+    coldRecycling.arena.warmRecycledByteLimit = 0
+    let coldRecyclingCache = try VolatileCache<Int>(configuration: coldRecycling)
     var baseline: [Double] = []
     var steady: [Double] = []
+    var steadyVolatileRecycle: [Double] = []
     var cold: [Double] = []
     var dropped: [Double] = []
     var fresh: [Double] = []
@@ -283,6 +290,12 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
         steady.append(nanoseconds {
             sink &+= (try? cache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
         })
+        _ = try? coldRecyclingCache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }
+        coldRecyclingCache.removeValue(forKey: round)
+        steadyVolatileRecycle.append(nanoseconds {
+            sink &+= (try? coldRecyclingCache.withBytes(forKey: round, regenerate: regenerate) { $0[17] }) ?? 0
+        })
+        coldRecyclingCache.removeValue(forKey: round)
         cache.shed()
         _ = try? cache.arena.dropAllVolatilePages()
         cache.arena.trimRecycledExtents()
@@ -294,6 +307,7 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
     if sink == 42 { print("") }
     return RegenerationBenchmarkResult(
         baselineNanoseconds: median(baseline), steadyNanoseconds: median(steady),
+        steadyVolatileRecycleNanoseconds: median(steadyVolatileRecycle),
         coldMissNanoseconds: median(cold), droppedNanoseconds: median(dropped),
         freshPagesNanoseconds: median(fresh))
 }

@@ -192,6 +192,11 @@ do {
                 baselineNanoseconds: regen.baselineNanoseconds, goal: 1.05))
         rows.append(
             Row(
+                name: "regen_overhead_cold_recycle", candidate: "the same, recycled extent MADV_FREEd",
+                candidateNanoseconds: regen.steadyVolatileRecycleNanoseconds, baseline: "regenerator into owned memory",
+                baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
+        rows.append(
+            Row(
                 name: "regen_cold_first_touch", candidate: "cold miss, fresh kernel pages",
                 candidateNanoseconds: regen.coldMissNanoseconds, baseline: "regenerator into owned memory",
                 baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))

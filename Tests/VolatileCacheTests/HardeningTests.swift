@@ -39,6 +39,7 @@ import VolatileMemory
             ("arena.minimumRegionByteCount", { $0.arena.minimumRegionByteCount = -1 }),
             ("arena.maximumExtentByteCount", { $0.arena.maximumExtentByteCount = 0 }),
             ("arena.recycledByteLimit", { $0.arena.recycledByteLimit = -1 }),
+            ("arena.warmRecycledByteLimit", { $0.arena.warmRecycledByteLimit = -1 }),
         ]
         for (field, change) in cases {
             var configuration = Configuration()

@@ -275,6 +275,65 @@ struct LifecycleTests {
         _ = consume zeroed
     }
 
+    @Test("Extents freed while pinned stay warm within the warm budget; the rest are volatile",
+          arguments: [Variant.userfaultfdFull, .userfaultfdUserModeOnly, .canary])
+    func warmRecycling(variant: Variant) throws {
+        var configuration = variant.configuration
+        let size = 64 * 4096
+        configuration.warmRecycledByteLimit = size
+        let arena = try VolatileArena(configuration: configuration)
+        guard arena.pageSize == 4096 else { return }
+        // Two pinned extents freed: the first fits the warm budget, the second does not.
+        var first = try arena.allocate(byteCount: size)
+        first.withUnsafeMutableBytes { fill($0, seed: 31) }
+        var second = try arena.allocate(byteCount: size)
+        second.withUnsafeMutableBytes { fill($0, seed: 32) }
+        _ = consume first
+        _ = consume second
+        #expect(arena.statistics.recycledBytes == 2 * size)
+        #expect(arena.statistics.warmRecycledBytes == size)
+        // An extent freed while volatile is never warm, even with budget left.
+        var third = try arena.allocate(byteCount: 2 * size)
+        third.withUnsafeMutableBytes { fill($0, seed: 33) }
+        do { _ = third.unpin() }
+        #expect(arena.statistics.warmRecycledBytes == size)
+        // Reuse takes the warm one first, with its bytes as they were (nothing re-faulted).
+        var reused = try arena.allocate(byteCount: size, zeroFilled: false)
+        #expect(arena.statistics.warmRecycledBytes == 0)
+        #expect(arena.statistics.recycledReuses == 1)
+        #expect(reused.withUnsafeBytes { verify($0, seed: 31) })
+        #expect(reused.residentPageCount() == 64)
+        // It behaves like any extent afterwards.
+        reused.withUnsafeMutableBytes { fill($0, seed: 34) }
+        let volatile = reused.unpin()
+        try volatile.dropPages([5])
+        let again = try volatile.pin().get()
+        #expect(again.report == .dropped(pages: [5]))
+        _ = consume again
+        // Freed while pinned, within budget again: warm; drop injection still reaches it.
+        #expect(arena.statistics.warmRecycledBytes == size)
+        #expect(try arena.dropRecycledPages() == 64 + 64 + 128, "warm recycled pages were not made droppable")
+        #expect(arena.statistics.warmRecycledBytes == 0)
+        #expect(arena.statistics.recycledBytes == 4 * size)
+        // Trimming gives everything back.
+        arena.trimRecycledExtents()
+        #expect(arena.residentBytesInRegions() == 0)
+        arena.checkInvariants()
+    }
+
+    @Test("A zero warm budget keeps every recycled extent volatile")
+    func warmRecyclingDisabled() throws {
+        var configuration = Variant.userfaultfdFull.configuration
+        configuration.warmRecycledByteLimit = 0
+        let arena = try VolatileArena(configuration: configuration)
+        do {
+            var pinned = try arena.allocate(byteCount: 16 * arena.pageSize)
+            pinned.withUnsafeMutableBytes { fill($0, seed: 35) }
+        }
+        #expect(arena.statistics.recycledBytes == 16 * arena.pageSize)
+        #expect(arena.statistics.warmRecycledBytes == 0)
+    }
+
     @Test("automatic reports what it picked and why")
     func automaticReportsChoice() throws {
         let arena = try VolatileArena()

@@ -121,7 +121,12 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
     /// grows: only EAGAIN without progress counts towards the give-up bound.
     /// - Returns: ``VolatileMemoryError/outOfMemory`` for ENOMEM, `.systemCall` otherwise.
     /// - Complexity: One ioctl per run of absent pages.
-    func mapZeroPages(_ address: UnsafeMutableRawPointer, byteCount: Int, pageSize: Int) -> Result<Void, VolatileMemoryError> {
+    /// - Parameter present: Called with the address of each page found present (`EEXIST`),
+    ///   which keeps its content.
+    func mapZeroPages(
+        _ address: UnsafeMutableRawPointer, byteCount: Int, pageSize: Int,
+        present: (UnsafeMutableRawPointer) -> Void = { _ in }
+    ) -> Result<Void, VolatileMemoryError> {
         var cursor = address
         var remaining = byteCount
         var fruitlessAttempts = 0
@@ -133,6 +138,7 @@ final class UserfaultfdHandler: @unchecked Sendable {  // fd/thread are set once
                 let (error, mapped) = (failure.errno, failure.mapped)
                 if error == .exists {
                     // The page at `mapped` (0 in practice) is present: step over it.
+                    present(cursor + mapped)
                     cursor += mapped + pageSize
                     remaining -= mapped + pageSize
                 } else if error == .tryAgain {
