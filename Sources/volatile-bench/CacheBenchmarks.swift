@@ -67,58 +67,6 @@ struct RegenerationBenchmarkResult {
     var freshPagesNanoseconds: Double
 }
 
-/// One 2-thread run: the wall time of the timed part, and the share of it the threads spent
-/// runnable but waiting for a CPU (0: both ran side by side throughout).
-private struct TwoThreadSample {
-    var nanoseconds: Double
-    var runQueueFraction: Double
-}
-
-/// Nanoseconds this thread has spent runnable but waiting for a CPU (the kernel's
-/// `run_delay`, the second field of `/proc/thread-self/schedstat`); 0 if unavailable.
-private func threadRunQueueNanoseconds() -> UInt64 {
-    let fd = open("/proc/thread-self/schedstat", O_RDONLY)
-    guard fd >= 0 else { return 0 }
-    defer { close(fd) }
-    var buffer = [UInt8](repeating: 0, count: 128)
-    let count = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-    guard count > 0 else { return 0 }
-    let fields = buffer[..<count].split(separator: UInt8(ascii: " "))
-    guard fields.count >= 2 else { return 0 }
-    return UInt64(String(decoding: fields[1], as: UTF8.self)) ?? 0
-}
-
-/// Runs `body` on two threads at once. Both threads wait at a barrier before their timed part,
-/// so thread start-up is not timed and the two loops overlap; the wall time runs from the
-/// earlier start to the later end. The run-queue share tells whether the threads really ran
-/// side by side: when another process takes a core, the figure says little.
-private func cacheTwoThreads(_ body: @escaping @Sendable (Int) -> Void) -> TwoThreadSample {
-    let arrived = Atomic<Int>(0)
-    // (start, end, run-queue wait) per thread.
-    let spans = Mutex<[(UInt64, UInt64, UInt64)]>([])
-    let group = DispatchGroup()
-    for index in 0..<2 {
-        group.enter()
-        Thread.detachNewThread {
-            let waitedBefore = threadRunQueueNanoseconds()
-            arrived.add(1, ordering: .acquiringAndReleasing)
-            while arrived.load(ordering: .acquiring) < 2 {}
-            let start = now()
-            body(index)
-            let end = now()
-            let waited = threadRunQueueNanoseconds() - waitedBefore
-            spans.withLock { $0.append((start, end, waited)) }
-            group.leave()
-        }
-    }
-    group.wait()
-    return spans.withLock { spans in
-        let wall = Double(spans.map(\.1).max()! - spans.map(\.0).min()!)
-        let waited = Double(spans.map(\.2).reduce(0, +))
-        return TwoThreadSample(nanoseconds: wall, runQueueFraction: waited / (2 * wall))
-    }
-}
-
 /// NSCache is documented thread-safe; swift-corelibs-foundation does not mark it Sendable.
 private final class SendableNSCache: @unchecked Sendable {  // NSCache locks internally.
     let cache = NSCache<NSNumber, NSData>()
@@ -207,7 +155,7 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
         inLockTimes.append(nanoseconds { sink &+= mutexInLockRound(n, 0) } / Double(n))
         nsTimes.append(nanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
         func twoThreads(_ lookups: Int, _ round: @escaping @Sendable (Int, Int) -> Int) -> Double {
-            let sample = cacheTwoThreads { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
+            let sample = runThreaded(2) { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
             runQueue = max(runQueue, sample.runQueueFraction)
             return sample.nanoseconds / Double(lookups)
         }
