@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 import Testing
 import VolatileSystem
@@ -14,6 +15,12 @@ import VolatileSystem
         "kernel \(KernelVersion.running) lacks UFFD_USER_MODE_ONLY (Linux 5.11) or MADV_POPULATE_WRITE (Linux 5.14)")
 )
 struct UserModeOnlyRaceTests {
+    /// Whether any swap area is active now (/proc/swaps lists more than its header).
+    static func swapIsOn() -> Bool {
+        let swaps = (try? String(contentsOfFile: "/proc/swaps", encoding: .utf8)) ?? ""
+        return swaps.split(separator: "\n").count > 1
+    }
+
     static func makeArena() throws -> VolatileArena {
         var configuration = Variant.userfaultfdUserModeOnly.configuration
         // Without the pre-check the first populate meets the dropped page itself (EFAULT).
@@ -65,7 +72,11 @@ struct UserModeOnlyRaceTests {
         arena.populateRaceHook.withLock { $0 = nil }
         let observed = seen.withLock { $0 }
 
-        #expect(observed.gone == [1: 0, 5: 1, 6: 1], "page 1 must stay (re-dirtied), pages 5 and 6 must go")
+        // Page 1 was re-dirtied: without swap MADV_PAGEOUT cannot take it. With swap on (another
+        // test or process may turn it on) it can be swapped out, which keeps its content: the
+        // report and content checks below hold either way.
+        #expect(observed.gone[5] == 1 && observed.gone[6] == 1, "pages 5 and 6 must go: \(observed.gone)")
+        #expect(observed.gone[1] == 0 || Self.swapIsOn(), "page 1 (re-dirtied) was dropped with no swap on")
         #expect(observed.points == [.afterFault(round: 1), .beforeRetry(round: 1), .afterFault(round: 2), .beforeRetry(round: 2)])
         #expect(repinned.report == .dropped(pages: [2, 5, 6]))
         repinned.withUnsafeBytes { bytes in
