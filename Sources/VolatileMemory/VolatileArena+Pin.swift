@@ -1,4 +1,5 @@
 import VolatileSystem
+import Synchronization
 import CVolatileShim
 #if canImport(Glibc)
 import Glibc
@@ -137,6 +138,24 @@ extension VolatileArena {
         return .success(dropped.isEmpty ? .intact : .dropped(pages: dropped))
     }
 
+    /// Whether pins and fresh extents are re-dirtied by per-page user-mode writes instead of
+    /// `MADV_POPULATE_WRITE`. The cache turns this on while its memory cgroup can swap.
+    ///
+    /// Why: `MADV_POPULATE_WRITE` faults the pages in from the kernel (`get_user_pages` with
+    /// `FOLL_TOUCH`), which marks every page it walks accessed (`folio_mark_accessed`): a
+    /// re-pinned page that is present is promoted to the active LRU at once, where a
+    /// user-mode write only sets the page-table accessed bit. At the cgroup's limit, with a
+    /// set of ordinary memory larger than the limit, memcg reclaim then finds no inactive
+    /// anonymous page to swap within its retries and the charge OOM-kills (measured: OOM
+    /// report from `do_wp_page` under `faultin_page_range`, `active_anon` 128 MiB,
+    /// `inactive_anon` 0, swap 1.8 MiB used of 512; the same workload with user-mode writes
+    /// swaps and survives). Without swap anonymous memory cannot be reclaimed anyway, so the
+    /// faster populate stays the default.
+    package var redirtiesInUserMode: Bool {
+        get { userModeRedirty.load(ordering: .relaxed) }
+        set { userModeRedirty.store(newValue, ordering: .relaxed) }
+    }
+
     /// Re-dirties every page. With `UFFD_USER_MODE_ONLY`, `MADV_POPULATE_WRITE` stops with
     /// EFAULT at a dropped page (pages before it were re-dirtied, pages after it were not):
     /// the absent pages are then recorded and mapped, and the call repeated until it succeeds.
@@ -149,7 +168,7 @@ extension VolatileArena {
             return .failure(.outOfMemory)
         }
         #endif
-        switch populateMethod {
+        switch userModeRedirty.load(ordering: .relaxed) ? .atomicTouch(reason: "swap") : populateMethod {
         case .atomicTouch:
             // A user-mode write: an absent page faults to the userfaultfd handler (which records
             // it) or, without userfaultfd, is allocated zero-filled (which the canary detects).

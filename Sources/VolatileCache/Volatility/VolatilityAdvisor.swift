@@ -236,6 +236,8 @@ public struct VolatilityStatistics: Sendable, Hashable {
     public var swappableBytes: Int
     /// Re-pins of swappable entries that took major faults.
     public var swapInsObserved: Int
+    /// Hits on swappable entries (each swaps the entry back in if the kernel swapped it out).
+    public var swappableHits: Int = 0
     /// Learned swap-in cost, nanoseconds per byte; nil before it is known.
     public var swapInNanosecondsPerByte: Double?
     /// Learned swap-out cost, nanoseconds per byte; nil before it is known.
