@@ -24,6 +24,8 @@ final class VolatilityState: Sendable {
     let advisor: LockedValue<VolatilityAdvisor>
     /// CLOCK_MONOTONIC nanoseconds of the last swap-environment reading.
     let lastRefresh = Atomic<Int>(0)
+    /// Tests: the environment was injected; the kernel's files are no longer read.
+    let environmentIsInjected = Atomic<Bool>(false)
     /// Whether the start-up swap calibration has been started (once per cache).
     let calibrationStarted = Atomic<Bool>(false)
     /// Swap-ins of swappable entries (hits on them), with or without major faults.
@@ -70,7 +72,7 @@ extension VolatileCache {
         let state = volatilityState
         let now = VolatilityState.now()
         let last = state.lastRefresh.load(ordering: .relaxed)
-        guard force || now - last >= 1_000_000_000 else { return }
+        guard !state.environmentIsInjected.load(ordering: .relaxed), force || now - last >= 1_000_000_000 else { return }
         guard state.lastRefresh.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged else { return }
         let environment = SwapEnvironment.current()
         if environment.isUsable != arena.redirtiesInUserMode { arena.redirtiesInUserMode = environment.isUsable }
@@ -85,7 +87,9 @@ extension VolatileCache {
     /// until then, and where it sees nothing (a swap file), re-pins teach the advisor.
     func calibrateSwapIfNeeded() {
         let state = volatilityState
-        guard configuration.volatility == .automatic, !state.calibrationStarted.load(ordering: .relaxed) else { return }
+        guard configuration.volatility == .automatic, !state.calibrationStarted.load(ordering: .relaxed),
+            !state.environmentIsInjected.load(ordering: .relaxed)
+        else { return }
         guard state.advisor.withLock({ $0.environment.isUsable && $0.swapIn.nanosecondsPerByte == nil }) else { return }
         guard state.calibrationStarted.compareExchange(expected: false, desired: true, ordering: .relaxed).exchanged else { return }
         let advisor = state.advisor
@@ -173,6 +177,21 @@ extension VolatileCache {
         volatilityState.advisor.withLock {
             $0.recordSwapIn(nanoseconds: UInt64(max(0, elapsed)), majorFaults: faults, pageSize: pageSize)
         }
+    }
+
+    /// Tests: replaces the swap environment (the kernel's files are no longer read, and no
+    /// calibration runs) and optionally seeds the learned swap-in cost; then makes volatile the
+    /// swappable bytes the new environment has no room for, as a periodic refresh would.
+    package func injectSwapEnvironment(_ environment: SwapEnvironment, swapInNanosecondsPerByte: Double? = nil) {
+        volatilityState.environmentIsInjected.store(true, ordering: .relaxed)
+        let excess = volatilityState.advisor.withLock { advisor in
+            advisor.refresh(environment)
+            if let cost = swapInNanosecondsPerByte {
+                advisor.recordSwapIn(nanoseconds: UInt64(cost * 4096), majorFaults: 1, pageSize: 4096)
+            }
+            return advisor.bytesToMakeVolatile
+        }
+        if excess > 0 { makeSwappableVolatile(bytes: excess) }
     }
 
     /// The volatility figures now (``Statistics/volatility``).
