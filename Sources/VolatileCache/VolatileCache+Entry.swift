@@ -36,6 +36,10 @@ enum EntryPhase: UInt8 {
 ///      └──────────────────────────┼──┘◄─────────────┘
 ///                                 └── (busy: an unpin or re-pin syscall, outside the lock)
 ///
+///   Kept swappable (issue 9): after a grace period, busy ──finishKeepingSwappable──► volatile
+///   with `isSwappable` (the extent stays pinned, ordinary memory); claimSwappable takes it back
+///   to busy, for a hit (then install → hot) or to be made volatile (unpin, finishUnpin).
+///
 ///   any phase ──detach──► removed (out of the dictionary, lists and hot index). Its extent
 ///   is freed by whoever finishes last: the grace period of a hot or demoting entry, the
 ///   last counted hold, or the thread that made it loading or busy.
