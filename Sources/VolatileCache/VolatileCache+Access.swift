@@ -25,6 +25,8 @@ enum LookupStep<Key: Hashable & Sendable>: ~Copyable {
     case wait(Flight)
     case load(CacheEntry<Key>, Flight)
     case repin(CacheEntry<Key>, Flight, VolatileExtent)
+    /// A swappable entry (issue 9): ordinary memory to swap back in and make hot.
+    case swapIn(CacheEntry<Key>, Flight, PinnedExtent)
 }
 
 /// When a regenerator is offered to repair only the dropped pages.
@@ -252,6 +254,9 @@ extension VolatileCache {
             switch entry.phase {
             case .hot, .demoting:
                 fatalError("unreachable: a hot entry is a hit")
+            case .volatile where entry.isSwappable:
+                let flight = Flight()
+                return .swapIn(entry, flight, entry.claimSwappable(flight: flight, in: &state))
             case .volatile:
                 let flight = Flight()
                 let extent = entry.claimForRepin(flight: flight, in: &state)
@@ -278,6 +283,9 @@ extension VolatileCache {
             return .wait(other)
         case .load(let loading, let own):
             return .regenerate(loading, own, makeContext(key: hashed.key, previous: nil, droppedPages: nil))
+        case .swapIn(let busy, _, let extent):
+            swapIn(extent)
+            return .hit(install(busy, extent: extent, cost: busy.cost, in: shard, holding: true, countingVolatileHit: true)!)
         case .repin(let busy, let own, let extent):
             switch repin(busy, flight: own, extent: extent, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
             case .hit(let hold):
@@ -366,7 +374,10 @@ extension VolatileCache {
         let cost = product.cost
         let elapsed = ContinuousClock.now - start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        let byteCount = product.extent.byteCount
         shard.pointee.state.withLock { state in
+            // Issue 9's advisor compares this with the swap-in cost (a repair costs less than the whole).
+            if !repaired { entry.regenerationCost.add(nanoseconds: Double(nanoseconds), bytes: byteCount) }
             state.counters.regenerations += 1
             if repaired { state.counters.partialRegenerations += 1 }
             state.counters.regenerationNanoseconds += nanoseconds

@@ -145,8 +145,9 @@ extension VolatileCache {
         /// into the hit path (issue 15); until then the cache uses LRU whatever this says.
         public var policy: CachePolicy = .lru
         /// Whether idle entries beyond the hot set become volatile or stay swappable (see
-        /// ``VolatilityAdvisor``). Default: `.automatic`, which behaves like `.always` until the
-        /// demotion path consults the advisor.
+        /// ``Volatility`` and ``VolatilityAdvisor``). Default: `.automatic`: an entry stays
+        /// swappable when swap is usable, has headroom, and swapping it back in is cheaper than
+        /// regenerating it (learned costs); otherwise it becomes volatile.
         public var volatility: Volatility = .automatic
     }
 }

@@ -13,7 +13,9 @@ enum EntryPhase: UInt8 {
     /// Unpublished from the hot index and still pinned, waiting for a grace period before
     /// its unpin (lock-free readers may still be reading it). A locked look-up revives it.
     case demoting
-    /// Volatile (`MADV_FREE`) and in the shard's volatile list: a hit re-pins it.
+    /// Volatile (`MADV_FREE`) and in the shard's volatile list: a hit re-pins it. With
+    /// ``CacheEntry/isSwappable`` it is ordinary memory instead (kept swappable: the kernel
+    /// may swap it out), in the same list, and a hit swaps it back in (see `VolatileCache+Volatility.swift`).
     case volatile
 }
 
@@ -33,6 +35,10 @@ enum EntryPhase: UInt8 {
 ///      │       finishUnpin        │  │              │ beginUnpin
 ///      └──────────────────────────┼──┘◄─────────────┘
 ///                                 └── (busy: an unpin or re-pin syscall, outside the lock)
+///
+///   Kept swappable (issue 9): after a grace period, busy ──finishKeepingSwappable──► volatile
+///   with `isSwappable` (the extent stays pinned, ordinary memory); claimSwappable takes it back
+///   to busy, for a hit (then install → hot) or to be made volatile (unpin, finishUnpin).
 ///
 ///   any phase ──detach──► removed (out of the dictionary, lists and hot index). Its extent
 ///   is freed by whoever finishes last: the grace period of a hot or demoting entry, the
@@ -78,6 +84,13 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     }
     /// The record published in the hot index while `hot`.
     private(set) var record: UnsafeMutablePointer<HotRecord<Key>>?
+    /// In the volatile list but kept swappable: `pinned` holds its ordinary memory and
+    /// `volatile` is nil (issue 9; see `VolatileCache+Volatility.swift`).
+    private(set) var isSwappable = false
+    /// What regenerating it cost, per byte (issue 9's advisor compares it with swap).
+    var regenerationCost = RegenerationCost()
+    /// The hint given on insert.
+    var volatilityHint = VolatilityHint.automatic
     /// Counts demotion claims, so a grace period that ends after a revive does nothing.
     private(set) var demotionTicket: UInt64 = 0
     unowned(unsafe) var newer: CacheEntry?
@@ -182,9 +195,34 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         state.volatile.insertOrdered(self)
     }
 
+    /// busy → volatile, kept swappable: the demotion skipped the unpin; the extent stays
+    /// ordinary memory.
+    func finishKeepingSwappable(_ extent: consuming PinnedExtent, in state: inout ShardState<Key>) {
+        precondition(phase == .busy && !isRemoved)
+        flight = nil
+        pinned = consume extent
+        isSwappable = true
+        phase = .volatile
+        list = .volatile
+        listedStamp = stamp
+        state.volatile.insertOrdered(self)
+    }
+
+    /// volatile and swappable → busy: a look-up (to swap it back in and make it hot) or the
+    /// advisor (to make it volatile) takes its extent.
+    func claimSwappable(flight: Flight, in state: inout ShardState<Key>) -> PinnedExtent {
+        precondition(phase == .volatile && list == .volatile && isSwappable)
+        state.volatile.remove(self)
+        list = .none
+        phase = .busy
+        isSwappable = false
+        self.flight = flight
+        return pinned.take()!
+    }
+
     /// volatile → busy: a look-up takes the volatile extent to re-pin it.
     func claimForRepin(flight: Flight, in state: inout ShardState<Key>) -> VolatileExtent {
-        precondition(phase == .volatile && list == .volatile)
+        precondition(phase == .volatile && list == .volatile && !isSwappable)
         state.volatile.remove(self)
         list = .none
         phase = .busy

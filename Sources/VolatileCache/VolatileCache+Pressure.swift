@@ -35,10 +35,13 @@ extension VolatileCache {
         monitor.withLock { $0 }
     }
 
-    /// Reacts to a memory-pressure event: sheds the hot set if the event's level is at least
+    /// Reacts to a memory-pressure event: first makes volatile the swappable entries that swap
+    /// cannot absorb (all of them at ``MemoryPressureLevel/critical`` or without usable swap;
+    /// see ``Volatility``), then sheds the hot set if the event's level is at least
     /// ``Configuration/pressureLevelToShed``. For applications that run their own monitor.
     /// - Parameter event: The event.
     public func handleMemoryPressure(_ event: MemoryPressureEvent) {
+        makeSwappableVolatile(onPressure: event.level)
         guard event.level >= configuration.pressureLevelToShed else { return }
         shed()
     }

@@ -140,6 +140,23 @@ extension VolatileCache {
         guard let extent = taken else { return }
         // The entry is busy: only this thread touches its extent fields until the lock below.
         let footprint = entry.footprint
+        // Issue 9: volatile, or kept swappable (ordinary memory)? Sheds are always volatile.
+        if !shedding, demotionKind(for: entry) == .swappable {
+            var kept: PinnedExtent? = consume extent
+            shard.pointee.state.withLock { state in
+                if entry.isRemoved {
+                    entry.flight = nil
+                    garbage.add(kept.take()!)
+                    return
+                }
+                entry.finishKeepingSwappable(kept.take()!, in: &state)
+                state.counters.demotions += 1
+                volatilityState.advisor.withLock { $0.didMakeSwappable(bytes: footprint) }
+            }
+            dispose(&garbage)
+            flight.finish(.ready)
+            return
+        }
         var volatile: VolatileExtent? = extent.unpin()
         shard.pointee.state.withLock { state in
             if entry.isRemoved {

@@ -39,6 +39,10 @@ extension VolatileCache {
         /// Bytes (whole pages) of volatile entries, resident or not
         /// (see ``VolatileCache/residentVolatileBytes()``).
         public var volatileBytes: Int
+        /// Cost-aware volatility: swappable bytes, swap-ins observed, learned costs, decisions.
+        public var volatility: VolatilityStatistics = VolatilityStatistics(
+            policy: .automatic, environment: .none, swappableBytes: 0, swapInsObserved: 0,
+            swapInNanosecondsPerByte: nil, swapOutNanosecondsPerByte: nil, swappableDecisions: 0, volatileDecisions: 0)
 
         /// Hits of both kinds.
         public var hits: Int { hotHits + volatileHits }
@@ -87,7 +91,7 @@ extension VolatileCache {
             entryCount: totals.entryCount.load(ordering: .relaxed), totalCost: totals.cost.load(ordering: .relaxed),
             pinnedBytes: pinned + totals.detachedPinnedBytes.load(ordering: .relaxed),
             hotBytes: totals.hotBytes.load(ordering: .relaxed),
-            volatileBytes: totals.volatileBytes.load(ordering: .relaxed))
+            volatileBytes: totals.volatileBytes.load(ordering: .relaxed), volatility: volatilityStatistics)
     }
 
     /// Bytes of volatile entries still resident, from mincore (a snapshot: the kernel may

@@ -44,6 +44,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
     /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
     @usableFromInline let reclaimer = Reclaimer<Key>()
+    /// Cost-aware volatility: the advisor and its schedule (`VolatileCache+Volatility.swift`).
+    let volatilityState: VolatilityState
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, limits, arena configuration.
@@ -82,6 +84,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         // Read-buffer drains reach an entry's recency cell at a record's first word.
         precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.recency) == 0)
         self.hotByteLimit = configuration.hotByteLimit
+        self.volatilityState = Self.makeVolatilityState(policy: configuration.volatility, arena: arena)
         if configuration.monitorsMemoryPressure {
             try startPressureMonitoring()
         }
@@ -130,6 +133,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   - byteCount: The object's size, at most ``maximumObjectByteCount``.
     ///   - cost: The entry's cost for ``Configuration/totalCostLimit``; nil for `byteCount`.
     ///     0 or more; costs above ``Configuration/maximumCost`` count as that.
+    ///   - volatility: What the entry may become once idle beyond the hot budget (see
+    ///     ``VolatilityHint``); `.automatic` follows ``Configuration/volatility``.
     ///   - write: Fills the buffer (do not escape the pointer). It may hold stale bytes of a
     ///     recycled extent: write all of it.
     /// - Throws: ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``,
@@ -137,7 +142,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   ``VolatileCacheError/invalidArgument(call:argument:value:reason:)`` for a negative
     ///   cost, or what `write` throws (then nothing is inserted).
     public func insert(
-        forKey key: Key, byteCount: Int, cost: Int? = nil, _ write: (UnsafeMutableRawBufferPointer) throws -> Void
+        forKey key: Key, byteCount: Int, cost: Int? = nil, volatility: VolatilityHint = .automatic,
+        _ write: (UnsafeMutableRawBufferPointer) throws -> Void
     ) throws {
         if let cost, cost < 0 {
             throw VolatileCacheError.invalidArgument(call: "VolatileCache.insert", argument: "cost", value: cost, reason: costRule)
@@ -151,6 +157,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         // Stored as `loading` and published by `install` under a second lock: a look-up in
         // between waits on this flight (every loading entry has one).
         let entry = CacheEntry<Key>(key: key, phase: .loading, flight: Flight())
+        entry.volatilityHint = volatility
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
         var garbage = Garbage<Key>()
@@ -168,10 +175,11 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   - bytes: The content.
     ///   - key: The key.
     ///   - cost: The entry's cost; nil for the byte count.
-    /// - Throws: As ``insert(forKey:byteCount:cost:_:)``.
+    ///   - volatility: The entry's ``VolatilityHint``.
+    /// - Throws: As ``insert(forKey:byteCount:cost:volatility:_:)``.
     /// - Complexity: O(`bytes.count`).
-    public func insert(_ bytes: some Collection<UInt8>, forKey key: Key, cost: Int? = nil) throws {
-        try insert(forKey: key, byteCount: bytes.count, cost: cost) { buffer in
+    public func insert(_ bytes: some Collection<UInt8>, forKey key: Key, cost: Int? = nil, volatility: VolatilityHint = .automatic) throws {
+        try insert(forKey: key, byteCount: bytes.count, cost: cost, volatility: volatility) { buffer in
             buffer.copyBytes(from: bytes)
         }
     }
@@ -256,10 +264,16 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
             totals.entryCount.subtract(1, ordering: .relaxed)
             totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
         case .volatile:
-            totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
             totals.entryCount.subtract(1, ordering: .relaxed)
             totals.cost.wrappingSubtract(entry.cost, ordering: .relaxed)
-            if let extent = entry.volatile.take() { garbage.add(extent) }
+            if let extent = entry.volatile.take() {
+                totals.volatileBytes.subtract(entry.footprint, ordering: .relaxed)
+                garbage.add(extent)
+            } else if let extent = entry.pinned.take() {
+                // Swappable (issue 9): ordinary memory no reader can see; freed after the lock.
+                volatileStateDidStopBeingSwappable(footprint: entry.footprint)
+                garbage.add(extent)
+            }
         case .busy:
             // Demotion or re-pin in progress: that thread frees the extent when it sees `isRemoved`.
             totals.entryCount.subtract(1, ordering: .relaxed)

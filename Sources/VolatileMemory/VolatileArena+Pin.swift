@@ -1,4 +1,5 @@
 import VolatileSystem
+import Synchronization
 import CVolatileShim
 #if canImport(Glibc)
 import Glibc
@@ -137,6 +138,28 @@ extension VolatileArena {
         return .success(dropped.isEmpty ? .intact : .dropped(pages: dropped))
     }
 
+    /// Whether pins and fresh extents are re-dirtied by per-page user-mode writes instead of
+    /// `MADV_POPULATE_WRITE`. The cache turns this on while its memory cgroup can swap.
+    ///
+    /// Why (issue 9): with swap allowed, a cache whose ordinary memory exceeded its cgroup's
+    /// limit was OOM-killed within a second, where the same workload re-dirtying in user mode
+    /// swapped and survived. The kernel's OOM report blamed a charge in `do_wp_page` under
+    /// `faultin_page_range` (our populate), with `active_anon` 128 MiB, `inactive_anon` 0 and
+    /// 1.8 MiB of 512 MiB swap used. The charge and OOM path (`try_charge_memcg`) is the same
+    /// for user and kernel faults; what differs is that the populate's `get_user_pages` runs
+    /// with `FOLL_TOUCH`, which marks every page it walks accessed (`folio_mark_accessed`):
+    /// pages re-pinned twice are promoted to the active list, so memcg reclaim at the limit
+    /// finds no inactive anonymous page to swap within its retries. A user-mode write only
+    /// sets the page-table accessed bit. (That mechanism is our reading of mm/gup.c and
+    /// mm/swap.c, consistent with the report; the survival with user-mode writes is measured.)
+    /// Without swap, anonymous memory cannot be reclaimed anyway: the populate (4 to 5 times
+    /// faster) stays the default. A missing page met by the user-mode write faults to the
+    /// userfaultfd handler (no `UFFD_FEATURE_SIGBUS` is asked for), so this never raises SIGBUS.
+    package var redirtiesInUserMode: Bool {
+        get { userModeRedirty.load(ordering: .relaxed) }
+        set { userModeRedirty.store(newValue, ordering: .relaxed) }
+    }
+
     /// Re-dirties every page. With `UFFD_USER_MODE_ONLY`, `MADV_POPULATE_WRITE` stops with
     /// EFAULT at a dropped page (pages before it were re-dirtied, pages after it were not):
     /// the absent pages are then recorded and mapped, and the call repeated until it succeeds.
@@ -149,7 +172,7 @@ extension VolatileArena {
             return .failure(.outOfMemory)
         }
         #endif
-        switch populateMethod {
+        switch userModeRedirty.load(ordering: .relaxed) ? .atomicTouch(reason: "swap") : populateMethod {
         case .atomicTouch:
             // A user-mode write: an absent page faults to the userfaultfd handler (which records
             // it) or, without userfaultfd, is allocated zero-filled (which the canary detects).

@@ -37,6 +37,8 @@ public final class VolatileArena: Sendable {
     /// Non-zero value stored in each page's first word while volatile (canary strategy).
     let cookie: UInt64
     let state: LockedValue<State>
+    /// Re-dirty by user-mode touches instead of `MADV_POPULATE_WRITE` (see ``redirtiesInUserMode``).
+    let userModeRedirty = Atomic<Bool>(false)
     /// Fault injection for tests: the next N populate calls fail as if the kernel said ENOMEM.
     let injectedPopulateFailures = Atomic<Int>(0)
     /// Test hook: called at the racy points of the user-mode-only populate loop (only after

@@ -31,6 +31,11 @@ final class CacheStore: ObjectStore, @unchecked Sendable {  // Immutable after i
     init(generator: ContentGenerator, options: StressOptions) throws {
         var configuration = VolatileCache<Int>.Configuration(hotByteLimit: options.hotBudgetMiB << 20)
         configuration.arena.strategy = DropDetectionStrategy(rawValue: options.strategy.rawValue)!
+        switch options.volatility {
+        case .automatic: configuration.volatility = .automatic
+        case .always: configuration.volatility = .always
+        case .never: configuration.volatility = .never
+        }
         cache = try VolatileCache(configuration: configuration)
         self.generator = generator
         generated = Mutex([Bool](repeating: false, count: generator.keyCount))
@@ -129,6 +134,12 @@ final class CacheStore: ObjectStore, @unchecked Sendable {  // Immutable after i
             ("shed_mib", shedding.bytes.load(ordering: .relaxed) >> 20),
             ("injections", injector?.rounds ?? 0),
             ("injected_pages", injector?.droppedPages ?? 0),
+            ("swappable_hits", figures.volatility.swappableHits),
+            ("swap_ins", figures.volatility.swapInsObserved),
+            ("swappable_mib", figures.volatility.swappableBytes >> 20),
+            ("swappable_decisions", figures.volatility.swappableDecisions),
+            ("volatile_decisions", figures.volatility.volatileDecisions),
+            ("swap_in_ns_per_kib", figures.volatility.swapInNanosecondsPerByte.map { Int($0 * 1024) } ?? -1),
         ]
         return statistics
     }

@@ -16,6 +16,13 @@ enum StrategyName: String, CaseIterable, Sendable {
     case canary
 }
 
+/// `Configuration.volatility` names accepted by `--volatility` (issue 9).
+enum VolatilityName: String, CaseIterable, Sendable {
+    case automatic
+    case always
+    case never
+}
+
 /// Everything one run of the tool is told on its command line.
 struct StressOptions: Equatable, Sendable {
     var seconds: Double = 10
@@ -31,6 +38,8 @@ struct StressOptions: Equatable, Sendable {
     var store: ObjectStoreKind = .cache
     /// The cache's hot set (bytes of unpinned entries kept non-volatile).
     var hotBudgetMiB: Int = 16
+    /// The cache's `Configuration.volatility`.
+    var volatility: VolatilityName = .automatic
     var seed: UInt64 = 1
     /// Start the cache's memory-pressure monitor (sheds the hot set on pressure).
     var monitorsPressure: Bool = true
@@ -53,6 +62,7 @@ struct StressOptions: Equatable, Sendable {
             "--seed", String(seed),
         ]
         if !monitorsPressure { arguments.append("--no-pressure-monitor") }
+        if volatility != .automatic { arguments += ["--volatility", volatility.rawValue] }
         return arguments
     }
 
@@ -97,6 +107,9 @@ extension StressOptions {
           --strategy automatic|userfaultfd|canary
                                        drop detection of the cache's arena (default automatic)
           --hot-budget-mib N           the cache's hot set (default 16)
+          --volatility automatic|always|never
+                                       idle entries beyond the hot set: volatile or swappable
+                                       (default automatic)
           --inject-drops-per-second N  drop volatile pages of the cache N times a second (default 0)
           --seed N                     seed of object sizes and access order (default 1)
           --no-pressure-monitor        do not shed the hot set on memory-pressure events
@@ -158,6 +171,8 @@ extension StressOptions {
                 options.halveLimitAfterSeconds = try number(name, try value(), in: 0...86_400)
             case "--hot-budget-mib":
                 options.hotBudgetMiB = try integer(name, try value(), in: 0...(1 << 20))
+            case "--volatility":
+                options.volatility = try choice(name, try value())
             case "--seed":
                 let text = try value()
                 guard let seed = UInt64(text) else {

@@ -62,6 +62,8 @@ struct ImageDecoderDemoSwapTests {
         #expect(swap.status == 2 && swap.errors.contains("--swap must be one of none, zram, file, machine"))
         let neighbour = try Self.demo(["--neighbour-at", "-1"])
         #expect(neighbour.status == 2 && neighbour.errors.contains("--neighbour-at needs"))
+        let volatility = try Self.demo(["--volatility", "sometimes"])
+        #expect(volatility.status == 2 && volatility.errors.contains("--volatility must be one of automatic, always, never"))
     }
 
     @Test("--swap zram sets up zram swap for the run and removes it afterwards", .enabled(if: zramUsable, "needs VOLATILE_SWAP_TESTS=1, root, a free /sys/block/zram0 and memory cgroups"))
@@ -71,7 +73,7 @@ struct ImageDecoderDemoSwapTests {
         let result = Self.result(run.output)
         #expect(result["swap"] == "zram")
         // Inside the cgroup the child saw usable swap (the sandbox left it unlimited).
-        #expect(run.output.contains("VOLATILITY swap_usable=true"), "\(run.output)")
+        #expect(run.output.contains("VOLATILITY policy=automatic swap_usable=true"), "\(run.output)")
         #expect(!Self.activeSwaps().contains("/dev/zram0"))
         let disksize = try String(contentsOfFile: "/sys/block/zram0/disksize", encoding: .utf8)
         #expect(disksize.trimmingCharacters(in: .whitespacesAndNewlines) == "0")

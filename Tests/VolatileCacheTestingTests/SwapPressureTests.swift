@@ -3,9 +3,9 @@ import Testing
 import VolatileCacheTesting
 
 // Real memory pressure with swap allowed (issue 9): a zram swap device, and a sandbox whose
-// cgroup leaves swap unlimited. Non-volatile entries (today's hot set: what `.automatic` will
-// keep swappable) must come back from swap byte for byte; volatile ones are dropped by the
-// kernel and regenerated.
+// cgroup leaves swap unlimited. Non-volatile entries (the hot set, and the idle entries
+// `.automatic` keeps swappable) must come back from swap byte for byte; volatile ones are
+// dropped by the kernel and regenerated.
 
 /// A zram swap device set up for one test and removed after it.
 struct ZramSwap {
@@ -61,19 +61,20 @@ private func vmstat(_ name: String) -> Int {
 extension ImageDecoderDemoSwapTests {
 @Suite("swap pressure")
 struct SwapPressureTests {
-    /// Runs volatile-stress with `store` in a 128 MiB cgroup whose swap is unlimited.
+    /// Runs volatile-stress with `store` in a 64 MiB cgroup whose swap is unlimited.
     static func run(store: String) async throws -> (result: SandboxResult, output: StressToolOutput, swappedOut: Int, swappedIn: Int) {
         var sandbox = try MemoryPressureSandbox()
         sandbox.allowsSwap = true
         let swappedInBefore = vmstat("pswpin"), swappedOutBefore = vmstat("pswpout")
-        // 320 MiB through 128 MiB. With the cache, a 160 MiB hot set of ordinary memory cannot
-        // fit: only swap can hold the rest; the other 160 MiB are volatile.
+        // 160 MiB through 64 MiB. With the cache, an 80 MiB hot set of ordinary memory cannot
+        // fit: only swap can hold the rest; the other 80 MiB are swappable or volatile. Small
+        // enough that keys are accessed again within the run (swap-ins, regenerations).
         let result = try await sandbox.run(
             .executable(try stressToolPath(), arguments: [
-                "--seconds", "4", "--working-set-mib", "320", "--threads", "2", "--hot-budget-mib", "160",
+                "--seconds", "6", "--working-set-mib", "160", "--threads", "2", "--hot-budget-mib", "80",
                 "--no-pressure-monitor", "--seed", "21", "--store", store,
             ]),
-            memoryLimit: 128 << 20, timeout: .seconds(90))
+            memoryLimit: 64 << 20, timeout: .seconds(90))
         return (result, StressToolOutput(result.standardOutputText), vmstat("pswpout") - swappedOutBefore, vmstat("pswpin") - swappedInBefore)
     }
 
@@ -89,26 +90,27 @@ struct SwapPressureTests {
         #expect(heap.swappedOut > 0, "nothing was swapped out")
         #expect(heap.swappedIn > 0, "nothing came back from swap")
 
-        // Measured 2026-12-02 (issue 9): the cache with a hot set beyond the limit is OOM-killed
-        // within a second under the same swap (both drop detection strategies), where the heap
-        // arrays survive. With the arena's MADV_POPULATE_WRITE turned off (per-page touches in
-        // user mode instead) the same run survives: the kernel-mode populate at the cgroup's
-        // limit OOM-kills instead of swapping. Until that is fixed, `.automatic` must not keep
-        // entries swappable beyond the limit; this records it as a known issue and fails once
-        // the run passes.
+        // Issue 9's blocker, fixed: the cache with a hot set beyond the limit was OOM-killed
+        // within a second under the same swap, because `MADV_POPULATE_WRITE` (kernel-mode
+        // faults with FOLL_TOUCH) left no inactive anonymous page for memcg reclaim; with swap
+        // usable the arena now re-dirties in user mode (`VolatileArena.redirtiesInUserMode`).
+        // `.automatic`: some idle entries stay swappable (ordinary memory the kernel swaps),
+        // the others become volatile (dropped and regenerated).
         let cache = try await Self.run(store: "cache")
-        withKnownIssue("VolatileCache's non-volatile memory beyond the cgroup limit is OOM-killed even with swap allowed") {
-            #expect(!cache.result.wasOOMKilled, "\(cache.result)\n\(cache.result.standardErrorText)")
-            #expect(cache.result.termination == .exited(0), "\(cache.result)")
-        }
-        if cache.result.termination == .exited(0) {
-            // Every access verified byte for byte, swapped in or regenerated.
-            #expect(cache.output.number("STRESS", "corrupt") == 0)
-            #expect(cache.output.number("STRESS", "errors") == 0)
-            #expect(cache.swappedIn > 0, "nothing came back from swap")
-            // Whether the kernel also dropped volatile pages varies (none in a run with the
-            // populate turned off): regenerations after drops are checked byte for byte above.
-        }
+        #expect(!cache.result.wasOOMKilled, "\(cache.result)\n\(cache.result.standardErrorText)")
+        try #require(cache.result.termination == .exited(0), "\(cache.result)\n\(cache.result.standardOutputText)")
+        // Every access verified byte for byte, swapped in or regenerated.
+        #expect(cache.output.number("STRESS", "corrupt") == 0)
+        #expect(cache.output.number("STRESS", "errors") == 0)
+        #expect(cache.swappedOut > 0, "nothing was swapped out")
+        #expect(cache.swappedIn > 0, "nothing came back from swap")
+        // Swappable entries were hit (each swapped back in and checked), volatile ones regenerated.
+        #expect((cache.output.number("STATS", "swappable_decisions") ?? 0) > 0, "\(cache.output.lines.suffix(3))")
+        #expect((cache.output.number("STATS", "swappable_hits") ?? 0) > 0, "\(cache.output.lines.suffix(3))")
+        #expect((cache.output.number("STATS", "volatile_decisions") ?? 0) > 0, "\(cache.output.lines.suffix(3))")
+        // Regenerations of keys generated before: their volatile pages were dropped (or the
+        // entry evicted) and the content was produced again, verified like every access.
+        #expect((cache.output.number("STRESS", "regenerations") ?? 0) > 0, "\(cache.output.lines.suffix(3))")
         #expect(cache.result.cleanupFailure == nil)
     }
 }

@@ -2,16 +2,16 @@
 // it the swap environment, timings and byte counts, and asks it what to do; it reads no files and
 // makes no system calls, so tests drive it with injected costs and swap states.
 //
-// Where it plugs into the cache (after the hot-path rewrite lands):
-//   - demotion (VolatileCache+HotSet, the step that unpins the least recently used hot entry):
-//     ask `decide(bytes:regeneration:hint:)`; `.volatile` unpins as today, `.swappable` moves the
-//     entry to the cold list without MADV_FREE and calls `didMakeSwappable(bytes:)`;
+// Where it plugs into the cache (`VolatileCache+Volatility.swift`):
+//   - demotion (`finishDemotion`, once the grace period is over): `demotionKind(for:)` asks
+//     `decide(bytes:regeneration:hint:)`; `.volatile` unpins as before, `.swappable` keeps the
+//     entry's ordinary memory in the volatile list (`isSwappable`) and calls `didMakeSwappable`;
 //   - a swappable entry leaving that state (hit, eviction, made volatile) calls
-//     `didStopBeingSwappable(bytes:)`; its re-pin is timed with `MajorFaultMeter` and reported
-//     through `recordSwapIn(nanoseconds:majorFaults:pageSize:)`;
-//   - every regeneration updates the entry's `RegenerationCost`;
-//   - about once a second, and on every pressure event, `refresh(_:)` with
-//     `SwapEnvironment.current()`, then `bytesToMakeVolatile()` (headroom shrank) or
+//     `didStopBeingSwappable(bytes:)`; a hit reads one word a page, timed with
+//     `MajorFaultMeter`, and reports it through `recordSwapIn(nanoseconds:majorFaults:pageSize:)`;
+//   - every full regeneration updates the entry's `RegenerationCost`;
+//   - about once a second (at demotions), and on every pressure event, `refresh(_:)` with
+//     `SwapEnvironment.current()`, then `bytesToMakeVolatile` (headroom shrank) or
 //     `bytesToMakeVolatile(onPressure:)`: the cache unpins that many swappable bytes, least
 //     recently used first, before it sheds any hot entry.
 
@@ -236,6 +236,8 @@ public struct VolatilityStatistics: Sendable, Hashable {
     public var swappableBytes: Int
     /// Re-pins of swappable entries that took major faults.
     public var swapInsObserved: Int
+    /// Hits on swappable entries (each swaps the entry back in if the kernel swapped it out).
+    public var swappableHits: Int = 0
     /// Learned swap-in cost, nanoseconds per byte; nil before it is known.
     public var swapInNanosecondsPerByte: Double?
     /// Learned swap-out cost, nanoseconds per byte; nil before it is known.

@@ -141,14 +141,19 @@ enum Comparison {
         } else {
             checks.append(("plain NSCache is OOM-killed", plain.oom))
         }
-        checks += [
+        let throughput = [
             ("volatile throughput >= nscache-tuned (\(fixed(volatile.accessesPerSecond, 0)) vs \(fixed(tuned.accessesPerSecond, 0))/s)",
              volatile.accessesPerSecond >= tuned.accessesPerSecond),
             ("volatile throughput >= 3x none (\(fixed(none.accessesPerSecond > 0 ? volatile.accessesPerSecond / none.accessesPerSecond : 0, 2))x)",
              volatile.accessesPerSecond >= 3 * none.accessesPerSecond),
         ]
+        // Issue 9's goals: these two only without swap and without a neighbour; otherwise
+        // they are shown for information.
+        let strict = !options.swap.allowsSwap && !options.neighbour.isEnabled
+        if strict { checks += throughput }
         let met = checks.allSatisfy(\.1)
-        return (met, checks.map { "goal: [\($0.1 ? "yes" : "NO ")] \($0.0)" } + ["goal: \(met ? "met" : "missed")"])
+        let information = strict ? [] : throughput.map { "goal: (info, not a goal here) [\($0.1 ? "yes" : "NO ")] \($0.0)" }
+        return (met, checks.map { "goal: [\($0.1 ? "yes" : "NO ")] \($0.0)" } + information + ["goal: \(met ? "met" : "missed")"])
     }
 
     private static func writeFile(_ path: String, _ text: String) -> Bool {

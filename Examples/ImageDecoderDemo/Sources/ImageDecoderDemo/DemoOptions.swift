@@ -1,3 +1,5 @@
+import VolatileCache
+
 /// Which cache the gallery workload runs with.
 enum CacheKind: String, CaseIterable, Sendable {
     /// `VolatileCache`: decoded images live in memory the kernel may take back.
@@ -27,6 +29,8 @@ struct DemoOptions: Sendable, Equatable {
     var seed: UInt64 = 0x5EED
     /// Hot-set budget of the volatile cache; nil keeps the cache's default.
     var hotMiB: Int?
+    /// `Configuration.volatility` of the volatile cache (`--volatility`, issue 9).
+    var volatility: Volatility = .automatic
     /// The swap the children run with (`--swap`), and the co-tenant burst (`--neighbour-*`).
     var swap: SwapMode = .none
     var neighbour = NeighbourBurst.Settings()
@@ -78,6 +82,10 @@ struct DemoOptions: Sendable, Equatable {
           --zipf S                Zipf exponent of the accesses (default: 1.1).
           --seed N                Seed of the access sequence (default: 24301).
           --hot-mib N             Hot-set budget of the volatile cache (default: the cache's).
+          --volatility automatic|always|never
+                                  What the volatile cache's idle images become (default: automatic:
+                                  swappable when swap is usable, has room and swapping in is cheaper
+                                  than decoding, else volatile; always: volatile; never: swappable).
           --trace PATH            Write one line per access, "index byteCount", to PATH (with --compare,
                                   PATH.<cache>), for volatile-policy-sim to replay.
           --swap none|zram|file|machine
@@ -162,6 +170,14 @@ struct DemoOptions: Sendable, Equatable {
                 guard let seed = UInt64(text) else { throw ParseError(description: "--seed needs an unsigned integer, not \"\(text)\"") }
                 options.seed = seed
             case "--hot-mib": options.hotMiB = try integer(argument, minimum: 0)
+            case "--volatility":
+                let text = try value(argument)
+                switch text {
+                case "automatic": options.volatility = .automatic
+                case "always": options.volatility = .always
+                case "never": options.volatility = .never
+                default: throw ParseError(description: "--volatility must be one of automatic, always, never, not \"\(text)\"")
+                }
             case "--swap":
                 let text = try value(argument)
                 guard let mode = SwapMode(rawValue: text) else {
@@ -203,6 +219,7 @@ struct DemoOptions: Sendable, Equatable {
             "--seed", String(seed), "--in-sandbox",
         ]
         if let hotMiB { arguments += ["--hot-mib", String(hotMiB)] }
+        if volatility != .automatic { arguments += ["--volatility", volatility.description] }
         if neighbour.isEnabled { arguments += neighbour.arguments }
         if let progressTTY { arguments += ["--progress-tty", progressTTY] }
         if let tracePath { arguments += ["--trace", compare ? tracePath + "." + cache.rawValue : tracePath] }

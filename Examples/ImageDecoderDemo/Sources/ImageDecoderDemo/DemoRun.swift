@@ -28,7 +28,7 @@ enum DemoRun {
         let cache: any GalleryCache
         switch options.cache {
         case .volatile:
-            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB)
+            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, volatility: options.volatility)
         case .nscache:
             cache = NSCacheGalleryCache(gallery: gallery, totalCostLimit: nil)
         case .nscacheTuned:
@@ -57,7 +57,7 @@ enum DemoRun {
         let burst = NeighbourBurst.start(options.neighbour)
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)
         if let burst { Output.line(burst.finish()) }
-        if options.cache == .volatile { Output.line(VolatilityProbe.line(report: report, gallery: gallery)) }
+        if let volatile = cache as? VolatileGalleryCache { Output.line(VolatilityProbe.line(statistics: volatile.volatility, report: report)) }
         for line in report.tableLines { Output.line(line) }
         return report
     }

@@ -14,12 +14,13 @@ final class VolatileGalleryCache: GalleryCache {
     ///   - gallery: The gallery.
     ///   - hotMiB: The hot-set budget; nil keeps the cache's default.
     /// - Throws: The cache's error when it cannot create its arena.
-    init(gallery: Gallery, hotMiB: Int?) throws {
+    init(gallery: Gallery, hotMiB: Int?, volatility: Volatility = .automatic) throws {
         var configuration = VolatileCache<Int>.Configuration()
         if let hotMiB { configuration.hotByteLimit = hotMiB << 20 }
+        configuration.volatility = volatility
         self.gallery = gallery
         self.cache = try VolatileCache<Int>(configuration: configuration)
-        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, no cost limit (the kernel decides)"
+        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, volatility \(volatility), no cost limit (the kernel decides)"
     }
 
     func access(_ item: GalleryItem) throws -> UInt64? {
@@ -36,6 +37,9 @@ final class VolatileGalleryCache: GalleryCache {
             DecodedImage.sampledChecksum(view, for: item)
         }
     }
+
+    /// The cache's volatility figures (swappable bytes, swap-ins, learned costs).
+    var volatility: VolatilityStatistics { cache.statistics.volatility }
 
     func figures() -> CacheFigures {
         let statistics = cache.statistics
