@@ -1,0 +1,224 @@
+import Synchronization
+import VolatileMemory
+
+/// One shard of a ``SmallObjectCache``: its keys, its slab pages, and the clock that picks
+/// which pinned pages become volatile. Everything here runs under the shard's lock.
+struct SmallShard<Key: Hashable & Sendable> {
+    var entries: [Key: SmallSlot] = [:]
+    /// Slab pages by index (an entry's `page`); nil where a page was given back.
+    var pages: [SlabPage?] = []
+    var freeIndices: [UInt32] = []
+    /// The page each size class fills with new objects (index), or -1.
+    var open = [Int](repeating: -1, count: SlabSizeClass.slotSizes.count)
+    /// Pinned pages with free slots, per size class (may hold stale indices: checked on use).
+    var partial = [[UInt32]](repeating: [], count: SlabSizeClass.slotSizes.count)
+    /// Pages taken out of use (by `removeAll`) while a reader was on them.
+    var orphans: [SlabPage] = []
+    var pinnedPages = 0
+    var volatilePages = 0
+    var clockHand = 0
+    var nextEpoch: UInt32 = 1
+    /// Bytes of live objects, and of the slots they take.
+    var objectBytes = 0
+    var slotBytes = 0
+    var counters = SmallCounters()
+
+    /// A free slot in a pinned page of the class: the open page, a partial page, or a new one.
+    /// - Returns: The page index and the slot.
+    mutating func takeSlot(sizeClass: Int, arena: VolatileArena) throws(VolatileCacheError) -> (UInt32, Int) {
+        let current = open[sizeClass]
+        if current >= 0, let page = pages[current], page.isPinned, let slot = page.allocateSlot() {
+            return (UInt32(current), slot)
+        }
+        if current >= 0 { pages[current]?.isOpen = false }
+        open[sizeClass] = -1
+        while let index = partial[sizeClass].popLast() {
+            guard let page = pages[Int(index)] else { continue }
+            page.isListedPartial = false
+            guard page.isPinned, page.sizeClass == sizeClass, let slot = page.allocateSlot() else { continue }
+            open[sizeClass] = Int(index)
+            page.isOpen = true
+            return (index, slot)
+        }
+        let page: SlabPage
+        do {
+            page = try SlabPage(arena: arena, sizeClass: sizeClass, epoch: takeEpoch())
+        } catch {
+            throw .memoryUnavailable(error)
+        }
+        let index: Int
+        if let reused = freeIndices.popLast() {
+            index = Int(reused)
+            pages[index] = page
+        } else {
+            index = pages.count
+            pages.append(page)
+        }
+        pinnedPages += 1
+        page.isOpen = true
+        open[sizeClass] = index
+        return (UInt32(index), page.allocateSlot()!)
+    }
+
+    mutating func takeEpoch() -> UInt32 {
+        defer { nextEpoch &+= 1 }
+        return nextEpoch
+    }
+
+    /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
+    /// was dropped since). An empty page no reader is on goes to `garbage`.
+    mutating func forget(_ slot: SmallSlot, garbage: inout [SlabPage]) {
+        let index = Int(slot.page)
+        guard let page = pages[index], page.epoch == slot.epoch else { return }
+        page.freeSlot(Int(slot.slot))
+        page.liveBytes -= Int(slot.byteCount)
+        objectBytes -= Int(slot.byteCount)
+        slotBytes -= page.slotSize
+        if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
+            remove(pageAt: index, garbage: &garbage)
+        } else if page.isPinned && !page.isListedPartial && !page.isOpen {
+            page.isListedPartial = true
+            partial[page.sizeClass].append(UInt32(index))
+        }
+    }
+
+    /// Takes a page out of the table (its slots hold no live object).
+    mutating func remove(pageAt index: Int, garbage: inout [SlabPage]) {
+        guard let page = pages[index] else { return }
+        if page.isPinned { pinnedPages -= 1 } else { volatilePages -= 1 }
+        if open[page.sizeClass] == index { open[page.sizeClass] = -1 }
+        pages[index] = nil
+        freeIndices.append(UInt32(index))
+        garbage.append(page)
+    }
+
+    /// Looks the key up for a read: re-pins its page if volatile, marks the page referenced
+    /// and counts a reader on it (the caller decrements `readers` when done).
+    /// - Returns: The page and the object's bytes, or nil when absent or dropped (a dropped
+    ///   entry is removed).
+    mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
+        guard let slot = entries[key] else {
+            counters.misses += 1
+            return nil
+        }
+        let index = Int(slot.page)
+        guard let page = pages[index], page.epoch == slot.epoch else {
+            entries[key] = nil
+            counters.misses += 1
+            counters.droppedObjectMisses += 1
+            return nil
+        }
+        if !page.isPinned {
+            let (lostObjects, lostBytes) = (page.liveCount, page.liveBytes)
+            let result: SlabPage.PinResult
+            do {
+                result = try page.pin(nextEpoch: takeEpoch())
+            } catch {
+                lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
+                entries[key] = nil
+                throw .memoryUnavailable(error)
+            }
+            volatilePages -= 1
+            pinnedPages += 1
+            counters.pagePins += 1
+            if result == .dropped {
+                counters.droppedPages += 1
+                lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
+                entries[key] = nil
+                counters.misses += 1
+                counters.droppedObjectMisses += 1
+                return nil
+            }
+            counters.volatileHits += 1
+            if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
+                page.isListedPartial = true
+                partial[page.sizeClass].append(UInt32(index))
+            }
+        } else {
+            counters.hotHits += 1
+        }
+        page.referenced = true
+        page.readers.add(1, ordering: .acquiring)
+        return (page, UnsafeRawBufferPointer(start: page.address(ofSlot: Int(slot.slot)), count: Int(slot.byteCount)))
+    }
+
+    /// A page whose objects are gone (dropped, or its pin failed): off the totals and out of
+    /// the table (their entries go when they are accessed).
+    private mutating func lose(_ page: SlabPage, at index: Int, objects: Int, bytes: Int, garbage: inout [SlabPage]) {
+        counters.droppedObjects += objects
+        objectBytes -= bytes
+        slotBytes -= objects * page.slotSize
+        remove(pageAt: index, garbage: &garbage)
+    }
+
+    /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
+    /// remain besides the open ones (pages being read are skipped).
+    mutating func enforceHotBudget(_ limit: Int, garbage: inout [SlabPage]) {
+        guard pinnedPages > limit + SlabSizeClass.slotSizes.count, !pages.isEmpty else { return }
+        var steps = 2 * pages.count
+        while pinnedPages > limit && steps > 0 {
+            steps -= 1
+            clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
+            guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
+            if page.readers.load(ordering: .acquiring) != 0 { continue }
+            if page.referenced {
+                page.referenced = false
+                continue
+            }
+            if page.liveCount == 0 {
+                remove(pageAt: clockHand, garbage: &garbage)
+                continue
+            }
+            page.unpin()
+            pinnedPages -= 1
+            volatilePages += 1
+            counters.pageUnpins += 1
+        }
+        reapOrphans(garbage: &garbage)
+    }
+
+    /// Makes every pinned page no reader is on volatile (the open pages too: new objects
+    /// then go to new pages).
+    /// - Returns: The pages made volatile.
+    mutating func unpinAll() -> Int {
+        var count = 0
+        for index in pages.indices {
+            guard let page = pages[index], page.isPinned, page.readers.load(ordering: .acquiring) == 0 else { continue }
+            if page.isOpen {
+                page.isOpen = false
+                open[page.sizeClass] = -1
+            }
+            page.unpin()
+            page.isListedPartial = false
+            count += 1
+        }
+        pinnedPages -= count
+        volatilePages += count
+        counters.pageUnpins += count
+        for sizeClass in partial.indices { partial[sizeClass].removeAll(keepingCapacity: false) }
+        return count
+    }
+
+    mutating func reapOrphans(garbage: inout [SlabPage]) {
+        guard !orphans.isEmpty else { return }
+        orphans.removeAll { page in
+            guard page.readers.load(ordering: .acquiring) == 0 else { return false }
+            garbage.append(page)
+            return true
+        }
+    }
+}
+
+/// Event counts of a shard.
+struct SmallCounters {
+    var hotHits = 0
+    var volatileHits = 0
+    var misses = 0
+    /// Misses because the entry's page had been dropped.
+    var droppedObjectMisses = 0
+    var droppedPages = 0
+    var droppedObjects = 0
+    var pagePins = 0
+    var pageUnpins = 0
+    var regenerations = 0
+}
