@@ -1,12 +1,24 @@
-import Synchronization
-import VolatileMemory
+public import Synchronization
+public import VolatileMemory
+#if canImport(Glibc)
+public import Glibc
+#elseif canImport(Musl)
+public import Musl
+#endif
 
 /// One shard of a ``SmallObjectCache``: its keys, its slab pages, and the clock that picks
 /// which pinned pages become volatile. Everything here runs under the shard's lock.
+@usableFromInline
 struct SmallShard<Key: Hashable & Sendable> {
-    var entries: [Key: SmallSlot] = [:]
+    @usableFromInline var entries: [Key: SmallSlot] = [:]
     /// Slab pages by index (an entry's `page`); nil where a page was given back.
-    var pages: [SlabPage?] = []
+    @usableFromInline var pages: [SlabPage?] = []
+    /// Per page index, what a hit reads instead of the page record (which would be a cache
+    /// miss of its own): the page's epoch while it is pinned, else 0; its first byte; and
+    /// the clock's reference bit.
+    @usableFromInline var hotEpochs: [UInt32] = []
+    @usableFromInline var bases: [UnsafeMutableRawPointer?] = []
+    @usableFromInline var referenced: [Bool] = []
     var freeIndices: [UInt32] = []
     /// The page each size class fills with new objects (index), or -1.
     var open = [Int](repeating: -1, count: SlabSizeClass.slotSizes.count)
@@ -21,7 +33,30 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// Bytes of live objects, and of the slots they take.
     var objectBytes = 0
     var slotBytes = 0
-    var counters = SmallCounters()
+    @usableFromInline var counters = SmallCounters()
+
+    @usableFromInline init() {}
+
+    /// The hit on a pinned page, inlined into the caller. An object of at most `capacity`
+    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page,
+    /// and the page may then become volatile at once); a larger one gets a reader counted.
+    @inlinable @inline(__always)
+    mutating func hotRead(_ key: Key, copyInto scratch: UnsafeMutableRawPointer, capacity: Int) -> SmallHotRead {
+        guard let slot = entries[key] else { return .notHot }
+        let index = Int(slot.page)
+        guard hotEpochs[index] == slot.epoch, let base = bases[index] else { return .notHot }
+        counters.hotHits += 1
+        referenced[index] = true
+        let count = Int(slot.byteCount)
+        let address = base + Int(slot.offset)
+        if count <= capacity {
+            scratch.copyMemory(from: address, byteCount: count)
+            return .copied(count)
+        }
+        let page = pages[index].unsafelyUnwrapped
+        page.readers.add(1, ordering: .acquiring)
+        return .counted(page, UnsafeRawBufferPointer(start: address, count: count))
+    }
 
     /// A free slot in a pinned page of the class: the open page, a partial page, or a new one.
     /// - Returns: The page index and the slot.
@@ -53,7 +88,12 @@ struct SmallShard<Key: Hashable & Sendable> {
         } else {
             index = pages.count
             pages.append(page)
+            hotEpochs.append(0)
+            bases.append(nil)
+            referenced.append(false)
         }
+        referenced[index] = true
+        syncHot(index)
         pinnedPages += 1
         page.isOpen = true
         open[sizeClass] = index
@@ -61,8 +101,15 @@ struct SmallShard<Key: Hashable & Sendable> {
     }
 
     mutating func takeEpoch() -> UInt32 {
-        defer { nextEpoch &+= 1 }
+        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hotEpochs`
         return nextEpoch
+    }
+
+    /// Refreshes what hits read about page `index` after its state changed.
+    mutating func syncHot(_ index: Int) {
+        let page = pages[index]
+        hotEpochs[index] = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
+        bases[index] = page?.base
     }
 
     /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
@@ -70,7 +117,7 @@ struct SmallShard<Key: Hashable & Sendable> {
     mutating func forget(_ slot: SmallSlot, garbage: inout [SlabPage]) {
         let index = Int(slot.page)
         guard let page = pages[index], page.epoch == slot.epoch else { return }
-        page.freeSlot(Int(slot.slot))
+        page.freeSlot(Int(slot.offset) / page.slotSize)
         page.liveBytes -= Int(slot.byteCount)
         objectBytes -= Int(slot.byteCount)
         slotBytes -= page.slotSize
@@ -88,6 +135,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         if page.isPinned { pinnedPages -= 1 } else { volatilePages -= 1 }
         if open[page.sizeClass] == index { open[page.sizeClass] = -1 }
         pages[index] = nil
+        syncHot(index)
         freeIndices.append(UInt32(index))
         garbage.append(page)
     }
@@ -96,6 +144,7 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// and counts a reader on it (the caller decrements `readers` when done).
     /// - Returns: The page and the object's bytes, or nil when absent or dropped (a dropped
     ///   entry is removed).
+    @usableFromInline
     mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
         guard let slot = entries[key] else {
             counters.misses += 1
@@ -121,6 +170,7 @@ struct SmallShard<Key: Hashable & Sendable> {
             volatilePages -= 1
             pinnedPages += 1
             counters.pagePins += 1
+            syncHot(index)
             if result == .dropped {
                 counters.droppedPages += 1
                 lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
@@ -137,9 +187,9 @@ struct SmallShard<Key: Hashable & Sendable> {
         } else {
             counters.hotHits += 1
         }
-        page.referenced = true
+        referenced[index] = true
         page.readers.add(1, ordering: .acquiring)
-        return (page, UnsafeRawBufferPointer(start: page.address(ofSlot: Int(slot.slot)), count: Int(slot.byteCount)))
+        return (page, UnsafeRawBufferPointer(start: page.base + Int(slot.offset), count: Int(slot.byteCount)))
     }
 
     /// A page whose objects are gone (dropped, or its pin failed): off the totals and out of
@@ -161,8 +211,8 @@ struct SmallShard<Key: Hashable & Sendable> {
             clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
             guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
             if page.readers.load(ordering: .acquiring) != 0 { continue }
-            if page.referenced {
-                page.referenced = false
+            if referenced[clockHand] {
+                referenced[clockHand] = false
                 continue
             }
             if page.liveCount == 0 {
@@ -170,6 +220,7 @@ struct SmallShard<Key: Hashable & Sendable> {
                 continue
             }
             page.unpin()
+            syncHot(clockHand)
             pinnedPages -= 1
             volatilePages += 1
             counters.pageUnpins += 1
@@ -189,6 +240,7 @@ struct SmallShard<Key: Hashable & Sendable> {
                 open[page.sizeClass] = -1
             }
             page.unpin()
+            syncHot(index)
             page.isListedPartial = false
             count += 1
         }
@@ -209,9 +261,21 @@ struct SmallShard<Key: Hashable & Sendable> {
     }
 }
 
+/// What the inlined hit found.
+@usableFromInline
+enum SmallHotRead {
+    /// Copied to the scratch buffer: this many bytes.
+    case copied(Int)
+    /// Too large to copy: one reader is counted on the page (the caller subtracts it).
+    case counted(SlabPage, UnsafeRawBufferPointer)
+    /// Absent, volatile or dropped: the slow path decides.
+    case notHot
+}
+
 /// Event counts of a shard.
+@usableFromInline
 struct SmallCounters {
-    var hotHits = 0
+    @usableFromInline var hotHits = 0
     var volatileHits = 0
     var misses = 0
     /// Misses because the entry's page had been dropped.
@@ -221,4 +285,36 @@ struct SmallCounters {
     var pagePins = 0
     var pageUnpins = 0
     var regenerations = 0
+
+    @usableFromInline init() {}
+}
+
+/// A shard: its lock and its state (only touched under the lock).
+///
+/// The lock is a `pthread_mutex_t` as in VolatileSystem's `Lock` (so ThreadSanitizer sees it),
+/// held here directly because the hit path is inlined into the cache's callers, which can
+/// only see public declarations of other modules.
+@usableFromInline
+final class SmallShardBox<Key: Hashable & Sendable>: @unchecked Sendable {  // `state` is only touched under `mutex`.
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline var state = SmallShard<Key>()
+
+    @usableFromInline init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let status = pthread_mutex_init(mutex, nil)
+        precondition(status == 0, "pthread_mutex_init failed: \(status)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inlinable @inline(__always)
+    func withLock<Result, E: Error>(_ body: (inout SmallShard<Key>) throws(E) -> Result) throws(E) -> Result {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
 }

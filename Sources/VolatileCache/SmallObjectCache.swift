@@ -1,5 +1,4 @@
 public import VolatileMemory
-import VolatileSystem
 import CVolatileShim
 
 /// A cache for regenerable objects smaller than a page (1 B to 2 KiB), packed into shared
@@ -37,8 +36,8 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// The largest object the cache holds, in bytes (2 KiB).
     public static var maximumObjectByteCount: Int { SlabSizeClass.maximumByteCount }
 
-    let shards: [LockedValue<SmallShard<Key>>]
-    let shardMask: Int
+    @usableFromInline let shards: [SmallShardBox<Key>]
+    @usableFromInline let shardMask: Int
     /// Pinned slab pages each shard may keep beyond the ones being filled or read.
     let hotPagesPerShard: Int
 
@@ -68,13 +67,13 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         self.arena = arena
         var count = 1
         while count < configuration.shardCount { count <<= 1 }
-        shards = (0..<count).map { _ in LockedValue(SmallShard<Key>()) }
+        shards = (0..<count).map { _ in SmallShardBox<Key>() }
         shardMask = count - 1
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
     }
 
-    @inline(__always)
-    func shard(for key: Key) -> LockedValue<SmallShard<Key>> {
+    @inlinable @inline(__always)
+    func shard(for key: Key) -> SmallShardBox<Key> {
         let hash = UInt(bitPattern: key.hashValue) &* 0x9E37_79B9_7F4A_7C15
         return shards[Int(truncatingIfNeeded: hash >> 32) & shardMask]
     }
@@ -130,7 +129,9 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         try shard.withLock { state in
             let (page, slot) = try state.takeSlot(sizeClass: sizeClass, arena: arena)
             if let old = state.entries.updateValue(
-                SmallSlot(page: page, epoch: state.pages[Int(page)]!.epoch, slot: UInt16(slot), byteCount: UInt16(bytes.count)),
+                SmallSlot(
+                    page: page, epoch: state.pages[Int(page)]!.epoch,
+                    offset: UInt16(slot * state.pages[Int(page)]!.slotSize), byteCount: UInt16(bytes.count)),
                 forKey: key)
             {
                 state.forget(old, garbage: &garbage)
@@ -223,10 +224,21 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
 }
 
 /// Where a small object is: its page, the page's epoch when it was placed (a different epoch
-/// now means the page was dropped since), the slot, and the object's size. 12 bytes.
+/// now means the page was dropped since), the slot's offset in the page, and the object's
+/// size. 12 bytes.
+@usableFromInline
 struct SmallSlot {
-    var page: UInt32
-    var epoch: UInt32
-    var slot: UInt16
-    var byteCount: UInt16
+    @usableFromInline var page: UInt32
+    @usableFromInline var epoch: UInt32
+    @usableFromInline var offset: UInt16
+    @usableFromInline var byteCount: UInt16
+
+    @usableFromInline
+    init(page: UInt32, epoch: UInt32, offset: UInt16, byteCount: UInt16) {
+        self.page = page
+        self.epoch = epoch
+        self.offset = offset
+        self.byteCount = byteCount
+    }
 }
+

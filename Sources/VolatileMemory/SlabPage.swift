@@ -1,4 +1,4 @@
-package import Synchronization
+public import Synchronization
 
 /// The size classes of objects smaller than a page, and the class an object falls in.
 ///
@@ -30,6 +30,9 @@ package enum SlabSizeClass {
 
 /// One page of an arena, cut into equal slots for objects smaller than a page.
 ///
+/// Public only so that a small-object cache's hit can be inlined into its callers: its
+/// creation, slot allocation, pin and unpin are package API, used by `SmallObjectCache`.
+///
 /// The page is one one-page extent of the arena, so it is pinned, unpinned and checked for
 /// drops exactly like any extent: one `madvise` (or one populate) covers every object on it,
 /// and detection stays page-exact (a dropped page loses all its objects at once).
@@ -44,26 +47,24 @@ package enum SlabSizeClass {
 ///                  ▲                                   └─► pinned, empty (dropped: every
 ///                  └──────────────────────────────────────  object gone, new epoch)
 /// ```
-package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner's lock. `readers`: atomic.
+public final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner's lock. `readers`: atomic.
     /// Readers of a slot on this page right now (their bodies run without the owner's lock).
-    package let readers = Atomic<Int>(0)
+    public let readers = Atomic<Int>(0)
     /// The first byte of the page (the same address whether pinned or volatile).
-    package let base: UnsafeMutableRawPointer
+    public let base: UnsafeMutableRawPointer
     /// The slot size.
-    package let slotSize: Int
+    public let slotSize: Int
     /// The size class index (see ``SlabSizeClass``).
     package let sizeClass: Int
     /// Slots on the page.
     package let slotCount: Int
     /// Changes whenever the page loses its objects (a drop): slots handed out before carry
     /// the old epoch, so their owners can tell.
-    package private(set) var epoch: UInt32
+    public internal(set) var epoch: UInt32
     /// Slots holding an object.
     package private(set) var liveCount = 0
     /// Bytes of the live objects (kept by the owner; reset when the page is dropped).
     package var liveBytes = 0
-    /// Set on access, cleared by the owner's clock sweep (second chance before an unpin).
-    package var referenced = true
     /// Whether the owner lists the page as having free slots.
     package var isListedPartial = false
     /// Whether the owner currently fills the page with new objects (never unpinned then).
@@ -94,13 +95,13 @@ package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owne
     }
 
     /// Whether the page is ordinary memory (its objects are readable).
-    package var isPinned: Bool { pinned != nil }
+    public internal(set) var isPinned = true
     /// Whether a slot is free (or will be once no reader is on the page).
     package var hasFreeSlot: Bool { liveCount < slotCount }
 
     /// The address of slot `index`.
-    @inline(__always)
-    package func address(ofSlot index: Int) -> UnsafeMutableRawPointer { base + index * slotSize }
+    @inlinable @inline(__always)
+    public func address(ofSlot index: Int) -> UnsafeMutableRawPointer { base + index * slotSize }
 
     /// Takes a free slot; call only on a pinned page.
     /// - Returns: The slot index, or nil when none is free now.
@@ -152,6 +153,7 @@ package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owne
     package func unpin() {
         guard let extent = pinned.take() else { return }
         volatile = extent.unpin()
+        isPinned = false
     }
 
     /// What ``pin()`` found.
@@ -174,6 +176,7 @@ package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owne
         case .pinned(let page):
             let intact = !page.report.needsRegeneration
             pinned = consume page
+            isPinned = true
             if intact { return .intact }
             reset(epoch: nextEpoch)
             return .dropped
@@ -213,6 +216,7 @@ package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owne
         var tokens: [(token: ExtentToken, accounting: VolatileArena.Accounting)] = []
         tokens.reserveCapacity(pages.count)
         for page in pages {
+            page.isPinned = false
             if let extent = page.pinned.take() {
                 tokens.append((extent.surrender(), .pinned))
             } else if let extent = page.volatile.take() {
@@ -227,5 +231,6 @@ package final class SlabPage: @unchecked Sendable {  // Mutable fields: the owne
     package func release() {
         pinned = nil
         volatile = nil
+        isPinned = false
     }
 }

@@ -1,4 +1,4 @@
-// `volatile-bench --only small` (issue 14): one million small objects (16 B and 256 B) in a
+// `volatile-bench --only small` (issue 14). Times are thread CPU time per entry: one million small objects (16 B and 256 B) in a
 // SmallObjectCache beside a plain `[Int: [UInt8]]` in the same run, and, for the "before"
 // figures, VolatileCache with a page per object (on fewer keys: it is 20 to 100 times slower).
 import CVolatileShim
@@ -52,59 +52,69 @@ enum SmallObjectBenchmarks {
 
     static func content(_ byteCount: Int) -> [UInt8] { (0..<byteCount).map { UInt8(truncatingIfNeeded: $0 &* 31 &+ 7) } }
 
-    static func smallCache(byteCount: Int, keys: [Int]) throws -> SmallObjectFigures {
+    /// The cache and the dictionary built one after the other (RSS deltas each), then their
+    /// lookups interleaved chunk by chunk (medians), then `shed()` and the cache's first
+    /// lookups, then both `removeAll`s.
+    static func compareSizes(byteCount: Int, keys: [Int]) throws -> (cache: SmallObjectFigures, dictionary: SmallObjectFigures) {
         let template = content(byteCount)
         var configuration = SmallObjectCache<Int>.Configuration(hotByteLimit: 1 << 30)
         configuration.arena.recycledByteLimit = 0
         let cache = try SmallObjectCache<Int>(configuration: configuration)
         _ = vc_malloc_trim()
-        let before = processResidentBytes()
-        let insert = try timed { for key in 0..<keys.count { try cache.insert(template, forKey: key) } }
-        let full = processResidentBytes()
+        let cacheBefore = processResidentBytes()
+        let cacheInsert = try timed { for key in 0..<keys.count { try cache.insert(template, forKey: key) } }
+        let cacheFull = processResidentBytes()
+
+        let dictionaryBefore = processResidentBytes()
+        var dictionary: [Int: [UInt8]] = [:]
+        // A fresh array per entry (a copy of the template would share its storage).
+        let dictionaryInsert = timedPlain {
+            for key in 0..<keys.count {
+                dictionary[key] = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
+                    _ = buffer.initialize(from: template)
+                    count = byteCount
+                }
+            }
+        }
+        let dictionaryFull = processResidentBytes()
+
         var sink = 0
-        var hot: [Double] = []
-        for _ in 0..<3 {
-            hot.append(try timed { for key in keys { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } })
+        var cacheSamples: [Double] = []
+        var dictionarySamples: [Double] = []
+        let chunk = 100_000
+        for round in 0..<21 {
+            let start = (round * chunk) % max(1, keys.count - chunk)
+            let slice = keys[start..<min(keys.count, start + chunk)]
+            func runCache() throws {
+                cacheSamples.append(try timed { for key in slice { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } } / Double(slice.count))
+            }
+            func runDictionary() {
+                dictionarySamples.append(timedPlain { for key in slice { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } } / Double(slice.count))
+            }
+            if round % 2 == 0 { try runCache(); runDictionary() } else { runDictionary(); try runCache() }
         }
         cache.shed()
         let volatile = try timed { for key in keys { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } }
-        let removeAll = try timed { cache.removeAll() }
-        let after = processResidentBytes()
-        if sink == 42 { print("") }
-        let count = Double(keys.count)
-        return SmallObjectFigures(
-            byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(full - before) / count,
-            insertNanoseconds: insert / count, hotLookupNanoseconds: median(hot) / count,
-            volatileLookupNanoseconds: volatile / count, removeAllSeconds: removeAll / 1e9,
-            rssAfterRemoveAll: after - before, rssBefore: before)
-    }
 
-    static func dictionary(byteCount: Int, keys: [Int]) throws -> SmallObjectFigures {
-        let template = content(byteCount)
+        let dictionaryRemoveAll = timedPlain { dictionary.removeAll() }
         _ = vc_malloc_trim()
-        let before = processResidentBytes()
-        var dictionary: [Int: [UInt8]] = [:]
-        // A fresh array per entry (a copy of the template would share its storage).
-        let insert = timedPlain { for key in 0..<keys.count { dictionary[key] = [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, count in
-            _ = buffer.initialize(from: template)
-            count = byteCount
-        } } }
-        let full = processResidentBytes()
-        var sink = 0
-        var hot: [Double] = []
-        for _ in 0..<3 {
-            hot.append(timedPlain { for key in keys { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } })
-        }
-        let removeAll = timedPlain { dictionary.removeAll() }
-        _ = vc_malloc_trim()
-        let after = processResidentBytes()
+        let dictionaryAfter = processResidentBytes()
+        let cacheRemoveAll = try timed { cache.removeAll() }
+        let cacheAfter = processResidentBytes()
         if sink == 42 { print("") }
         let count = Double(keys.count)
-        return SmallObjectFigures(
-            byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(full - before) / count,
-            insertNanoseconds: insert / count, hotLookupNanoseconds: median(hot) / count,
-            volatileLookupNanoseconds: nil, removeAllSeconds: removeAll / 1e9,
-            rssAfterRemoveAll: after - before, rssBefore: before)
+        return (
+            SmallObjectFigures(
+                byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(cacheFull - cacheBefore) / count,
+                insertNanoseconds: cacheInsert / count, hotLookupNanoseconds: median(cacheSamples),
+                volatileLookupNanoseconds: volatile / count, removeAllSeconds: cacheRemoveAll / 1e9,
+                rssAfterRemoveAll: cacheAfter - cacheBefore, rssBefore: cacheBefore),
+            SmallObjectFigures(
+                byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(dictionaryFull - dictionaryBefore) / count,
+                insertNanoseconds: dictionaryInsert / count, hotLookupNanoseconds: median(dictionarySamples),
+                volatileLookupNanoseconds: nil, removeAllSeconds: dictionaryRemoveAll / 1e9,
+                rssAfterRemoveAll: dictionaryAfter - dictionaryBefore, rssBefore: dictionaryBefore)
+        )
     }
 
     /// The "before" figures: VolatileCache, a page per object, everything hot.
@@ -128,16 +138,25 @@ enum SmallObjectBenchmarks {
             removeAllSeconds: removeAll / 1e9, rssAfterRemoveAll: after - before, rssBefore: before)
     }
 
+    // CPU time of this thread, not wall time: on a shared machine (load average above the
+    // core count) wall time measures the scheduler. System calls count (they are CPU time
+    // of this thread); waiting for a CPU does not.
     static func timed(_ body: () throws -> Void) throws -> Double {
-        let start = now()
+        let start = threadCPUNanoseconds()
         try body()
-        return Double(now() - start)
+        return Double(threadCPUNanoseconds() - start)
     }
 
     static func timedPlain(_ body: () -> Void) -> Double {
-        let start = now()
+        let start = threadCPUNanoseconds()
         body()
-        return Double(now() - start)
+        return Double(threadCPUNanoseconds() - start)
+    }
+
+    static func threadCPUNanoseconds() -> UInt64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
     }
 }
 
@@ -148,8 +167,7 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
     var rows: [Row] = []
     let keys = SmallObjectBenchmarks.shuffledKeys(keyCount)
     for byteCount in [16, 256] {
-        let cache = try SmallObjectBenchmarks.smallCache(byteCount: byteCount, keys: keys)
-        let dictionary = try SmallObjectBenchmarks.dictionary(byteCount: byteCount, keys: keys)
+        let (cache, dictionary) = try SmallObjectBenchmarks.compareSizes(byteCount: byteCount, keys: keys)
         let inLine = byteCount == 16
         let suffix = inLine ? "" : "_\(byteCount)"
         let label = "\(keyCount / 1000)k x \(byteCount) B"
@@ -187,4 +205,19 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
             + "\(format2(before.removeAllSeconds * Double(keyCount / beforeKeys))) s), RSS after removeAll "
             + "\(format2(Double(before.rssAfterRemoveAll) / 1048576)) MiB above the start")
     return rows
+}
+
+extension SmallObjectBenchmarks {
+    /// `--small-loop N`: for profiling the small-object hit.
+    static func lookupLoop(rounds: Int) throws {
+        let keys = shuffledKeys(1_000_000)
+        let template = content(16)
+        let cache = try SmallObjectCache<Int>(configuration: .init(hotByteLimit: 1 << 30))
+        for key in 0..<keys.count { try cache.insert(template, forKey: key) }
+        var sink = 0
+        for _ in 0..<rounds {
+            for key in keys { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) }
+        }
+        print(sink)
+    }
 }

@@ -63,6 +63,17 @@ while let argument = arguments.popFirst() {
         }
         runMutexLoopForProfiling(lookups: value)
         exit(0)
+    case "--small-loop":
+        // Issue 14: 1M x 16 B inserted, then N rounds of lookups of every key, for perf/callgrind.
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --small-loop needs a positive number")
+            exit(2)
+        }
+        do { try SmallObjectBenchmarks.lookupLoop(rounds: value) } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "--help", "-h":
         print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small] | --hit-loop N")
         exit(0)
