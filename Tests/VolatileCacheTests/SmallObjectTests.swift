@@ -93,24 +93,33 @@ struct SmallObjectTests {
         #expect(statistics.hotPageBytes == page)
     }
 
-    @Test("A page being read is not made volatile")
+    @Test("A page being read in place is not made volatile; objects up to 64 B are read from a copy")
     func readersKeepPagesPinned() throws {
         let cache = try makeSmallCache()
-        for key in 0..<512 { try cache.insert(smallContent(key, 16), forKey: key) }
+        for key in 0..<64 { try cache.insert(smallContent(key, 128), forKey: key) }  // 32 per page: two pages
         let shedWhileReading = try cache.withBytes(forKey: 5) { bytes -> Int in
             let shed = cache.shed()
-            #expect(Array(bytes) == smallContent(5, 16))
+            #expect(Array(bytes) == smallContent(5, 128))
             return shed
         }
         #expect(shedWhileReading == page)  // only the other page
         #expect(cache.statistics.hotPageBytes == page)
         // A slot freed while its page is read is not reused until the reader leaves.
-        try cache.withBytes(forKey: 300) { bytes in
-            cache.removeValue(forKey: 301)
-            try cache.insert(smallContent(9999, 16), forKey: 9999)
-            #expect(Array(bytes) == smallContent(300, 16))
+        try cache.withBytes(forKey: 6) { bytes in
+            cache.removeValue(forKey: 7)
+            try cache.insert(smallContent(9999, 128), forKey: 9999)
+            #expect(Array(bytes) == smallContent(6, 128))
         }
-        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 16))
+        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 128))
+        // A 16-byte object is copied out under the lock: its page may become volatile at once.
+        let small = try makeSmallCache()
+        for key in 0..<256 { try small.insert(smallContent(key, 16), forKey: key) }
+        let shed = try small.withBytes(forKey: 1) { bytes -> Int in
+            let shed = small.shed()
+            #expect(Array(bytes) == smallContent(1, 16))
+            return shed
+        }
+        #expect(shed == page)
     }
 
     @Test("The hot budget keeps only so many pages pinned; the rest are volatile")
