@@ -58,6 +58,19 @@ struct SmallShard<Key: Hashable & Sendable> {
         return .counted(page, UnsafeRawBufferPointer(start: address, count: count))
     }
 
+    /// Copies an object into a free slot of its class.
+    /// - Returns: Where it is.
+    @usableFromInline
+    mutating func place(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, arena: VolatileArena) throws(VolatileCacheError) -> SmallSlot {
+        let (index, slot) = try takeSlot(sizeClass: sizeClass, arena: arena)
+        let page = pages[Int(index)].unsafelyUnwrapped
+        page.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        page.liveBytes += bytes.count
+        objectBytes += bytes.count
+        slotBytes += page.slotSize
+        return SmallSlot(page: index, epoch: page.epoch, offset: UInt16(slot * page.slotSize), byteCount: UInt16(bytes.count))
+    }
+
     /// A free slot in a pinned page of the class: the open page, a partial page, or a new one.
     /// - Returns: The page index and the slot.
     mutating func takeSlot(sizeClass: Int, arena: VolatileArena) throws(VolatileCacheError) -> (UInt32, Int) {
@@ -114,6 +127,7 @@ struct SmallShard<Key: Hashable & Sendable> {
 
     /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
     /// was dropped since). An empty page no reader is on goes to `garbage`.
+    @usableFromInline
     mutating func forget(_ slot: SmallSlot, garbage: inout [SlabPage]) {
         let index = Int(slot.page)
         guard let page = pages[index], page.epoch == slot.epoch else { return }
@@ -203,6 +217,7 @@ struct SmallShard<Key: Hashable & Sendable> {
 
     /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
     /// remain besides the open ones (pages being read are skipped).
+    @usableFromInline
     mutating func enforceHotBudget(_ limit: Int, garbage: inout [SlabPage]) {
         guard pinnedPages > limit + SlabSizeClass.slotSizes.count, !pages.isEmpty else { return }
         var steps = 2 * pages.count

@@ -39,7 +39,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let shards: [SmallShardBox<Key>]
     @usableFromInline let shardMask: Int
     /// Pinned slab pages each shard may keep beyond the ones being filled or read.
-    let hotPagesPerShard: Int
+    @usableFromInline let hotPagesPerShard: Int
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, shards, arena configuration.
@@ -90,11 +90,9 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     ///   ``VolatileCacheError/objectTooLarge(requestedBytes:maximumBytes:)``,
     ///   ``VolatileCacheError/memoryUnavailable(_:)`` when no slab page can be had, or what
     ///   `write` throws (then nothing changes).
+    @inlinable
     public func insert(forKey key: Key, byteCount: Int, _ write: (UnsafeMutableRawBufferPointer) throws -> Void) throws {
-        guard byteCount > 0 else { throw VolatileCacheError.invalidByteCount(byteCount) }
-        guard let sizeClass = SlabSizeClass.index(for: byteCount) else {
-            throw VolatileCacheError.objectTooLarge(requestedBytes: byteCount, maximumBytes: Self.maximumObjectByteCount)
-        }
+        let sizeClass = try Self.sizeClass(for: byteCount)
         try withUnsafeTemporaryAllocation(byteCount: byteCount, alignment: 16) { buffer in
             try write(buffer)
             try store(UnsafeRawBufferPointer(buffer), sizeClass: sizeClass, forKey: key)
@@ -107,12 +105,10 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     ///   - key: The key.
     /// - Throws: As ``insert(forKey:byteCount:_:)``.
     /// - Complexity: O(`bytes.count`).
+    @inlinable
     public func insert(_ bytes: some Collection<UInt8>, forKey key: Key) throws {
         let count = bytes.count
-        guard count > 0 else { throw VolatileCacheError.invalidByteCount(count) }
-        guard let sizeClass = SlabSizeClass.index(for: count) else {
-            throw VolatileCacheError.objectTooLarge(requestedBytes: count, maximumBytes: Self.maximumObjectByteCount)
-        }
+        let sizeClass = try Self.sizeClass(for: count)
         if let done = try bytes.withContiguousStorageIfAvailable({ buffer in
             try store(UnsafeRawBufferPointer(buffer), sizeClass: sizeClass, forKey: key)
         }) {
@@ -121,27 +117,31 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         try insert(forKey: key, byteCount: count) { $0.copyBytes(from: bytes) }
     }
 
-    /// Copies `bytes` into a slot (under the shard lock: a copy of at most 2 KiB).
-    private func store(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, forKey key: Key) throws {
+    /// The size class of an object, or the error for a size out of range.
+    @usableFromInline
+    static func sizeClass(for byteCount: Int) throws(VolatileCacheError) -> Int {
+        guard byteCount > 0 else { throw .invalidByteCount(byteCount) }
+        guard let sizeClass = SlabSizeClass.index(for: byteCount) else {
+            throw .objectTooLarge(requestedBytes: byteCount, maximumBytes: Self.maximumObjectByteCount)
+        }
+        return sizeClass
+    }
+
+    /// Copies `bytes` into a slot and records it (under the shard lock: a copy of at most
+    /// 2 KiB). Inlined, so that the dictionary is specialized for the key type.
+    @inlinable
+    func store(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, forKey key: Key) throws {
         let shard = shard(for: key)
         var garbage: [SlabPage] = []
-        defer { Self.release(garbage) }
-        try shard.withLock { state in
-            let (page, slot) = try state.takeSlot(sizeClass: sizeClass, arena: arena)
-            if let old = state.entries.updateValue(
-                SmallSlot(
-                    page: page, epoch: state.pages[Int(page)]!.epoch,
-                    offset: UInt16(slot * state.pages[Int(page)]!.slotSize), byteCount: UInt16(bytes.count)),
-                forKey: key)
-            {
+        defer { if !garbage.isEmpty { Self.release(garbage) } }
+        let arena = arena
+        let limit = hotPagesPerShard
+        try shard.withLock { state throws(VolatileCacheError) in
+            let slot = try state.place(bytes, sizeClass: sizeClass, arena: arena)
+            if let old = state.entries.updateValue(slot, forKey: key) {
                 state.forget(old, garbage: &garbage)
             }
-            let target = state.pages[Int(page)]!
-            target.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
-            target.liveBytes += bytes.count
-            state.objectBytes += bytes.count
-            state.slotBytes += target.slotSize
-            state.enforceHotBudget(hotPagesPerShard, garbage: &garbage)
+            state.enforceHotBudget(limit, garbage: &garbage)
         }
     }
 
@@ -218,6 +218,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         return pages * arena.pageSize
     }
 
+    @usableFromInline
     static func release(_ pages: [SlabPage]) {
         for page in pages { page.release() }
     }
