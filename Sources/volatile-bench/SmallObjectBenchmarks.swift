@@ -2,6 +2,7 @@
 // SmallObjectCache beside a plain `[Int: [UInt8]]` in the same run, and, for the "before"
 // figures, VolatileCache with a page per object (on fewer keys: it is 20 to 100 times slower).
 import CVolatileShim
+import Synchronization
 import VolatileCache
 import VolatileMemory
 #if canImport(Glibc)
@@ -21,6 +22,9 @@ struct SmallObjectFigures {
     /// RSS after `removeAll` minus RSS before the inserts.
     var rssAfterRemoveAll: Int
     var rssBefore: Int
+    /// The dictionary behind a `Mutex` (value used after the lock), same chunks: context for
+    /// the hot lookup, since the cache is thread-safe and a plain dictionary is not.
+    var mutexLookupNanoseconds: Double? = nil
 }
 
 /// The resident set of this process, from /proc/self/statm.
@@ -81,6 +85,8 @@ enum SmallObjectBenchmarks {
         var sink = 0
         var cacheSamples: [Double] = []
         var dictionarySamples: [Double] = []
+        var mutexSamples: [Double] = []
+        let locked = Mutex(dictionary)  // shares the dictionary's storage (nothing is copied)
         let chunk = 100_000
         for round in 0..<21 {
             let start = (round * chunk) % max(1, keys.count - chunk)
@@ -91,11 +97,20 @@ enum SmallObjectBenchmarks {
             func runDictionary() {
                 dictionarySamples.append(timedPlain { for key in slice { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } } / Double(slice.count))
             }
-            if round % 2 == 0 { try runCache(); runDictionary() } else { runDictionary(); try runCache() }
+            func runMutex() {
+                mutexSamples.append(timedPlain {
+                    for key in slice {
+                        let value = locked.withLock { $0[key] }
+                        sink &+= Int(value!.withUnsafeBytes { $0[0] })
+                    }
+                } / Double(slice.count))
+            }
+            if round % 2 == 0 { try runCache(); runDictionary(); runMutex() } else { runMutex(); runDictionary(); try runCache() }
         }
         cache.shed()
         let volatile = try timed { for key in keys { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } }
 
+        _ = consume locked
         let dictionaryRemoveAll = timedPlain { dictionary.removeAll() }
         _ = vc_malloc_trim()
         let dictionaryAfter = processResidentBytes()
@@ -113,7 +128,8 @@ enum SmallObjectBenchmarks {
                 byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(dictionaryFull - dictionaryBefore) / count,
                 insertNanoseconds: dictionaryInsert / count, hotLookupNanoseconds: median(dictionarySamples),
                 volatileLookupNanoseconds: nil, removeAllSeconds: dictionaryRemoveAll / 1e9,
-                rssAfterRemoveAll: dictionaryAfter - dictionaryBefore, rssBefore: dictionaryBefore)
+                rssAfterRemoveAll: dictionaryAfter - dictionaryBefore, rssBefore: dictionaryBefore,
+                mutexLookupNanoseconds: median(mutexSamples))
         )
     }
 
@@ -181,6 +197,10 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
         rows.append(Row(
             name: "small_hot_lookup_vs_dict" + suffix, candidate: "hot lookup, \(label)", candidateNanoseconds: cache.hotLookupNanoseconds,
             baseline: "dictionary lookup", baselineNanoseconds: dictionary.hotLookupNanoseconds, goal: 1.5, inRatioLine: inLine))
+        rows.append(Row(
+            name: "small_hot_lookup_vs_mutex_dict" + suffix, candidate: "hot lookup, \(label)",
+            candidateNanoseconds: cache.hotLookupNanoseconds, baseline: "Mutex<[Int: [UInt8]]> lookup",
+            baselineNanoseconds: dictionary.mutexLookupNanoseconds ?? .nan, goal: nil, inRatioLine: false))
         rows.append(Row(
             name: "small_volatile_lookup" + suffix, candidate: "lookup after shed(), \(label)",
             candidateNanoseconds: cache.volatileLookupNanoseconds ?? .nan, baseline: "dictionary lookup",

@@ -244,4 +244,20 @@ struct SmallObjectTests {
         try cache.insert(smallContent(1, 256), forKey: 1)
         #expect(try cache.bytes(forKey: 1) == smallContent(1, 256))
     }
+
+    @Test("The README's Small objects example")
+    func readmeExample() throws {
+        func renderGlyph(_ code: Int) -> [UInt8] { smallContent(code, 128) }
+        func checksum(_ bytes: UnsafeRawBufferPointer) -> Int { bytes.reduce(0) { $0 &+ Int($1) } }
+        let glyphBitmap = renderGlyph(42)
+        let icons = try SmallObjectCache<Int>()
+        try icons.insert(glyphBitmap, forKey: 42)
+        let sum = try icons.withBytes(forKey: 42, regenerate: { renderGlyph(42) }) { bytes in checksum(bytes) }
+        #expect(sum == glyphBitmap.withUnsafeBytes { checksum($0) })
+        #expect(icons.statistics.slotBytes == 128)
+        #expect(icons.shed() == page)
+        #expect(icons.statistics.volatilePageBytes == page)
+        icons.removeAll()
+        #expect(icons.count == 0 && icons.arena.statistics.extentCount == 0)
+    }
 }
