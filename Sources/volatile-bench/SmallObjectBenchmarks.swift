@@ -86,31 +86,32 @@ enum SmallObjectBenchmarks {
         var cacheSamples: [Double] = []
         var dictionarySamples: [Double] = []
         var mutexSamples: [Double] = []
-        let locked = Mutex(dictionary)  // shares the dictionary's storage (nothing is copied)
         let chunk = 100_000
-        for round in 0..<21 {
-            let start = (round * chunk) % max(1, keys.count - chunk)
-            let slice = keys[start..<min(keys.count, start + chunk)]
-            func runCache() throws {
-                cacheSamples.append(try timed { for key in slice { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } } / Double(slice.count))
+        do {
+            let locked = Mutex(dictionary)  // shares the dictionary's storage (nothing is copied)
+            for round in 0..<21 {
+                let start = (round * chunk) % max(1, keys.count - chunk)
+                let slice = keys[start..<min(keys.count, start + chunk)]
+                func runCache() throws {
+                    cacheSamples.append(try timed { for key in slice { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } } / Double(slice.count))
+                }
+                func runDictionary() {
+                    dictionarySamples.append(timedPlain { for key in slice { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } } / Double(slice.count))
+                }
+                func runMutex() {
+                    mutexSamples.append(timedPlain {
+                        for key in slice {
+                            let value = locked.withLock { $0[key] }
+                            sink &+= Int(value!.withUnsafeBytes { $0[0] })
+                        }
+                    } / Double(slice.count))
+                }
+                if round % 2 == 0 { try runCache(); runDictionary(); runMutex() } else { runMutex(); runDictionary(); try runCache() }
             }
-            func runDictionary() {
-                dictionarySamples.append(timedPlain { for key in slice { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } } / Double(slice.count))
-            }
-            func runMutex() {
-                mutexSamples.append(timedPlain {
-                    for key in slice {
-                        let value = locked.withLock { $0[key] }
-                        sink &+= Int(value!.withUnsafeBytes { $0[0] })
-                    }
-                } / Double(slice.count))
-            }
-            if round % 2 == 0 { try runCache(); runDictionary(); runMutex() } else { runMutex(); runDictionary(); try runCache() }
-        }
+        }  // `locked` ends here: the dictionary's storage is unique again
         cache.shed()
         let volatile = try timed { for key in keys { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } }
 
-        _ = consume locked
         let dictionaryRemoveAll = timedPlain { dictionary.removeAll() }
         _ = vc_malloc_trim()
         let dictionaryAfter = processResidentBytes()
