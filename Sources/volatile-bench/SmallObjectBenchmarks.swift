@@ -90,15 +90,22 @@ enum SmallObjectBenchmarks {
         do {
             let locked = Mutex(dictionary)  // shares the dictionary's storage (nothing is copied)
             for round in 0..<21 {
-                let start = (round * chunk) % max(1, keys.count - chunk)
-                let slice = keys[start..<min(keys.count, start + chunk)]
+                // Each structure reads a different slice in a round: the dictionary and its
+                // Mutex form share storage, and a slice read just before would be in cache.
+                func slice(_ offset: Int) -> ArraySlice<Int> {
+                    let start = ((round + offset) * chunk) % max(1, keys.count - chunk)
+                    return keys[start..<min(keys.count, start + chunk)]
+                }
                 func runCache() throws {
+                    let slice = slice(0)
                     cacheSamples.append(try timed { for key in slice { sink &+= Int(try cache.withBytes(forKey: key) { $0[0] } ?? 0) } } / Double(slice.count))
                 }
                 func runDictionary() {
+                    let slice = slice(7)
                     dictionarySamples.append(timedPlain { for key in slice { sink &+= Int(dictionary[key]!.withUnsafeBytes { $0[0] }) } } / Double(slice.count))
                 }
                 func runMutex() {
+                    let slice = slice(14)
                     mutexSamples.append(timedPlain {
                         for key in slice {
                             let value = locked.withLock { $0[key] }
