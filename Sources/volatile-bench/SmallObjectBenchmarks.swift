@@ -86,7 +86,7 @@ enum SmallObjectBenchmarks {
         var cacheSamples: [Double] = []
         var dictionarySamples: [Double] = []
         var mutexSamples: [Double] = []
-        let chunk = 100_000
+        let chunk = min(100_000, max(1, keys.count / 10))
         do {
             let locked = Mutex(dictionary)  // shares the dictionary's storage (nothing is copied)
             for round in 0..<21 {
