@@ -16,8 +16,11 @@ private func smallContent(_ key: Int, _ byteCount: Int) -> [UInt8] {
 /// Object size for `key` in the mixed-size tests: 8 to 2048 bytes, every size class.
 private func mixedSize(_ key: Int) -> Int { 8 * (1 + key % 256) }
 
-private func makeSmallCache(hot: Int = 64 << 20, shards: Int = 1) throws -> SmallObjectCache<Int> {
+private func makeSmallCache(
+    hot: Int = 64 << 20, shards: Int = 1, strategy: DropDetectionStrategy = .automatic
+) throws -> SmallObjectCache<Int> {
     var configuration = SmallObjectCache<Int>.Configuration(hotByteLimit: hot, shardCount: shards)
+    configuration.arena.strategy = strategy
     configuration.arena.regionByteCount = 64 << 20
     configuration.arena.minimumRegionByteCount = 16 << 20
     return try SmallObjectCache<Int>(configuration: configuration)
@@ -133,9 +136,11 @@ struct SmallObjectTests {
         for key in stride(from: 0, to: 256 * 64, by: 97) { #expect(try cache.bytes(forKey: key) == smallContent(key, 16)) }
     }
 
-    @Test("A dropped slab page loses all its objects; each is regenerated on its next access")
-    func droppedPagesRegenerate() throws {
-        let cache = try makeSmallCache()
+    @Test(
+        "A dropped slab page loses all its objects; each is regenerated on its next access",
+        arguments: [DropDetectionStrategy.automatic, .canary])
+    func droppedPagesRegenerate(strategy: DropDetectionStrategy) throws {
+        let cache = try makeSmallCache(strategy: strategy)
         let keys = 0..<2000
         for key in keys { try cache.insert(smallContent(key, mixedSize(key)), forKey: key) }
         let pages = cache.statistics.hotPageBytes / page
@@ -166,9 +171,11 @@ struct SmallObjectTests {
         #expect(cache.count == keys.count - misses)
     }
 
-    @Test("Adversarial: readers, writers, sheds and external page drops; every byte verified")
-    func adversarialDrops() throws {
-        let cache = try makeSmallCache(hot: 32 * page, shards: 4)
+    @Test(
+        "Adversarial: readers, writers, sheds and external page drops; every byte verified",
+        arguments: [DropDetectionStrategy.automatic, .canary])
+    func adversarialDrops(strategy: DropDetectionStrategy) throws {
+        let cache = try makeSmallCache(hot: 32 * page, shards: 4, strategy: strategy)
         let keyCount = 20_000
         for key in 0..<keyCount { try cache.insert(smallContent(key, mixedSize(key)), forKey: key) }
         let corrupt = Atomic<Int>(0)
