@@ -72,9 +72,12 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
     }
 
+    /// The key's shard. An `Int` key is mixed with one multiplication instead of hashed (the
+    /// shard's dictionary hashes it anyway; the shard only spreads lock traffic): in code
+    /// specialized for `Int` the cast folds away, and a hit hashes once instead of twice.
     @inlinable @inline(__always)
     func shard(for key: Key) -> SmallShardBox<Key> {
-        let hash = UInt(bitPattern: key.hashValue) &* 0x9E37_79B9_7F4A_7C15
+        let hash = UInt(bitPattern: (key as? Int) ?? key.hashValue) &* 0x9E37_79B9_7F4A_7C15
         return shards[Int(truncatingIfNeeded: hash >> 32) & shardMask]
     }
 
