@@ -48,6 +48,8 @@ package enum SlabSizeClass {
 ///                  └──────────────────────────────────────  object gone, new epoch)
 /// ```
 public final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner's lock. `readers`: atomic.
+    // The mutable fields are guarded by the owner's lock: `@exclusivity(unchecked)` drops the
+    // dynamic exclusivity check (a runtime call per access) that guards nothing here.
     /// Readers of a slot on this page right now (their bodies run without the owner's lock).
     public let readers = Atomic<Int>(0)
     /// The first byte of the page (the same address whether pinned or volatile).
@@ -60,20 +62,20 @@ public final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner
     package let slotCount: Int
     /// Changes whenever the page loses its objects (a drop): slots handed out before carry
     /// the old epoch, so their owners can tell.
-    public internal(set) var epoch: UInt32
+    @exclusivity(unchecked) public internal(set) var epoch: UInt32
     /// Slots holding an object.
-    package private(set) var liveCount = 0
+    @exclusivity(unchecked) package private(set) var liveCount = 0
     /// Bytes of the live objects (kept by the owner; reset when the page is dropped).
-    package var liveBytes = 0
+    @exclusivity(unchecked) package var liveBytes = 0
     /// Whether the owner lists the page as having free slots.
-    package var isListedPartial = false
+    @exclusivity(unchecked) package var isListedPartial = false
     /// Whether the owner currently fills the page with new objects (never unpinned then).
-    package var isOpen = false
+    @exclusivity(unchecked) package var isOpen = false
 
     /// Free slots (bit set = free), up to 256 slots (16-byte slots on a 4 KiB page).
-    private var free: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    @exclusivity(unchecked) private var free: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     /// Freed while a reader was on the page: they become free once no reader is.
-    private var deferred: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
+    @exclusivity(unchecked) private var deferred: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)
     private var pinned: PinnedExtent?
     private var volatile: VolatileExtent?
 
@@ -95,7 +97,7 @@ public final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner
     }
 
     /// Whether the page is ordinary memory (its objects are readable).
-    public internal(set) var isPinned = true
+    @exclusivity(unchecked) public internal(set) var isPinned = true
     /// Whether a slot is free (or will be once no reader is on the page).
     package var hasFreeSlot: Bool { liveCount < slotCount }
 
