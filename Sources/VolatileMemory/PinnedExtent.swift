@@ -71,6 +71,13 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
         token.arena.takeUnretainedValue().residentPageCount(token)
     }
 
+    /// Gives up ownership without freeing: the caller frees the token (bulk release of slab
+    /// pages, `VolatileArena+BulkRelease.swift`).
+    consuming func surrender() -> ExtentToken {
+        ownsExtent = false
+        return token
+    }
+
     deinit {
         if ownsExtent {
             let arena = token.arena.takeUnretainedValue()

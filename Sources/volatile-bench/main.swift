@@ -1,7 +1,7 @@
 // volatile-bench: micro benchmarks of the memory layer and the cache, each measured beside
 // its baseline in the same run (interleaved), reported as ratios of medians.
 //
-//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen]
+//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small]
 //     volatile-bench --hit-loop N      # N single-thread hot hits only, for callgrind
 //
 // The last line is machine-readable: `RATIO name=value ...` (lower is better, except the
@@ -31,8 +31,8 @@ while let argument = arguments.popFirst() {
     case "--quick":
         quick = true
     case "--only":
-        guard let value = arguments.popFirst(), ["memory", "hot", "scaling", "regen"].contains(value) else {
-            printError("volatile-bench: --only needs memory, hot, scaling or regen")
+        guard let value = arguments.popFirst(), ["memory", "hot", "scaling", "regen", "small"].contains(value) else {
+            printError("volatile-bench: --only needs memory, hot, scaling, regen or small")
             exit(2)
         }
         only = value
@@ -63,8 +63,19 @@ while let argument = arguments.popFirst() {
         }
         runMutexLoopForProfiling(lookups: value)
         exit(0)
+    case "--small-loop":
+        // Issue 14: 1M x 16 B inserted, then N rounds of lookups of every key, for perf/callgrind.
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --small-loop needs a positive number")
+            exit(2)
+        }
+        do { try SmallObjectBenchmarks.lookupLoop(rounds: value) } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "--help", "-h":
-        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen] | --hit-loop N")
+        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small] | --hit-loop N")
         exit(0)
     default:
         printError("volatile-bench: unknown argument \(argument)")
@@ -86,6 +97,8 @@ struct Row {
     var inRatioLine = true
     /// A goal the ratio must reach (scaling figures: higher is better).
     var higherGoal: Double? = nil
+    /// The figures' unit when they are not nanoseconds (e.g. "B" for bytes per entry).
+    var unit: String? = nil
     var ratio: Double { candidateNanoseconds / baselineNanoseconds }
 }
 
@@ -211,6 +224,11 @@ do {
                 candidateNanoseconds: regen.freshPagesNanoseconds, baseline: "regenerator into owned memory",
                 baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
     }
+    // ---- issue 14: small objects ----
+    if runs("small") {
+        rows += try smallObjectRows(keyCount: quick ? 100_000 : 1_000_000, notes: &notes)
+    }
+    // ---- end of issue 14 ----
 } catch {
     printError("volatile-bench: benchmark failed: \(error)")
     exit(1)
@@ -225,15 +243,16 @@ for row in rows {
     let goal = row.goal.map { "<= \(format2($0)) " + (row.ratio <= $0 ? "met" : "MISSED") }
         ?? row.higherGoal.map { ">= \(format2($0)) " + (row.ratio >= $0 ? "met" : "MISSED") } ?? ""
     print(
-        pad(row.name, 26) + pad(row.candidate, 42) + pad(formatNanoseconds(row.candidateNanoseconds), 12)
-            + pad(row.baseline, 40) + pad(formatNanoseconds(row.baselineNanoseconds), 12)
+        pad(row.name, 26) + pad(row.candidate, 42) + pad(row.unit.map { format2(row.candidateNanoseconds) + " " + $0 } ?? formatNanoseconds(row.candidateNanoseconds), 12)
+            + pad(row.baseline, 40) + pad(row.unit.map { format2(row.baselineNanoseconds) + " " + $0 } ?? formatNanoseconds(row.baselineNanoseconds), 12)
             + pad(format2(row.ratio), 8) + goal)
 }
 for note in notes { print(note) }
 let order = [
     "repin_uffd_vs_populate", "repin_canary_vs_touch", "unpin_vs_madvfree", "hot_hit_vs_mutex_dict", "hot_hit_vs_nscache",
     "hit_1t_vs_mutex_dict", "hit_scaling_2t_disjoint", "hit_scaling_2t_shared", "hit_scaling_8t_shared", "hit_2t_vs_sharded_mutex",
-    "regen_overhead",
+    "regen_overhead", "small_rss_per_entry_vs_dict", "small_insert_vs_dict", "small_hot_lookup_vs_dict",
+    "small_removeall_seconds",
 ]
 let ratioLine = order.map { name in
     "\(name)=" + (rows.first { $0.name == name && $0.inRatioLine }.map { format2($0.ratio) } ?? "n/a")

@@ -203,4 +203,9 @@ static inline int vc_thread_affinity_set(const uint64_t *mask16) {
 }
 // ---- end of thread CPU affinity ----
 
+// ---- heap trim (issue 14: small objects' removeAll gives freed heap back) ----
+#include <malloc.h>
+static inline int vc_malloc_trim(void) { return malloc_trim(0); }
+// ---- end of heap trim ----
+
 #endif

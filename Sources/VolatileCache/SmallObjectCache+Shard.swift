@@ -1,0 +1,337 @@
+public import Synchronization
+public import VolatileMemory
+#if canImport(Glibc)
+public import Glibc
+#elseif canImport(Musl)
+public import Musl
+#endif
+
+/// One shard of a ``SmallObjectCache``: its keys, its slab pages, and the clock that picks
+/// which pinned pages become volatile. Everything here runs under the shard's lock.
+@usableFromInline
+struct SmallShard<Key: Hashable & Sendable> {
+    @usableFromInline var entries: [Key: SmallSlot] = [:]
+    /// Slab pages by index (an entry's `page`); nil where a page was given back.
+    @usableFromInline var pages: [SlabPage?] = []
+    /// Per page index, what a hit reads instead of the page record (which would be a cache
+    /// miss of its own): the page's epoch while it is pinned, else 0; its first byte; and
+    /// the clock's reference bit.
+    @usableFromInline var hotEpochs: [UInt32] = []
+    @usableFromInline var bases: [UnsafeMutableRawPointer?] = []
+    @usableFromInline var referenced: [Bool] = []
+    var freeIndices: [UInt32] = []
+    /// The page each size class fills with new objects (index), or -1.
+    var open = [Int](repeating: -1, count: SlabSizeClass.slotSizes.count)
+    /// Pinned pages with free slots, per size class (may hold stale indices: checked on use).
+    var partial = [[UInt32]](repeating: [], count: SlabSizeClass.slotSizes.count)
+    /// Pages taken out of use (by `removeAll`) while a reader was on them.
+    var orphans: [SlabPage] = []
+    var pinnedPages = 0
+    var volatilePages = 0
+    var clockHand = 0
+    var nextEpoch: UInt32 = 1
+    /// Bytes of live objects, and of the slots they take.
+    var objectBytes = 0
+    var slotBytes = 0
+    @usableFromInline var counters = SmallCounters()
+
+    @usableFromInline init() {}
+
+    /// The hit on a pinned page, inlined into the caller. An object of at most `capacity`
+    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page,
+    /// and the page may then become volatile at once); a larger one gets a reader counted.
+    @inlinable @inline(__always)
+    mutating func hotRead(_ key: Key, copyInto scratch: UnsafeMutableRawPointer, capacity: Int) -> SmallHotRead {
+        guard let slot = entries[key] else { return .notHot }
+        let index = Int(slot.page)
+        guard hotEpochs[index] == slot.epoch, let base = bases[index] else { return .notHot }
+        counters.hotHits += 1
+        referenced[index] = true
+        let count = Int(slot.byteCount)
+        let address = base + Int(slot.offset)
+        if count <= capacity {
+            scratch.copyMemory(from: address, byteCount: count)
+            return .copied(count)
+        }
+        let page = pages[index].unsafelyUnwrapped
+        page.readers.add(1, ordering: .acquiring)
+        return .counted(page, UnsafeRawBufferPointer(start: address, count: count))
+    }
+
+    /// Copies an object into a free slot of its class.
+    /// - Returns: Where it is.
+    @usableFromInline
+    mutating func place(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, arena: VolatileArena) throws(VolatileCacheError) -> SmallSlot {
+        let (index, slot) = try takeSlot(sizeClass: sizeClass, arena: arena)
+        let page = pages[Int(index)].unsafelyUnwrapped
+        page.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
+        page.liveBytes += bytes.count
+        objectBytes += bytes.count
+        slotBytes += page.slotSize
+        return SmallSlot(page: index, epoch: page.epoch, offset: UInt16(slot * page.slotSize), byteCount: UInt16(bytes.count))
+    }
+
+    /// A free slot in a pinned page of the class: the open page, a partial page, or a new one.
+    /// - Returns: The page index and the slot.
+    mutating func takeSlot(sizeClass: Int, arena: VolatileArena) throws(VolatileCacheError) -> (UInt32, Int) {
+        let current = open[sizeClass]
+        if current >= 0, let page = pages[current], page.isPinned, let slot = page.allocateSlot() {
+            return (UInt32(current), slot)
+        }
+        if current >= 0 { pages[current]?.isOpen = false }
+        open[sizeClass] = -1
+        while let index = partial[sizeClass].popLast() {
+            guard let page = pages[Int(index)] else { continue }
+            page.isListedPartial = false
+            guard page.isPinned, page.sizeClass == sizeClass, let slot = page.allocateSlot() else { continue }
+            open[sizeClass] = Int(index)
+            page.isOpen = true
+            return (index, slot)
+        }
+        let page: SlabPage
+        do {
+            page = try SlabPage(arena: arena, sizeClass: sizeClass, epoch: takeEpoch())
+        } catch {
+            throw .memoryUnavailable(error)
+        }
+        let index: Int
+        if let reused = freeIndices.popLast() {
+            index = Int(reused)
+            pages[index] = page
+        } else {
+            index = pages.count
+            pages.append(page)
+            hotEpochs.append(0)
+            bases.append(nil)
+            referenced.append(false)
+        }
+        referenced[index] = true
+        syncHot(index)
+        pinnedPages += 1
+        page.isOpen = true
+        open[sizeClass] = index
+        return (UInt32(index), page.allocateSlot()!)
+    }
+
+    mutating func takeEpoch() -> UInt32 {
+        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hotEpochs`
+        return nextEpoch
+    }
+
+    /// Refreshes what hits read about page `index` after its state changed.
+    mutating func syncHot(_ index: Int) {
+        let page = pages[index]
+        hotEpochs[index] = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
+        bases[index] = page?.base
+    }
+
+    /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
+    /// was dropped since). An empty page no reader is on goes to `garbage`.
+    @usableFromInline
+    mutating func forget(_ slot: SmallSlot, garbage: inout [SlabPage]) {
+        let index = Int(slot.page)
+        guard let page = pages[index], page.epoch == slot.epoch else { return }
+        page.freeSlot(Int(slot.offset) / page.slotSize)
+        page.liveBytes -= Int(slot.byteCount)
+        objectBytes -= Int(slot.byteCount)
+        slotBytes -= page.slotSize
+        if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
+            remove(pageAt: index, garbage: &garbage)
+        } else if page.isPinned && !page.isListedPartial && !page.isOpen {
+            page.isListedPartial = true
+            partial[page.sizeClass].append(UInt32(index))
+        }
+    }
+
+    /// Takes a page out of the table (its slots hold no live object).
+    mutating func remove(pageAt index: Int, garbage: inout [SlabPage]) {
+        guard let page = pages[index] else { return }
+        if page.isPinned { pinnedPages -= 1 } else { volatilePages -= 1 }
+        if open[page.sizeClass] == index { open[page.sizeClass] = -1 }
+        pages[index] = nil
+        syncHot(index)
+        freeIndices.append(UInt32(index))
+        garbage.append(page)
+    }
+
+    /// Looks the key up for a read: re-pins its page if volatile, marks the page referenced
+    /// and counts a reader on it (the caller decrements `readers` when done).
+    /// - Returns: The page and the object's bytes, or nil when absent or dropped (a dropped
+    ///   entry is removed).
+    @usableFromInline
+    mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
+        guard let slot = entries[key] else {
+            counters.misses += 1
+            return nil
+        }
+        let index = Int(slot.page)
+        guard let page = pages[index], page.epoch == slot.epoch else {
+            entries[key] = nil
+            counters.misses += 1
+            counters.droppedObjectMisses += 1
+            return nil
+        }
+        if !page.isPinned {
+            let (lostObjects, lostBytes) = (page.liveCount, page.liveBytes)
+            let result: SlabPage.PinResult
+            do {
+                result = try page.pin(nextEpoch: takeEpoch())
+            } catch {
+                lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
+                entries[key] = nil
+                throw .memoryUnavailable(error)
+            }
+            volatilePages -= 1
+            pinnedPages += 1
+            counters.pagePins += 1
+            syncHot(index)
+            if result == .dropped {
+                counters.droppedPages += 1
+                lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
+                entries[key] = nil
+                counters.misses += 1
+                counters.droppedObjectMisses += 1
+                return nil
+            }
+            counters.volatileHits += 1
+            if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
+                page.isListedPartial = true
+                partial[page.sizeClass].append(UInt32(index))
+            }
+        } else {
+            counters.hotHits += 1
+        }
+        referenced[index] = true
+        page.readers.add(1, ordering: .acquiring)
+        return (page, UnsafeRawBufferPointer(start: page.base + Int(slot.offset), count: Int(slot.byteCount)))
+    }
+
+    /// A page whose objects are gone (dropped, or its pin failed): off the totals and out of
+    /// the table (their entries go when they are accessed).
+    private mutating func lose(_ page: SlabPage, at index: Int, objects: Int, bytes: Int, garbage: inout [SlabPage]) {
+        counters.droppedObjects += objects
+        objectBytes -= bytes
+        slotBytes -= objects * page.slotSize
+        remove(pageAt: index, garbage: &garbage)
+    }
+
+    /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
+    /// remain besides the open ones (pages being read are skipped).
+    @usableFromInline
+    mutating func enforceHotBudget(_ limit: Int, garbage: inout [SlabPage]) {
+        guard pinnedPages > limit + SlabSizeClass.slotSizes.count, !pages.isEmpty else { return }
+        var steps = 2 * pages.count
+        while pinnedPages > limit && steps > 0 {
+            steps -= 1
+            clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
+            guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
+            if page.readers.load(ordering: .acquiring) != 0 { continue }
+            if referenced[clockHand] {
+                referenced[clockHand] = false
+                continue
+            }
+            if page.liveCount == 0 {
+                remove(pageAt: clockHand, garbage: &garbage)
+                continue
+            }
+            page.unpin()
+            syncHot(clockHand)
+            pinnedPages -= 1
+            volatilePages += 1
+            counters.pageUnpins += 1
+        }
+        reapOrphans(garbage: &garbage)
+    }
+
+    /// Makes every pinned page no reader is on volatile (the open pages too: new objects
+    /// then go to new pages).
+    /// - Returns: The pages made volatile.
+    mutating func unpinAll() -> Int {
+        var count = 0
+        for index in pages.indices {
+            guard let page = pages[index], page.isPinned, page.readers.load(ordering: .acquiring) == 0 else { continue }
+            if page.isOpen {
+                page.isOpen = false
+                open[page.sizeClass] = -1
+            }
+            page.unpin()
+            syncHot(index)
+            page.isListedPartial = false
+            count += 1
+        }
+        pinnedPages -= count
+        volatilePages += count
+        counters.pageUnpins += count
+        for sizeClass in partial.indices { partial[sizeClass].removeAll(keepingCapacity: false) }
+        return count
+    }
+
+    mutating func reapOrphans(garbage: inout [SlabPage]) {
+        guard !orphans.isEmpty else { return }
+        orphans.removeAll { page in
+            guard page.readers.load(ordering: .acquiring) == 0 else { return false }
+            garbage.append(page)
+            return true
+        }
+    }
+}
+
+/// What the inlined hit found.
+@usableFromInline
+enum SmallHotRead {
+    /// Copied to the scratch buffer: this many bytes.
+    case copied(Int)
+    /// Too large to copy: one reader is counted on the page (the caller subtracts it).
+    case counted(SlabPage, UnsafeRawBufferPointer)
+    /// Absent, volatile or dropped: the slow path decides.
+    case notHot
+}
+
+/// Event counts of a shard.
+@usableFromInline
+struct SmallCounters {
+    @usableFromInline var hotHits = 0
+    var volatileHits = 0
+    var misses = 0
+    /// Misses because the entry's page had been dropped.
+    var droppedObjectMisses = 0
+    var droppedPages = 0
+    var droppedObjects = 0
+    var pagePins = 0
+    var pageUnpins = 0
+    var regenerations = 0
+
+    @usableFromInline init() {}
+}
+
+/// A shard: its lock and its state (only touched under the lock).
+///
+/// The lock is a `pthread_mutex_t` as in VolatileSystem's `Lock` (so ThreadSanitizer sees it),
+/// held here directly because the hit path is inlined into the cache's callers, which can
+/// only see public declarations of other modules.
+@usableFromInline
+final class SmallShardBox<Key: Hashable & Sendable>: @unchecked Sendable {  // `state` is only touched under `mutex`.
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    // Only touched under `mutex`: the dynamic exclusivity check (a runtime call and a
+    // thread-local access set, about a third of a hit's instructions) guards nothing here.
+    @exclusivity(unchecked) @usableFromInline var state = SmallShard<Key>()
+
+    @usableFromInline init() {
+        mutex = .allocate(capacity: 1)
+        mutex.initialize(to: pthread_mutex_t())
+        let status = pthread_mutex_init(mutex, nil)
+        precondition(status == 0, "pthread_mutex_init failed: \(status)")
+    }
+
+    deinit {
+        pthread_mutex_destroy(mutex)
+        mutex.deallocate()
+    }
+
+    @inlinable @inline(__always)
+    func withLock<Result, E: Error>(_ body: (inout SmallShard<Key>) throws(E) -> Result) throws(E) -> Result {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return try body(&state)
+    }
+}

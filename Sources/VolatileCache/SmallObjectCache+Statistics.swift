@@ -1,0 +1,62 @@
+extension SmallObjectCache {
+    /// What a small-object cache holds and what its accesses found, summed over its shards.
+    public struct Statistics: Hashable, Sendable {
+        /// Entries (including those whose volatile page was dropped, until accessed).
+        public var entryCount = 0
+        /// Bytes of the objects themselves: their real size (not rounded to pages).
+        public var objectBytes = 0
+        /// Bytes of the slots the objects take (rounded up to their size class).
+        public var slotBytes = 0
+        /// Bytes of the slab pages that are pinned.
+        public var hotPageBytes = 0
+        /// Bytes of the slab pages that are volatile.
+        public var volatilePageBytes = 0
+        /// Hits on a pinned page.
+        public var hotHits = 0
+        /// Hits that re-pinned a volatile page intact.
+        public var volatileHits = 0
+        /// Look-ups that found nothing (absent, or the page was dropped).
+        public var misses = 0
+        /// Slab pages found dropped by the kernel.
+        public var droppedPages = 0
+        /// Objects lost with those pages.
+        public var droppedObjects = 0
+        /// Pins and unpins of slab pages (one system call each, for all their objects).
+        public var pagePins = 0
+        /// Unpins of slab pages.
+        public var pageUnpins = 0
+        /// Regenerations run by ``SmallObjectCache/withBytes(forKey:regenerate:_:)``.
+        public var regenerations = 0
+        /// Estimated bytes of per-entry metadata (the dictionary slots) per entry.
+        public var metadataBytesPerEntry = 0
+    }
+
+    /// A snapshot of the cache's figures.
+    /// - Complexity: O(shards).
+    public var statistics: Statistics {
+        var result = Statistics()
+        var capacity = 0
+        for shard in shards {
+            shard.withLock { state in
+                result.entryCount += state.entries.count
+                capacity += state.entries.capacity
+                result.objectBytes += state.objectBytes
+                result.slotBytes += state.slotBytes
+                result.hotPageBytes += state.pinnedPages * arena.pageSize
+                result.volatilePageBytes += state.volatilePages * arena.pageSize
+                result.hotHits += state.counters.hotHits
+                result.volatileHits += state.counters.volatileHits
+                result.misses += state.counters.misses
+                result.droppedPages += state.counters.droppedPages
+                result.droppedObjects += state.counters.droppedObjects
+                result.pagePins += state.counters.pagePins
+                result.pageUnpins += state.counters.pageUnpins
+                result.regenerations += state.counters.regenerations
+            }
+        }
+        // A dictionary slot: key and value, plus about one byte of occupancy metadata.
+        let slot = MemoryLayout<Key>.stride + MemoryLayout<SmallSlot>.stride + 1
+        result.metadataBytesPerEntry = result.entryCount == 0 ? slot : capacity * slot / result.entryCount
+        return result
+    }
+}
