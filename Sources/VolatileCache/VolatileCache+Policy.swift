@@ -28,8 +28,9 @@ import VolatileMemory
 //   until a re-pin finds dropped pages; then the cache forgets its wholly dropped entries,
 //   sets the capacity just below what is still resident, and evicts the least valuable
 //   entries whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
-//   1/64 of the victim's bytes, so the cache probes upward until the kernel drops again
-//   (additive increase, cut on loss).
+//   1/16 of the victim's bytes, so the cache probes upward until the kernel drops again
+//   (additive increase, cut on loss; a cut is at most 1/16 of the capacity per drop, and
+//   drops are acted on at most every `Residency.cutInterval`).
 //
 // Under `.lru` none of this runs: demotion and eviction take the least recently used entry.
 
@@ -44,7 +45,7 @@ final class Residency: Sendable {
     let origin = ContinuousClock.now
 
     /// A re-pin finds dropped pages many times per reclaim: act at most this often.
-    static var cutInterval: Int64 { 100_000_000 }
+    static var cutInterval: Int64 { 250_000_000 }
 
     func nanoseconds() -> Int64 {
         let elapsed = ContinuousClock.now - origin
@@ -253,10 +254,14 @@ extension VolatileCache {
                     state.counters.evictions += 1
                     return footprint
                 }
-                if evicted > 0 { residency.capacity.add(evicted >> 6, ordering: .relaxed) }
+                if evicted > 0 { residency.capacity.add(evicted >> 4, ordering: .relaxed) }
             }
         }
         dispose(&garbage)
+        // The arena keeps freed extents lazily freed for reuse: those pages are the newest
+        // the kernel knows of, so it would take the older, valuable volatile entries first.
+        // Give them back now: room made for the policy must be real room.
+        arena.trimRecycledExtents()
     }
 
     /// A re-pin found pages the kernel dropped: the resident set is larger than the memory
@@ -285,8 +290,13 @@ extension VolatileCache {
             }
         }
         dispose(&garbage)
+        // The kernel's reclaim has just made room, so what is left is below the real limit:
+        // cut to it, but by at most 1/16 per drop (several drops in a row still converge on a
+        // limit that really shrank, e.g. a neighbour's burst).
         let resident = totals.hotBytes.load(ordering: .relaxed) + arena.residentVolatileBytes()
-        residency.capacity.store(max(resident - resident / 32, 1), ordering: .relaxed)
+        let previous = residency.capacity.load(ordering: .relaxed)
+        let floor = previous == .max ? 0 : previous - previous / 16
+        residency.capacity.store(max(resident, floor, 1), ordering: .relaxed)
         enforceResidentCapacity()
     }
 }

@@ -224,8 +224,15 @@ struct ShardRecency {
         sketch?.frequency(hash: UInt64(bitPattern: Int64(hash))) ?? 0
     }
 
-    /// Grows the sketch when the shard holds more keys than it was sized for (growing
-    /// forgets the counts: it happens at powers of two only).
+    /// Grows the sketch when the shard holds more keys than it has words (it starts at 64
+    /// words, an aging period of 640 accesses per shard). Growing forgets the counts; it
+    /// happens at powers of two only.
+    ///
+    /// The period is a trade-off, measured with `volatile-policy-sim --cache`: sized for twice
+    /// the entries (Caffeine's choice, 16 words here) the equal-size Zipf workloads reach
+    /// 96.5-97 % of the optimum, but the sized one falls from 86 % to 78 % hits (value per byte
+    /// needs finer counts of rare keys than a short period gives); 64 words keeps the sized
+    /// one, and the equal-size ones lose resolution where the 4-bit counters saturate.
     mutating func noteEntryCount(_ count: Int) {
         if sketch != nil && count > sketch!.capacity { sketch!.ensureCapacity(count * 2) }
     }

@@ -28,7 +28,9 @@ enum DemoRun {
         let cache: any GalleryCache
         switch options.cache {
         case .volatile:
-            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB)
+            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, policy: options.policy)
+        case .volatileLRU:
+            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, policy: .lru, kind: .volatileLRU)
         case .nscache:
             cache = NSCacheGalleryCache(gallery: gallery, totalCostLimit: nil)
         case .nscacheTuned:
@@ -57,7 +59,7 @@ enum DemoRun {
         let burst = NeighbourBurst.start(options.neighbour)
         let report = try workload.run(cache: cache, progress: progress, emitSamples: options.inSandbox || isatty(1) == 0)
         if let burst { Output.line(burst.finish()) }
-        if options.cache == .volatile { Output.line(VolatilityProbe.line(report: report, gallery: gallery)) }
+        if options.cache == .volatile || options.cache == .volatileLRU { Output.line(VolatilityProbe.line(report: report, gallery: gallery)) }
         for line in report.tableLines { Output.line(line) }
         return report
     }

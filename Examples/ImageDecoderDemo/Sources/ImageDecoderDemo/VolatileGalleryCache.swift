@@ -5,7 +5,7 @@ import VolatileCache
 /// images stay in the hot set; older ones are volatile and the kernel may take their pages
 /// when the cgroup runs short, after which the next access decodes again.
 final class VolatileGalleryCache: GalleryCache {
-    let kind = CacheKind.volatile
+    let kind: CacheKind
     let configurationNote: String
     private let gallery: Gallery
     private let cache: VolatileCache<Int>
@@ -13,13 +13,17 @@ final class VolatileGalleryCache: GalleryCache {
     /// - Parameters:
     ///   - gallery: The gallery.
     ///   - hotMiB: The hot-set budget; nil keeps the cache's default.
+    ///   - policy: The residency policy (`--policy`).
+    ///   - kind: How the run is labelled.
     /// - Throws: The cache's error when it cannot create its arena.
-    init(gallery: Gallery, hotMiB: Int?) throws {
+    init(gallery: Gallery, hotMiB: Int?, policy: CachePolicy = .adaptive, kind: CacheKind = .volatile) throws {
         var configuration = VolatileCache<Int>.Configuration()
         if let hotMiB { configuration.hotByteLimit = hotMiB << 20 }
+        configuration.policy = policy
+        self.kind = kind
         self.gallery = gallery
         self.cache = try VolatileCache<Int>(configuration: configuration)
-        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, no cost limit (the kernel decides)"
+        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, no cost limit, policy \(policy.rawValue)"
     }
 
     func access(_ item: GalleryItem) throws -> UInt64? {
