@@ -225,14 +225,15 @@ struct ShardRecency {
     }
 
     /// Grows the sketch when the shard holds more keys than it has words (it starts at 64
-    /// words, an aging period of 640 accesses per shard). Growing forgets the counts; it
+    /// words: 640 accesses of the shard between halvings). Growing forgets the counts; it
     /// happens at powers of two only.
     ///
-    /// The period is a trade-off, measured with `volatile-policy-sim --cache`: sized for twice
-    /// the entries (Caffeine's choice, 16 words here) the equal-size Zipf workloads reach
-    /// 96.5-97 % of the optimum, but the sized one falls from 86 % to 78 % hits (value per byte
-    /// needs finer counts of rare keys than a short period gives); 64 words keeps the sized
-    /// one, and the equal-size ones lose resolution where the 4-bit counters saturate.
+    /// The aging period (ten accesses per word) is a trade-off, measured with
+    /// `volatile-policy-sim --cache` and `AdaptivePolicyTests`. A sketch sized for twice the
+    /// entries (Caffeine's choice; 16 words here) lifts the equal-size Zipf workloads by 1-4
+    /// points, but a sized workload falls from 86 % to 78 % hits (value per byte needs finer
+    /// counts of rare keys), and a sweep of 20 times the cache's entries halves the frequent
+    /// keys' counts down to the sweep's own (the one-time-sweep test then keeps 8-12 of 16).
     mutating func noteEntryCount(_ count: Int) {
         if sketch != nil && count > sketch!.capacity { sketch!.ensureCapacity(count * 2) }
     }
