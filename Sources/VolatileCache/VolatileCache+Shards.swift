@@ -219,6 +219,13 @@ struct ShardRecency {
         if sketch != nil { sketch!.increment(hash: UInt64(bitPattern: Int64(hash))) }
     }
 
+    /// Counts a drained hit in the sketch: the record's hash (immutable, read-shared) needs no
+    /// type metadata. Kept out of line so that the LRU drain loop stays as small as before.
+    @inline(never)
+    mutating func countAccess(of record: UnsafeRawPointer) {
+        recordAccess(hash: record.load(fromByteOffset: Self.recordHashOffset, as: Int.self))
+    }
+
     /// The sketch's estimate of recent accesses (0 under LRU).
     func frequency(hash: Int) -> Int {
         sketch?.frequency(hash: UInt64(bitPattern: Int64(hash))) ?? 0
@@ -246,6 +253,7 @@ struct ShardRecency {
     ///   never changes its choice while `window` is small next to the hot list (the caller
     ///   passes an eighth of it; 0 for exact stamps).
     mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer, window: UInt64 = 0) {
+        let counting = sketch != nil
         for stripe in stripes {
             let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.load(ordering: .relaxed)
             if !everything && tail == drainedTails[stripe] { continue }
@@ -260,10 +268,7 @@ struct ShardRecency {
                 if recency.pointee.isHotListed && recency.pointee.stamp &+ window < clock &+ 1 {
                     recency.pointee.stamp = nextStamp(epoch: epoch, publish: false)
                 }
-                if sketch != nil {
-                    // The record's hash (immutable, read-shared): no type metadata needed.
-                    recordAccess(hash: record.load(fromByteOffset: Self.recordHashOffset, as: Int.self))
-                }
+                if counting { countAccess(of: record) }
             }
         }
     }
