@@ -236,12 +236,16 @@ extension VolatileCache {
         var garbage = Garbage<Key>()
         defer { dispose(&garbage) }
         return shard.pointee.state.withLock { state -> LookupStep<Key> in
+            // Every locked access counts for the adaptive policy (lock-free hits count when
+            // their read buffer is drained).
+            state.recency.recordAccess(hash: key.hash)
             guard let entry = state.entries[key] else {
                 state.counters.misses += 1
                 guard canCreate else { return .absent }
                 let flight = Flight()
                 let entry = CacheEntry(key: key.key, phase: .loading, flight: flight)
                 state.store(entry, at: key)
+                state.recency.noteEntryCount(state.entries.count)
                 return .load(entry, flight)
             }
             // Buffered hits happened before this access: replay them first.
@@ -312,6 +316,7 @@ extension VolatileCache {
         if extent.residentPageCount() == 0 {
             let pageCount = extent.pageCount
             _ = consume extent
+            noteKernelDrop()
             shard.pointee.state.withLock { state in
                 state.counters.droppedObjects += 1
                 state.counters.droppedPages += pageCount
@@ -332,6 +337,7 @@ extension VolatileCache {
                 let hold = install(entry, extent: pinned, cost: entry.cost, in: shard, holding: true, countingVolatileHit: true)!
                 return .hit(hold)
             case .dropped(let pages):
+                noteKernelDrop()
                 shard.pointee.state.withLock { state in
                     state.counters.droppedObjects += 1
                     state.counters.droppedPages += pages.count

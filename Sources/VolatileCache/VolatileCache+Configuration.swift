@@ -140,9 +140,13 @@ extension VolatileCache {
         /// The default configuration: 64 MiB hot set, no limits.
         public static var `default`: Configuration { Configuration() }
 
-        /// The residency policy: what stays hot, the order of demotion, eviction and shedding.
-        /// Default: ``CachePolicy/lru``. ``CachePolicy/adaptive`` takes effect once it is wired
-        /// into the hit path (issue 15); until then the cache uses LRU whatever this says.
+        /// The residency policy: the order of demotion (and so of loss to the kernel), what
+        /// leaves under the count and cost limits, what ``VolatileCache/shed()`` gives back
+        /// first, and (adaptive) how many bytes stay resident once the kernel has dropped some.
+        /// Default: ``CachePolicy/lru``, exact least-recently-used order within a shard, which
+        /// a cache without frequency information (a few accesses per key, or strict recency
+        /// needs) does best with. Choose ``CachePolicy/adaptive`` for skewed, repeated
+        /// accesses (Zipf-like popularity, scans): it keeps the most accessed bytes.
         public var policy: CachePolicy = .lru
         /// Whether idle entries beyond the hot set become volatile or stay swappable (see
         /// ``Volatility`` and ``VolatilityAdvisor``). Default: `.automatic`: an entry stays

@@ -38,6 +38,7 @@ extension VolatileCache {
     /// Evicts the globally least recently used entry; the caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
     private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
+        if isAdaptive { return evictLeastValuable(newcomer: protected, unpinnedOnly: unpinnedOnly, into: &garbage) }
         while true {
             // Stamps are read under their shard's lock (hits write them there).
             var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
@@ -69,6 +70,28 @@ extension VolatileCache {
             }
             if evicted { return true }
         }
+    }
+
+    /// The adaptive policy's eviction (see `VolatileCache+Policy.swift`): the least valuable
+    /// entry, which may be the one just produced when it is worth no more than any other
+    /// (TinyLFU's admission). The caller holds `maintenance`.
+    /// - Returns: False when no entry may be evicted.
+    private func evictLeastValuable(newcomer: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
+        let weight: PolicyWeight = configuration.totalCostLimit != nil ? .cost : (unpinnedOnly ? .footprint : .unit)
+        for _ in 0..<64 {
+            guard let victim = evictionVictim(newcomer: newcomer, unpinnedOnly: unpinnedOnly, weight: weight) else { return false }
+            let evicted = victim.shard.pointee.state.withLock { state in
+                let entry = victim.entry
+                guard !entry.isRemoved, entry.list != .none,
+                    !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
+                else { return false }
+                detach(entry, from: &state, in: victim.shard, into: &garbage)
+                state.counters.evictions += 1
+                return true
+            }
+            if evicted { return true }
+        }
+        return false
     }
 
     /// The oldest entry of a volatile list that is not `protected` (under the shard lock).

@@ -193,7 +193,9 @@ extension ShardPointer {
     func drain(stripe: Int?, everything: Bool = false, in state: inout ShardState<Key>, epoch: EpochPointer) {
         let first = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? 0
         let last = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? (ReadBuffers.stripeCount - 1)
-        state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch)
+        // Entries among the newest eighth of the hot list keep their stamp (see `ShardRecency.drain`).
+        let window = UInt64(truncatingIfNeeded: state.hot.count >> 3)
+        state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch, window: window)
     }
 
     /// Publishes a record (under the shard lock), growing or rebuilding the table first if

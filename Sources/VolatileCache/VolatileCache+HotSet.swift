@@ -1,7 +1,8 @@
 import VolatileMemory
 
 // The hot set: unpinned entries stay pinned (ordinary memory) while their bytes fit the hot
-// budget; the least recently used beyond it are demoted to volatile.
+// budget; the least recently used beyond it (under the adaptive policy: the least valuable
+// of the oldest, see `VolatileCache+Policy.swift`) are demoted to volatile.
 //
 // Recency policy (see `VolatileCache+Shards.swift` for the clock): a hit only writes its
 // read-buffer stripe, which drains replay into stamps (lossy, see `VolatileCache+HotIndex.swift`). Each shard's hot list is sorted by the stamp an entry had when it was
@@ -58,23 +59,11 @@ extension VolatileCache {
         return demoted
     }
 
-    /// Demotes the least recently used unpinned hot entry (see the policy above): claims it
+    /// Demotes the next victim of the policy (see `nextDemotionVictim()`): claims it
     /// (unpublished, `demoting`) now; its unpin runs after a grace period.
     /// - Returns: Its bytes (0 if the candidate changed under us), or nil if there is none.
     private func demoteOldestHot(shedding: Bool) -> Int? {
-        var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
-        let epoch = shards.epoch
-        for index in 0..<shards.count {
-            let shard = shards[index]
-            shard.pointee.state.withLock { state in
-                // Buffered hits first, so the stamps are as fresh as the buffers allow.
-                shard.drain(stripe: nil, in: &state, epoch: epoch)
-                // Pinned entries stay hot; look a little past them.
-                guard let entry = state.oldestHot(limit: 32, where: { $0.holds.load(ordering: .relaxed) == 0 }) else { return }
-                if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
-            }
-        }
-        guard let best else { return nil }
+        guard let best = nextDemotionVictim() else { return nil }
         let entry = best.entry
         // Claim it under the lock: counted holds are only added under this lock, so an
         // unheld entry stays unheld until it is `demoting`.

@@ -46,6 +46,10 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let reclaimer = Reclaimer<Key>()
     /// Cost-aware volatility: the advisor and its schedule (`VolatileCache+Volatility.swift`).
     let volatilityState: VolatilityState
+    /// ``Configuration/policy`` is ``CachePolicy/adaptive`` (see `VolatileCache+Policy.swift`).
+    let isAdaptive: Bool
+    /// The adaptive policy's resident capacity and drop bookkeeping.
+    let residency = Residency()
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, limits, arena configuration.
@@ -83,6 +87,13 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         self.shards = ShardTable(count: count)
         // Read-buffer drains reach an entry's recency cell at a record's first word.
         precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.recency) == 0)
+        precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.hash) == ShardRecency.recordHashOffset)
+        self.isAdaptive = configuration.policy == .adaptive
+        if isAdaptive {
+            for index in 0..<shards.count {
+                shards[index].pointee.state.withLock { $0.recency.sketch = FrequencySketch(expectedEntries: 64) }
+            }
+        }
         self.hotByteLimit = configuration.hotByteLimit
         self.volatilityState = Self.makeVolatilityState(policy: configuration.volatility, arena: arena)
         if configuration.monitorsMemoryPressure {
@@ -164,6 +175,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         shard.pointee.state.withLock { state in
             if let old = state.entry(for: hashed) { detach(old, from: &state, in: shard, into: &garbage) }
             state.store(entry, at: hashed)
+            state.recency.recordAccess(hash: hashed.hash)
+            state.recency.noteEntryCount(state.entries.count)
         }
         dispose(&garbage)
         install(entry, extent: product.extent, cost: product.cost, in: shard, holding: false)
@@ -348,6 +361,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         if totals.hotBytes.load(ordering: .relaxed) > hotByteLimit {
             enforceHotBudget()
         }
+        enforceResidentCapacity()
         guard holding else { return nil }
         return Hold(entry: entry, base: base, byteCount: byteCount)
     }

@@ -8,6 +8,7 @@ let usage = """
     volatile-policy-sim: hit rates of LRU, the adaptive policy and the static optimum
 
     USAGE: volatile-policy-sim [--doorkeeper]
+           volatile-policy-sim --cache
            volatile-policy-sim --trace PATH [--capacity-mib N]... [--doorkeeper]
 
     With no --trace, runs the synthetic suite (Zipf 0.8/1.0/1.2 with equal sizes, Zipf 1.0 with
@@ -22,6 +23,9 @@ let usage = """
       --replicate-demo N  Replay N accesses of the demo's default sequence (704 items, Zipf 1.1,
                           seed 24301; checked against the trace) with the trace's sizes: the
                           steady state of a run longer than the recording.
+      --cache             Run the synthetic suite through a real VolatileCache instead (the
+                          policy as wired: count or cost limit, frequency from the read
+                          buffers): lru and adaptive are Configuration.policy .lru and .adaptive.
       -h, --help          Show this help.
 
     Hit rates in parentheses exclude the accesses of scans.
@@ -31,6 +35,7 @@ var tracePath: String?
 var capacities: [Int] = []
 var doorkeeper = false
 var replicate: (accesses: Int, exponent: Double, seed: UInt64)?
+var throughCache = false
 var arguments = Array(CommandLine.arguments.dropFirst())[...]
 func fail(_ message: String) -> Never {
     let line = "volatile-policy-sim: \(message)\n"
@@ -46,6 +51,7 @@ while let argument = arguments.popFirst() {
         guard let text = arguments.popFirst(), let mib = Double(text), mib > 0 else { fail("--capacity-mib needs a positive number") }
         capacities.append(Int(mib * 1_048_576))
     case "--doorkeeper": doorkeeper = true
+    case "--cache": throughCache = true
     case "--replicate-demo":
         guard let text = arguments.popFirst(), let count = Int(text), count > 0 else { fail("--replicate-demo needs a positive count") }
         replicate = (count, 1.1, 24301)
@@ -56,6 +62,15 @@ while let argument = arguments.popFirst() {
     }
 }
 
+if throughCache {
+    do {
+        print("synthetic suite through VolatileCache (count limit, or cost limit = bytes for the sized workload)")
+        print(SimulationReport.table(try CacheReplay.syntheticSuite()))
+    } catch {
+        fail("\(error)")
+    }
+    exit(0)
+}
 guard let tracePath else {
     print(SimulationReport.table(SimulationReport.syntheticSuite(doorkeeper: doorkeeper)))
     exit(0)

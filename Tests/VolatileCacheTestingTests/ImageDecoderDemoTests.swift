@@ -51,7 +51,7 @@ struct ImageDecoderDemoTests {
     static let tiny = ["--seconds", "0.3", "--gallery-mib", "4"]
 
     @Test("every cache runs, verifies its bytes and accounts each access as a hit or a decode",
-          arguments: ["volatile", "nscache", "nscache-tuned", "none"])
+          arguments: ["volatile", "volatile-lru", "nscache", "nscache-tuned", "none"])
     func singleRun(cache: String) throws {
         let run = try demo(["--no-sandbox", "--cache", cache] + Self.tiny)
         #expect(run.status == 0, "\(run.errors)")
@@ -64,6 +64,9 @@ struct ImageDecoderDemoTests {
         #expect(accesses > 0)
         #expect(hits + regenerations == accesses)
         if cache == "none" { #expect(hits == 0) }
+        // Issue 15: `volatile` runs the adaptive policy by default, `volatile-lru` LRU.
+        if cache == "volatile" { #expect(run.output.contains("policy adaptive"), "\(run.output)") }
+        if cache == "volatile-lru" { #expect(run.output.contains("policy lru"), "\(run.output)") }
         #expect(run.lines.contains { $0.hasPrefix("verify failures") && $0.hasSuffix(" 0") })
         // Not on a terminal: one SAMPLE line at the start and one at the end at least.
         #expect(run.lines.filter { $0.hasPrefix("SAMPLE t=") }.count >= 2)
@@ -76,11 +79,11 @@ struct ImageDecoderDemoTests {
         let run = try demo(["--compare", "--no-sandbox", "--svg", svg] + Self.tiny)
         #expect(run.status == 0, "\(run.errors)")
         let results = run.lines.filter { $0.hasPrefix("RESULT ") }.map { Self.fields($0)["cache"] ?? "" }
-        #expect(results == ["volatile", "nscache", "nscache-tuned", "none"])
+        #expect(results == ["volatile", "volatile-lru", "nscache", "nscache-tuned", "none"])
         #expect(run.lines.last?.hasPrefix("RESULT cache=none ") == true)
         let chart = try String(contentsOfFile: svg, encoding: .utf8)
         #expect(chart.hasPrefix("<svg"))
-        #expect(chart.components(separatedBy: "<polyline").count - 1 >= 8)  // 2 panels × 4 caches (+ dashed)
+        #expect(chart.components(separatedBy: "<polyline").count - 1 >= 10)  // 2 panels × 5 caches (+ dashed)
         #expect(run.lines.contains { $0.hasPrefix("goal: not evaluated") })
     }
 
@@ -101,6 +104,9 @@ struct ImageDecoderDemoTests {
         let run = try demo(["--cache", "memcached"])
         #expect(run.status == 2)
         #expect(run.errors.contains("--cache must be one of"))
+        let policy = try demo(["--policy", "lfu"])
+        #expect(policy.status == 2)
+        #expect(policy.errors.contains("--policy must be one of lru, adaptive"))
         let help = try demo(["--help"])
         #expect(help.status == 0 && help.output.contains("--compare"))
     }

@@ -4,7 +4,7 @@ import VolatileCacheTesting
 /// `--compare`: every cache in turn, each in its own child process under the same limit, then a
 /// side-by-side table, the goal's verdict, an SVG chart, and one RESULT line per cache.
 enum Comparison {
-    static let order: [CacheKind] = [.volatile, .nscache, .nscacheTuned, .none]
+    static let order: [CacheKind] = [.volatile, .volatileLRU, .nscache, .nscacheTuned, .none]
 
     /// Runs the comparison.
     /// - Parameters:
@@ -97,7 +97,7 @@ enum Comparison {
                 guard let base, base > 0 else { return "-" }
                 return fixed(value / base, 2) + "x"
             }
-            let drops = outcome.cache == .volatile ? "\(dropsFrom(outcome))" : "-"
+            let drops = outcome.cache == .volatile || outcome.cache == .volatileLRU ? "\(dropsFrom(outcome))" : "-"
             lines.append(
                 pad(outcome.cache.rawValue, 14, right: true) + pad(outcome.ending, 11) + pad(fixed(outcome.seconds, 1), 8)
                     + pad("\(outcome.accesses)", 9) + pad(fixed(outcome.accessesPerSecond, 0), 7)
@@ -151,6 +151,12 @@ enum Comparison {
         // they are shown for information.
         let strict = !options.swap.allowsSwap && !options.neighbour.isEnabled
         if strict { checks += throughput }
+        // Issue 15: the adaptive policy against LRU, same cache, same run.
+        if let lru = find(.volatileLRU), options.policy == .adaptive {
+            let ratio = lru.accessesPerSecond > 0 ? volatile.accessesPerSecond / lru.accessesPerSecond : 0
+            checks.append(("volatile (adaptive) throughput >= 1.2x volatile-lru (\(fixed(ratio, 2))x, hits \(fixed(volatile.hitRate * 100, 1)) % vs \(fixed(lru.hitRate * 100, 1)) %)",
+                           ratio >= 1.2))
+        }
         let met = checks.allSatisfy(\.1)
         let information = strict ? [] : throughput.map { "goal: (info, not a goal here) [\($0.1 ? "yes" : "NO ")] \($0.0)" }
         return (met, checks.map { "goal: [\($0.1 ? "yes" : "NO ")] \($0.0)" } + information + ["goal: \(met ? "met" : "missed")"])

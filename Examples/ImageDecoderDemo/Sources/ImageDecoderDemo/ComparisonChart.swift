@@ -10,7 +10,7 @@ struct ComparisonChart {
     var memoryLimitMiB: Double?
 
     static let colors: [CacheKind: String] = [
-        .volatile: "#1b9e77", .nscache: "#d95f02", .nscacheTuned: "#7570b3", .none: "#777777",
+        .volatile: "#1b9e77", .nscache: "#d95f02", .nscacheTuned: "#7570b3", .none: "#777777", .volatileLRU: "#66a61e",
     ]
 
     private let width = 1120.0

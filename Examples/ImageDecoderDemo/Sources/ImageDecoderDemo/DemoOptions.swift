@@ -10,6 +10,9 @@ enum CacheKind: String, CaseIterable, Sendable {
     case nscacheTuned = "nscache-tuned"
     /// No cache: every access decodes into one reused buffer.
     case none
+    /// `VolatileCache` with `Configuration.policy = .lru` (issue 15): what `--compare` runs next
+    /// to `volatile`, whose policy is `--policy`. Same as `--cache volatile --policy lru`.
+    case volatileLRU = "volatile-lru"
 }
 
 /// The command line, parsed.
@@ -46,6 +49,8 @@ struct DemoOptions: Sendable, Equatable {
     var showHelp = false
     /// Write every access (`index byteCount`) to this file; with --compare, one file per cache.
     var tracePath: String?
+    /// The volatile cache's residency policy (`--policy`).
+    var policy: CachePolicy = .adaptive
 
     /// Zipf exponent 1.1: measured popularity of photos and web objects mostly falls between
     /// 0.8 and 1.2. With 1.1 over 704 images, the 100 most popular draw about 80 % of the
@@ -86,6 +91,8 @@ struct DemoOptions: Sendable, Equatable {
                                   What the volatile cache's idle images become (default: automatic:
                                   swappable when swap is usable, has room and swapping in is cheaper
                                   than decoding, else volatile; always: volatile; never: swappable).
+          --policy lru|adaptive   The volatile cache's policy (default: adaptive, frequency per byte).
+                                  --compare also runs volatile-lru (policy lru) next to volatile.
           --trace PATH            Write one line per access, "index byteCount", to PATH (with --compare,
                                   PATH.<cache>), for volatile-policy-sim to replay.
           --swap none|zram|file|machine
@@ -195,6 +202,12 @@ struct DemoOptions: Sendable, Equatable {
             case "--in-sandbox": options.inSandbox = true
             case "--progress-tty": options.progressTTY = try value(argument)
             case "--trace": options.tracePath = try value(argument)
+            case "--policy":
+                let text = try value(argument)
+                guard let policy = CachePolicy(rawValue: text) else {
+                    throw ParseError(description: "--policy must be one of \(CachePolicy.allCases.map(\.rawValue).joined(separator: ", ")), not \"\(text)\"")
+                }
+                options.policy = policy
             case "-h", "--help": options.showHelp = true
             default:
                 throw ParseError(description: "unknown argument \"\(argument)\" (see --help)")
@@ -220,6 +233,7 @@ struct DemoOptions: Sendable, Equatable {
         ]
         if let hotMiB { arguments += ["--hot-mib", String(hotMiB)] }
         if volatility != .automatic { arguments += ["--volatility", volatility.description] }
+        if cache == .volatile { arguments += ["--policy", policy.rawValue] }
         if neighbour.isEnabled { arguments += neighbour.arguments }
         if let progressTTY { arguments += ["--progress-tty", progressTTY] }
         if let tracePath { arguments += ["--trace", compare ? tracePath + "." + cache.rawValue : tracePath] }

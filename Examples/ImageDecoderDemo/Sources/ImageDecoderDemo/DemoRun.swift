@@ -28,7 +28,9 @@ enum DemoRun {
         let cache: any GalleryCache
         switch options.cache {
         case .volatile:
-            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, volatility: options.volatility)
+            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, policy: options.policy, volatility: options.volatility)
+        case .volatileLRU:
+            cache = try VolatileGalleryCache(gallery: gallery, hotMiB: options.hotMiB, policy: .lru, kind: .volatileLRU, volatility: options.volatility)
         case .nscache:
             cache = NSCacheGalleryCache(gallery: gallery, totalCostLimit: nil)
         case .nscacheTuned:

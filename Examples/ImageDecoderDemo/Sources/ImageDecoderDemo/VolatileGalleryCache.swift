@@ -5,7 +5,7 @@ import VolatileCache
 /// images stay in the hot set; older ones are volatile and the kernel may take their pages
 /// when the cgroup runs short, after which the next access decodes again.
 final class VolatileGalleryCache: GalleryCache {
-    let kind = CacheKind.volatile
+    let kind: CacheKind
     let configurationNote: String
     private let gallery: Gallery
     private let cache: VolatileCache<Int>
@@ -13,14 +13,19 @@ final class VolatileGalleryCache: GalleryCache {
     /// - Parameters:
     ///   - gallery: The gallery.
     ///   - hotMiB: The hot-set budget; nil keeps the cache's default.
+    ///   - policy: The residency policy (`--policy`).
+    ///   - kind: How the run is labelled.
+    ///   - volatility: What idle images become (`--volatility`).
     /// - Throws: The cache's error when it cannot create its arena.
-    init(gallery: Gallery, hotMiB: Int?, volatility: Volatility = .automatic) throws {
+    init(gallery: Gallery, hotMiB: Int?, policy: CachePolicy = .adaptive, kind: CacheKind = .volatile, volatility: Volatility = .automatic) throws {
         var configuration = VolatileCache<Int>.Configuration()
         if let hotMiB { configuration.hotByteLimit = hotMiB << 20 }
+        configuration.policy = policy
         configuration.volatility = volatility
+        self.kind = kind
         self.gallery = gallery
         self.cache = try VolatileCache<Int>(configuration: configuration)
-        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, volatility \(volatility), no cost limit (the kernel decides)"
+        self.configurationNote = "VolatileCache, hot set \(configuration.hotByteLimit >> 20) MiB, no cost limit, policy \(policy.rawValue), volatility \(volatility)"
     }
 
     func access(_ item: GalleryItem) throws -> UInt64? {

@@ -1,0 +1,302 @@
+import Synchronization
+import VolatileMemory
+
+// The adaptive policy (`Configuration.policy = .adaptive`) in the cache: frequency per byte
+// decides who goes first, over the whole resident set (hot and volatile entries).
+//
+// Frequency. Each shard keeps a count-min sketch (`FrequencySketch`, 4-bit aging counters)
+// under its lock. Lock-free hot hits reach it through the read buffers: the drain that
+// replays a stripe into the recency clock also counts each record's hash (no work on the hit
+// path). Locked accesses (misses, volatile hits, counted holds) count in `lookup`. A key's
+// counters live in its own shard, so there is no shared policy lock.
+//
+// Value of an entry = its estimated recent accesses / its weight (bytes for residency and
+// demotion; cost or 1 under the cost and count limits): the static optimum keeps the entries
+// with the most accesses per byte (a greedy knapsack). Ties go to the older stamp.
+//
+// Decisions (W-TinyLFU in spirit, with the hot set as the admission window: every new or
+// re-pinned entry enters it, and competes once it is among the oldest):
+// - demotion order (`nextDemotionVictim`): the least valuable among each shard's oldest
+//   unheld hot entries. The kernel reclaims lazily freed pages oldest first, so this is also
+//   the order of loss when the kernel, not the policy, decides; `shed()` uses the same order.
+// - count and cost limits (`evictionVictim`): the least valuable among each shard's oldest
+//   and newest volatile entries, oldest hot entries, and the entry just produced, which loses
+//   ties (TinyLFU's admission: a newcomer must be strictly more valuable than its victim, so a
+//   one-time sweep of new keys cannot push out the frequent ones).
+// - resident capacity (`enforceResidentCapacity`): the policy, not the kernel, chooses what
+//   leaves the resident set. The capacity is learned from the kernel: unknown (unbounded)
+//   until a re-pin finds dropped pages; then the cache forgets its wholly dropped entries,
+//   sets the capacity just below what is still resident, and evicts the least valuable
+//   entries whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
+//   1/16 of the victim's bytes, so the cache probes upward until the kernel drops again
+//   (additive increase, cut on loss; a cut is at most 1/16 of the capacity per drop, and
+//   drops are acted on at most every `Residency.cutInterval`).
+//
+// Under `.lru` none of this runs: demotion and eviction take the least recently used entry.
+
+/// The adaptive policy's resident capacity, learned from the kernel's drops.
+final class Residency: Sendable {
+    /// Hot plus volatile bytes the cache keeps; `Int.max` until the first drop.
+    let capacity = Atomic<Int>(.max)
+    /// When the last drop was acted on, in nanoseconds since `origin`.
+    let lastCut = Atomic<Int64>(Int64.min / 2)
+    /// Drops acted on (a statistic for tests and the demo).
+    let cuts = Atomic<Int>(0)
+    let origin = ContinuousClock.now
+
+    /// A re-pin finds dropped pages many times per reclaim: act at most this often.
+    static var cutInterval: Int64 { 250_000_000 }
+
+    func nanoseconds() -> Int64 {
+        let elapsed = ContinuousClock.now - origin
+        return elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+    }
+}
+
+/// An entry the policy weighs, with what it was weighed by (read under its shard lock).
+struct PolicyCandidate<Key: Hashable & Sendable> {
+    let shard: ShardPointer<Key>
+    let entry: CacheEntry<Key>
+    let stamp: UInt64
+    let frequency: Int
+    let weight: Int
+    /// Loses ties (the entry just produced, under the limits).
+    var isNewcomer = false
+
+    /// Whether this entry is worth less than `other`: fewer accesses per unit of weight;
+    /// on a tie the newcomer, then the older stamp.
+    func isWorthLess(than other: PolicyCandidate) -> Bool {
+        let lhs = Double(frequency) * Double(max(other.weight, 1))
+        let rhs = Double(other.frequency) * Double(max(weight, 1))
+        if lhs != rhs { return lhs < rhs }
+        if isNewcomer != other.isNewcomer { return isNewcomer }
+        return stamp < other.stamp
+    }
+}
+
+/// How a victim's weight is measured.
+enum PolicyWeight {
+    /// Bytes (whole pages): residency and demotion.
+    case footprint
+    /// The entry's cost (the cost limit), or 1 each (the count limit only).
+    case cost
+    case unit
+
+    func of<Key>(_ entry: CacheEntry<Key>) -> Int {
+        switch self {
+        case .footprint: return max(entry.footprint, 1)
+        case .cost: return max(entry.cost, 1)
+        case .unit: return 1
+        }
+    }
+}
+
+extension ShardState {
+    /// The `count` least recently used hot entries that `isEligible` accepts (oldest first),
+    /// re-placing the entries hit since they were placed as `oldestHot(limit:where:)` does.
+    /// - Complexity: O(`count` + `limit`), amortized over the hits since the last call.
+    mutating func oldestHot(count: Int, limit: Int, where isEligible: (CacheEntry<Key>) -> Bool) -> [CacheEntry<Key>] {
+        var found: [CacheEntry<Key>] = []
+        var cursor = hot.oldest
+        var steps = 0
+        while let entry = cursor, found.count < count, steps < limit {
+            let next = entry.newer
+            if entry.stamp != entry.listedStamp {
+                hot.remove(entry)
+                entry.listedStamp = entry.stamp
+                hot.insertOrdered(entry)
+                // It moved towards the head; the walk meets it again unless it landed behind `next`.
+                cursor = next
+                continue
+            }
+            if isEligible(entry) { found.append(entry) } else { steps += 1 }
+            cursor = next
+        }
+        return found
+    }
+
+    /// Candidates of this shard for the policy: the `oldestVolatile` oldest and `newestVolatile`
+    /// newest volatile entries and the `hotCount` oldest eligible hot entries.
+    mutating func policyCandidates(
+        shard: ShardPointer<Key>, oldestVolatile: Int, newestVolatile: Int, hotCount: Int, weight: PolicyWeight,
+        hotEligible: (CacheEntry<Key>) -> Bool, into candidates: inout [PolicyCandidate<Key>]
+    ) {
+        func add(_ entry: CacheEntry<Key>) {
+            candidates.append(PolicyCandidate(
+                shard: shard, entry: entry, stamp: entry.stamp, frequency: recency.frequency(hash: HashedKey(entry.key).hash),
+                weight: weight.of(entry)))
+        }
+        var taken = 0
+        var cursor = volatile.oldest
+        while let entry = cursor, taken < oldestVolatile {
+            add(entry)
+            taken += 1
+            cursor = entry.newer
+        }
+        if volatile.count > oldestVolatile {
+            var newest = volatile.newest
+            var back = 0
+            // Only the ones the first walk did not take.
+            while let entry = newest, back < min(newestVolatile, volatile.count - oldestVolatile) {
+                add(entry)
+                back += 1
+                newest = entry.older
+            }
+        }
+        if hotCount > 0 {
+            for entry in oldestHot(count: hotCount, limit: 64, where: hotEligible) { add(entry) }
+        }
+    }
+}
+
+extension VolatileCache {
+    // MARK: - The demotion seam
+
+    /// The next hot entry to demote: under ``CachePolicy/lru`` the least recently used
+    /// unheld one; under ``CachePolicy/adaptive`` the least valuable (accesses per byte) among
+    /// each shard's 8 oldest unheld ones. This decides the *order* of demotion; what the entry
+    /// becomes (volatile or swappable) is decided where it is unpinned.
+    /// - Returns: The shard, the entry and the stamp it was chosen with, or nil if every hot
+    ///   entry is held.
+    func nextDemotionVictim() -> (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? {
+        let epoch = shards.epoch
+        let unheld: (CacheEntry<Key>) -> Bool = { $0.holds.load(ordering: .relaxed) == 0 }
+        if isAdaptive {
+            var candidates: [PolicyCandidate<Key>] = []
+            for index in 0..<shards.count {
+                let shard = shards[index]
+                shard.pointee.state.withLock { state in
+                    shard.drain(stripe: nil, in: &state, epoch: epoch)
+                    state.policyCandidates(
+                        shard: shard, oldestVolatile: 0, newestVolatile: 0, hotCount: 8, weight: .footprint,
+                        hotEligible: unheld, into: &candidates)
+                }
+            }
+            guard let best = candidates.min(by: { $0.isWorthLess(than: $1) }) else { return nil }
+            return (best.shard, best.entry, best.stamp)
+        }
+        var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
+        for index in 0..<shards.count {
+            let shard = shards[index]
+            shard.pointee.state.withLock { state in
+                // Buffered hits first, so the stamps are as fresh as the buffers allow.
+                shard.drain(stripe: nil, in: &state, epoch: epoch)
+                // Pinned entries stay hot; look a little past them.
+                guard let entry = state.oldestHot(limit: 32, where: unheld) else { return }
+                if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
+            }
+        }
+        return best
+    }
+
+    // MARK: - Eviction victims (adaptive)
+
+    /// The least valuable entry under the count and cost limits or for memory (adaptive only).
+    /// - Parameters:
+    ///   - newcomer: The entry just produced: a candidate too, which loses ties.
+    ///   - unpinnedOnly: Only unheld hot entries.
+    ///   - weight: How weight is measured.
+    func evictionVictim(
+        newcomer: CacheEntry<Key>?, unpinnedOnly: Bool, weight: PolicyWeight
+    ) -> (shard: ShardPointer<Key>, entry: CacheEntry<Key>)? {
+        let epoch = shards.epoch
+        var candidates: [PolicyCandidate<Key>] = []
+        let newcomerShard = newcomer.map { self.shard(for: $0.key).address }
+        for index in 0..<shards.count {
+            let shard = shards[index]
+            shard.pointee.state.withLock { state in
+                shard.drain(stripe: nil, in: &state, epoch: epoch)
+                state.policyCandidates(
+                    shard: shard, oldestVolatile: 16, newestVolatile: 4, hotCount: 8, weight: weight,
+                    hotEligible: { entry in entry !== newcomer && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0) },
+                    into: &candidates)
+                if let newcomer, shard.address == newcomerShard, newcomer.list != .none, !newcomer.isRemoved {
+                    candidates.append(PolicyCandidate(
+                        shard: shard, entry: newcomer, stamp: newcomer.stamp,
+                        frequency: state.recency.frequency(hash: HashedKey(newcomer.key).hash), weight: weight.of(newcomer),
+                        isNewcomer: true))
+                }
+            }
+        }
+        guard let best = candidates.min(by: { $0.isWorthLess(than: $1) }) else { return nil }
+        return (best.shard, best.entry)
+    }
+
+    // MARK: - Resident capacity (adaptive)
+
+    /// Bytes the cache counts as resident: hot plus volatile (dropped pages of volatile
+    /// entries not yet accessed included).
+    var bookedResidentBytes: Int {
+        totals.hotBytes.load(ordering: .relaxed) + totals.volatileBytes.load(ordering: .relaxed)
+    }
+
+    /// The capacity learned so far (nil until the kernel first dropped something).
+    package var learnedResidentCapacity: Int? {
+        let capacity = residency.capacity.load(ordering: .relaxed)
+        return capacity == .max ? nil : capacity
+    }
+
+    /// Evicts the least valuable unheld entries while hot plus volatile bytes exceed the
+    /// learned capacity (adaptive only; nothing until the first drop).
+    func enforceResidentCapacity() {
+        guard isAdaptive, bookedResidentBytes > residency.capacity.load(ordering: .relaxed) else { return }
+        var garbage = Garbage<Key>()
+        maintenance.withLock {
+            var attempts = 0
+            while bookedResidentBytes > residency.capacity.load(ordering: .relaxed), attempts < 256 {
+                attempts += 1
+                guard let victim = evictionVictim(newcomer: nil, unpinnedOnly: true, weight: .footprint) else { break }
+                let evicted = victim.shard.pointee.state.withLock { state -> Int in
+                    let entry = victim.entry
+                    guard !entry.isRemoved, entry.list != .none, entry.holds.load(ordering: .acquiring) == 0 else { return 0 }
+                    let footprint = entry.footprint
+                    detach(entry, from: &state, in: victim.shard, into: &garbage)
+                    state.counters.evictions += 1
+                    return footprint
+                }
+                if evicted > 0 { residency.capacity.add(evicted >> 4, ordering: .relaxed) }
+            }
+        }
+        dispose(&garbage)
+        // The arena keeps freed extents lazily freed for reuse: those pages are the newest
+        // the kernel knows of, so it would take the older, valuable volatile entries first.
+        // Give them back now: room made for the policy must be real room.
+        arena.trimRecycledExtents()
+    }
+
+    /// A re-pin found pages the kernel dropped: the resident set is larger than the memory
+    /// the cache may keep. Forgets the wholly dropped volatile entries, sets the capacity just
+    /// below what is still resident, and evicts down to it (adaptive only; at most once per
+    /// ``Residency/cutInterval``).
+    func noteKernelDrop() {
+        guard isAdaptive else { return }
+        let now = residency.nanoseconds()
+        let last = residency.lastCut.load(ordering: .relaxed)
+        guard now - last >= Residency.cutInterval,
+            residency.lastCut.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
+        else { return }
+        residency.cuts.add(1, ordering: .relaxed)
+        var garbage = Garbage<Key>()
+        for shard in shards.all {
+            shard.pointee.state.withLock { state in
+                var cursor = state.volatile.oldest
+                while let entry = cursor {
+                    cursor = entry.newer
+                    guard entry.volatile?.residentPageCount() == 0 else { continue }
+                    state.counters.droppedObjects += 1
+                    state.counters.droppedPages += entry.footprint / arena.pageSize
+                    detach(entry, from: &state, in: shard, into: &garbage)
+                }
+            }
+        }
+        dispose(&garbage)
+        // The kernel's reclaim has just made room, so what is left is below the real limit:
+        // cut to it, but by at most 1/16 per drop (several drops in a row still converge on a
+        // limit that really shrank, e.g. a neighbour's burst).
+        let resident = totals.hotBytes.load(ordering: .relaxed) + arena.residentVolatileBytes()
+        let previous = residency.capacity.load(ordering: .relaxed)
+        let floor = previous == .max ? 0 : previous - previous / 16
+        residency.capacity.store(max(resident, floor, 1), ordering: .relaxed)
+        enforceResidentCapacity()
+    }
+}
