@@ -62,21 +62,28 @@ struct UnprivilegedTests {
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: directory.path)
         try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: copy.path)
 
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: setpriv)
-        process.arguments = [
-            "--reuid=65534", "--regid=65534", "--clear-groups", copy.path,
-            "--testing-library", "swift-testing", "--filter", "unprivilegedProbeEntryPoint",
-        ]
-        process.environment = ProcessInfo.processInfo.environment.merging([Self.probeVariable: "1", "HOME": "/tmp"]) { $1 }
-        process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
-        let output = Pipe()
-        process.standardOutput = output
-        process.standardError = output
-        try process.run()
-        let data = output.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        let text = String(decoding: data, as: UTF8.self)
+        // Another test's child, forked while the copy was open for writing, may hold that
+        // descriptor for a moment: exec then fails with ETXTBSY ("Text file busy"). Retry.
+        var text = ""
+        for attempt in 0..<10 {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: setpriv)
+            process.arguments = [
+                "--reuid=65534", "--regid=65534", "--clear-groups", copy.path,
+                "--testing-library", "swift-testing", "--filter", "unprivilegedProbeEntryPoint",
+            ]
+            process.environment = ProcessInfo.processInfo.environment.merging([Self.probeVariable: "1", "HOME": "/tmp"]) { $1 }
+            process.currentDirectoryURL = URL(fileURLWithPath: "/tmp")
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let data = output.fileHandleForReading.readDataToEndOfFile()
+            process.waitUntilExit()
+            text = String(decoding: data, as: UTF8.self)
+            guard text.contains("Text file busy"), attempt < 9 else { break }
+            usleep(200_000)
+        }
         let line = try #require(text.split(separator: "\n").last { $0.hasPrefix("PROBE") }, "child said: \(text)")
         #expect(line.contains("uid=65534"))
         if sysctl == "0" {
