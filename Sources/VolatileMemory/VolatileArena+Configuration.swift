@@ -38,7 +38,9 @@ extension VolatileArena {
         /// 1 MiB). The kernel cannot take these pages without swap;
         /// ``VolatileArena/trimRecycledExtents()`` releases them (`VolatileCache` calls it
         /// on every shed and pressure event). 0 keeps every recycled extent volatile.
-        /// Capped by ``recycledByteLimit``. Default: 8 MiB.
+        /// Capped by ``recycledByteLimit``. Not used while swap is usable (`VolatileCache`
+        /// then re-dirties pages in user mode): lazily freed pages are cheaper to reclaim than
+        /// dirty ones that must be swapped. Default: 8 MiB.
         public var warmRecycledByteLimit: Int = 8 << 20
         /// Debug aid: extents that are not pinned are `PROT_NONE`, so a pointer used after its
         /// unpin (or free) faults at once; a SIGSEGV handler prints "access to an unpinned

@@ -76,11 +76,11 @@ extension VolatileArena {
         return gone
     }
 
-    /// Makes the warm (populated) recycled extents volatile, as reclaim could not take their
-    /// dirty pages otherwise: they are taken off the list while `MADV_FREE` runs, so that no
+    /// Makes the warm (populated) recycled extents volatile, so that reclaim can take their
+    /// pages without swapping them (drop injection, and swap becoming usable): they are taken off the list while `MADV_FREE` runs, so that no
     /// allocation reuses one meanwhile, then listed again as volatile (`MADV_FREE` ignores
     /// the debug trap's `PROT_NONE`).
-    private func coolWarmRecycledExtents() {
+    func coolWarmRecycledExtents() {
         let warm = state.withLock { state -> [(RecycledExtent, Int)] in
             var taken: [(RecycledExtent, Int)] = []
             for (pages, extents) in state.recycled {

@@ -155,9 +155,16 @@ extension VolatileArena {
     /// Without swap, anonymous memory cannot be reclaimed anyway: the populate (4 to 5 times
     /// faster) stays the default. A missing page met by the user-mode write faults to the
     /// userfaultfd handler (no `UFFD_FEATURE_SIGBUS` is asked for), so this never raises SIGBUS.
+    ///
+    /// While it is on (swap is usable), freed extents are not kept warm: dirty pages must be
+    /// written to swap to be reclaimed, where lazily freed ones are simply dropped, and in a
+    /// tight cgroup those megabytes were enough to tip a run into an OOM kill.
     package var redirtiesInUserMode: Bool {
         get { userModeRedirty.load(ordering: .relaxed) }
-        set { userModeRedirty.store(newValue, ordering: .relaxed) }
+        set {
+            let wasOn = userModeRedirty.exchange(newValue, ordering: .relaxed)
+            if newValue && !wasOn { coolWarmRecycledExtents() }
+        }
     }
 
     /// Re-dirties every page. With `UFFD_USER_MODE_ONLY`, `MADV_POPULATE_WRITE` stops with

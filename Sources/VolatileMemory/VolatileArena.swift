@@ -353,7 +353,7 @@ public final class VolatileArena: Sendable {
             // pages, and a reuse re-populates whatever is gone. The budget is reserved, and
             // MADV_FREE done, before publishing: once listed, another thread may reuse it.
             let warmLimitPages = min(configuration.warmRecycledByteLimit, configuration.recycledByteLimit) / pageSize
-            let isWarm = accounting == .pinned && state.withLock { state -> Bool in
+            let isWarm = accounting == .pinned && !redirtiesInUserMode && state.withLock { state -> Bool in
                 guard state.warmRecycledPages + token.pageCount <= warmLimitPages else { return false }
                 state.warmRecycledPages += token.pageCount
                 return true

@@ -281,6 +281,7 @@ struct LifecycleTests {
         var configuration = variant.configuration
         let size = 64 * 4096
         configuration.warmRecycledByteLimit = size
+        _ = try variant.makeArena()  // Skips the user-mode-only case on kernels without it.
         let arena = try VolatileArena(configuration: configuration)
         guard arena.pageSize == 4096 else { return }
         // Two pinned extents freed: the first fits the warm budget, the second does not.
@@ -319,6 +320,27 @@ struct LifecycleTests {
         arena.trimRecycledExtents()
         #expect(arena.residentBytesInRegions() == 0)
         arena.checkInvariants()
+    }
+
+    @Test("While pins re-dirty in user mode (swap usable), no recycled extent stays warm")
+    func noWarmRecyclingWhileSwapIsUsable() throws {
+        let arena = try VolatileArena(configuration: Variant.userfaultfdFull.configuration)
+        let page = arena.pageSize
+        do {
+            var pinned = try arena.allocate(byteCount: 16 * page)
+            pinned.withUnsafeMutableBytes { fill($0, seed: 36) }
+        }
+        #expect(arena.statistics.warmRecycledBytes == 16 * page)
+        arena.redirtiesInUserMode = true
+        // The warm extent was made volatile, and stays listed for reuse.
+        #expect(arena.statistics.warmRecycledBytes == 0)
+        #expect(arena.statistics.recycledBytes == 16 * page)
+        do {
+            var pinned = try arena.allocate(byteCount: 8 * page)
+            pinned.withUnsafeMutableBytes { fill($0, seed: 37) }
+        }
+        #expect(arena.statistics.warmRecycledBytes == 0)
+        #expect(arena.statistics.recycledBytes == 24 * page)
     }
 
     @Test("A zero warm budget keeps every recycled extent volatile")
