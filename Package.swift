@@ -39,7 +39,7 @@ let package = Package(
         // Drop injection, memory-pressure sandbox (cgroups), helpers for users' pressure tests.
         .target(name: "VolatileCacheTesting", dependencies: ["VolatileCache", "VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
         .executableTarget(name: "volatile-stress", dependencies: ["VolatileCache", "VolatileCacheTesting", "VolatileSystem"], swiftSettings: strictSettings),
-        .executableTarget(name: "volatile-bench", dependencies: ["VolatileCache", "VolatileMemory", "CVolatileShim"], swiftSettings: strictSettings),
+        .executableTarget(name: "volatile-bench", dependencies: ["VolatileCache", "VolatileMemory", "VolatileSystem", "CVolatileShim"], swiftSettings: strictSettings),
 
         // The example: a pure-Swift PNG decoder and an image-gallery demo.
         .target(name: "PNGDecoder", path: "Examples/ImageDecoderDemo/Sources/PNGDecoder", swiftSettings: strictSettings),

@@ -75,13 +75,7 @@ private final class SendableNSCache: @unchecked Sendable {  // NSCache locks int
 /// Hot hits on `keyCount` 256-byte objects against a `Mutex<[Int: [UInt8]]>` and NSCache.
 func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, rounds: Int = 7) throws -> HotHitBenchmarkResult {
     let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 256 << 20))
-    let regenerate: @Sendable (inout RegenerationContext<Int>) throws -> Void = { context in
-        let key = context.key
-        try context.write(byteCount: 256) { buffer in
-            for index in 0..<256 { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
-            return 256
-        }
-    }
+    let regenerate = hotObjectRegenerator
     let dictionary = Mutex<[Int: [UInt8]]>([:])
     let nsCache = SendableNSCache()
     for key in 0..<keyCount {

@@ -1,5 +1,6 @@
 #if canImport(Glibc)
 import Glibc
+import VolatileCache
 #endif
 
 /// Monotonic time in nanoseconds.
@@ -84,4 +85,14 @@ func format2(_ value: Double) -> String {
     let whole = Int(scaled / 100)
     let fraction = Int(abs(scaled).truncatingRemainder(dividingBy: 100))
     return "\(value < 0 && whole == 0 ? "-" : "")\(whole).\(fraction < 10 ? "0" : "")\(fraction)"
+}
+
+/// The hit benchmarks' object: 256 bytes derived from the key (the baselines hold the same
+/// bytes), so every structure serves identical content.
+let hotObjectRegenerator: @Sendable (inout RegenerationContext<Int>) throws -> Void = { context in
+    let key = context.key
+    try context.write(byteCount: 256) { buffer in
+        for index in 0..<256 { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
+        return 256
+    }
 }

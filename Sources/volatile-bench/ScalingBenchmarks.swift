@@ -7,6 +7,7 @@
 import Foundation
 import Synchronization
 import VolatileCache
+import VolatileSystem
 
 /// One contender's lookup loop: reads one byte of each value found, returns their sum.
 typealias LookupLoop = @Sendable (_ keys: UnsafeBufferPointer<Int>, _ count: Int) -> Int
@@ -40,7 +41,7 @@ struct KeyStreams: @unchecked Sendable {  // Immutable after init; freed by `dea
     init(keyCount: Int, threads: Int, length: Int, shared: Bool, zipf: ZipfTable) {
         streams = (0..<threads).map { thread in
             let stream = UnsafeMutableBufferPointer<Int>.allocate(capacity: length)
-            var random = BenchRandom(seed: UInt64(thread) &* 0x9E37_79B9 &+ UInt64(keyCount))
+            var random = SplitMix64(seed: UInt64(thread) &* 0x9E37_79B9 &+ UInt64(keyCount))
             let own = max(1, (keyCount - thread + threads - 1) / threads)
             for index in 0..<length {
                 if shared {
@@ -54,19 +55,6 @@ struct KeyStreams: @unchecked Sendable {  // Immutable after init; freed by `dea
     }
 
     func deallocate() { for stream in streams { stream.deallocate() } }
-}
-
-/// SplitMix64.
-struct BenchRandom {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 /// Zipf(s) over `0..<n` by inverse CDF (rank 0 is the most popular; ranks are scattered over
@@ -83,13 +71,13 @@ struct ZipfTable: Sendable {
             sums[rank] = total
         }
         cumulative = sums.map { $0 / total }
-        var random = BenchRandom(seed: 7)
+        var random = SplitMix64(seed: 7)
         var order = Array(0..<count)
         for index in stride(from: count - 1, to: 0, by: -1) { order.swapAt(index, Int(random.next() % UInt64(index + 1))) }
         permutation = order
     }
 
-    func sample(_ random: inout BenchRandom) -> Int {
+    func sample(_ random: inout SplitMix64) -> Int {
         let u = Double(random.next() >> 11) / Double(1 << 53)
         var low = 0
         var high = cumulative.count - 1
@@ -180,13 +168,7 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
     let sharedSink = Atomic<Int>(0)
     for keyCount in keyCounts {
         let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: Int(keyCount) * 8192))
-        let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
-            let key = context.key
-            try context.write(byteCount: 256) { buffer in
-                for index in 0..<256 { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
-                return 256
-            }
-        }
+        let regenerate = hotObjectRegenerator
         let dictionary = Mutex<[Int: [UInt8]]>([:])
         let sharded = ShardedMutexDictionary()
         let nsCache = ScalingNSCache()
