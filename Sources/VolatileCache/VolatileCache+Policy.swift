@@ -277,12 +277,17 @@ extension VolatileCache {
         else { return }
         residency.cuts.add(1, ordering: .relaxed)
         var garbage = Garbage<Key>()
+        // One mincore per volatile entry: it finds the wholly dropped ones and sums what is
+        // still resident (this cache's entries only, not other users of the arena).
+        var residentVolatilePages = 0
         for shard in shards.all {
             shard.pointee.state.withLock { state in
                 var cursor = state.volatile.oldest
                 while let entry = cursor {
                     cursor = entry.newer
-                    guard entry.volatile?.residentPageCount() == 0 else { continue }
+                    guard let resident = entry.volatile?.residentPageCount() else { continue }
+                    residentVolatilePages += resident
+                    guard resident == 0 else { continue }
                     state.counters.droppedObjects += 1
                     state.counters.droppedPages += entry.footprint / arena.pageSize
                     detach(entry, from: &state, in: shard, into: &garbage)
@@ -293,7 +298,7 @@ extension VolatileCache {
         // The kernel's reclaim has just made room, so what is left is below the real limit:
         // cut to it, but by at most 1/16 per drop (several drops in a row still converge on a
         // limit that really shrank, e.g. a neighbour's burst).
-        let resident = totals.hotBytes.load(ordering: .relaxed) + arena.residentVolatileBytes()
+        let resident = totals.hotBytes.load(ordering: .relaxed) + residentVolatilePages * arena.pageSize
         let previous = residency.capacity.load(ordering: .relaxed)
         let floor = previous == .max ? 0 : previous - previous / 16
         residency.capacity.store(max(resident, floor, 1), ordering: .relaxed)
