@@ -89,10 +89,13 @@ enum HotIndexTable {
 @usableFromInline
 enum ReadBuffers {
     @usableFromInline static var stripeCount: Int { 8 }
-    @usableFromInline static var slotsPerStripe: Int { 32 }
+    /// 64: a drain takes the shard lock and writes the shard's clock, lines that move between
+    /// cores when threads hit keys of the same shard, so it should come rarely; 64 words keep
+    /// a whole stripe set at 5 KiB a shard.
+    @usableFromInline static var slotsPerStripe: Int { 64 }
     /// The tail counter alone on the first 64 bytes, the ring after it, rounded up to whole
     /// 128-byte blocks so that stripes never share a prefetched pair of lines.
-    @usableFromInline static var stripeByteCount: Int { 384 }
+    @usableFromInline static var stripeByteCount: Int { 640 }
     @usableFromInline static var ringOffset: Int { 64 }
 
     static func allocate() -> UnsafeMutableRawPointer {

@@ -254,22 +254,39 @@ struct ShardRecency {
     ///   passes an eighth of it; 0 for exact stamps).
     mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer, window: UInt64 = 0) {
         let counting = sketch != nil
+        // The clock in a local, the epoch read once: a drain's stamps are consecutive ticks
+        // after `max(clock, epoch)`, as `nextStamp` would give them one by one.
+        var now = Swift.max(clock, epoch.load())
+        let start = now
         for stripe in stripes {
             let tail = ReadBuffers.tail(buffers, stripe: stripe).pointee.load(ordering: .relaxed)
             if !everything && tail == drainedTails[stripe] { continue }
             drainedTails[stripe] = tail
+            let ring = ReadBuffers.slot(buffers, stripe: stripe, index: 0)
             for index in 0..<ReadBuffers.slotsPerStripe {
-                let slot = ReadBuffers.slot(buffers, stripe: stripe, index: index)
-                guard slot.pointee.load(ordering: .relaxed) != 0 else { continue }
-                let bits = slot.pointee.exchange(0, ordering: .acquiring)
+                // A plain load and store, not an exchange (a locked instruction per hit): a
+                // hit stored between the two is lost, which the buffers allow. No retired
+                // record can be stored there meanwhile: a record is freed only after its
+                // grace period, when every hit that found it has finished its store, and an
+                // `everything` drain has cleared it from every slot.
+                let bits = ring[index].load(ordering: .acquiring)
                 guard let record = UnsafeRawPointer(bitPattern: bits) else { continue }
+                ring[index].store(0, ordering: .relaxed)
                 // A record's first field is its entry's recency cell.
                 let recency = record.load(as: UnsafeMutablePointer<EntryRecency>.self)
-                if recency.pointee.isHotListed && recency.pointee.stamp &+ window < clock &+ 1 {
-                    recency.pointee.stamp = nextStamp(epoch: epoch, publish: false)
+                if recency.pointee.isHotListed && recency.pointee.stamp &+ window < now &+ 1 {
+                    now &+= 1
+                    recency.pointee.stamp = now
                 }
                 if counting { countAccess(of: record) }
             }
+        }
+        guard now != start else { return }
+        clock = now
+        unpublished &+= now &- start
+        if unpublished >= 64 {
+            unpublished = 0
+            epoch.raise(to: now)
         }
     }
 }
