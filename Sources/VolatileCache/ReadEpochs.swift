@@ -43,12 +43,17 @@ struct EpochSlot: ~Copyable {
     @usableFromInline let cache = Atomic<UInt>(0)
     /// Nesting depth; read and written only by the owning thread.
     @usableFromInline var depth = 0
-    /// Small dense index of the slot, used to pick a read-buffer stripe.
-    @usableFromInline let index: Int
+    /// The read-buffer stripe this thread's hits go to (in every shard of every cache),
+    /// assigned when a thread takes the slot: the stripe with the fewest live threads.
+    @usableFromInline var stripe = 0
+    /// Whether no other live thread shares ``stripe``: its tail is then bumped with a plain
+    /// load and store instead of an atomic add. Written by other threads (under the registry
+    /// lock) when they join or leave the stripe; read by the owner with relaxed loads.
+    @usableFromInline let stripeIsExclusive = Atomic<Bool>(true)
     /// Whether a live thread owns the slot (released by the thread's TLS destructor).
     let owned = Atomic<Bool>(true)
 
-    init(index: Int) { self.index = index }
+    init() {}
 }
 
 /// A thread's slot address (slots are never freed: a finished thread's slot is reused).
@@ -73,7 +78,38 @@ struct GracePeriod: Sendable {
 @usableFromInline
 enum ReadEpochs {
     /// Every slot ever registered; a finished thread's slot goes back to `free`.
-    private static let registry = LockedValue<(all: [EpochSlotPointer], free: [EpochSlotPointer])>(([], []))
+    private static let registry = LockedValue<Registry>(Registry())
+
+    /// The slots, and how many live threads each read-buffer stripe serves.
+    private struct Registry {
+        var all: [EpochSlotPointer] = []
+        var free: [EpochSlotPointer] = []
+        var stripeThreads = [Int](repeating: 0, count: ReadBuffers.stripeCount)
+
+        /// Gives `slot` (just taken by a thread) the stripe with the fewest live threads.
+        mutating func assignStripe(_ slot: EpochSlotPointer) {
+            let stripe = stripeThreads.indices.min { stripeThreads[$0] < stripeThreads[$1] }!
+            stripeThreads[stripe] += 1
+            slot.address.pointee.stripe = stripe
+            markStripe(stripe, exclusive: stripeThreads[stripe] == 1)
+        }
+
+        /// Takes a finished thread's slot off its stripe.
+        mutating func releaseStripe(_ slot: EpochSlotPointer) {
+            let stripe = slot.address.pointee.stripe
+            stripeThreads[stripe] -= 1
+            markStripe(stripe, exclusive: stripeThreads[stripe] == 1)
+        }
+
+        /// Tells the live threads of `stripe` whether they are alone on it. A thread that is
+        /// told late (it is in the middle of a hit) may lose a tail increment to the newcomer:
+        /// the hit statistics then miss that hit; the buffers are lossy anyway.
+        private func markStripe(_ stripe: Int, exclusive: Bool) {
+            for slot in all where slot.address.pointee.owned.load(ordering: .relaxed) && slot.address.pointee.stripe == stripe {
+                slot.address.pointee.stripeIsExclusive.store(exclusive, ordering: .relaxed)
+            }
+        }
+    }
     /// Releases the slot when its thread exits.
     private static let destructorKey: pthread_key_t = {
         var key = pthread_key_t()
@@ -159,16 +195,20 @@ enum ReadEpochs {
     static func registerThisThread() -> EpochSlotPointer {
         let key = destructorKey
         let slot: EpochSlotPointer = registry.withLock { registry in
+            let slot: EpochSlotPointer
             if let reused = registry.free.popLast() {
                 reused.address.pointee.owned.store(true, ordering: .relaxed)
-                return reused
+                slot = reused
+            } else {
+                // Alone on a 128-byte block: no other thread's writes share its cache lines
+                // (but for the rare stripe-sharing flag).
+                let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
+                let address = raw.bindMemory(to: EpochSlot.self, capacity: 1)
+                address.initialize(to: EpochSlot())
+                slot = EpochSlotPointer(address)
+                registry.all.append(slot)
             }
-            // Alone on a 128-byte block: no other thread's writes share its cache lines.
-            let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
-            let address = raw.bindMemory(to: EpochSlot.self, capacity: 1)
-            address.initialize(to: EpochSlot(index: registry.all.count))
-            let slot = EpochSlotPointer(address)
-            registry.all.append(slot)
+            registry.assignStripe(slot)
             return slot
         }
         vc_epoch_slot_set(UnsafeMutableRawPointer(slot.address))
@@ -179,8 +219,11 @@ enum ReadEpochs {
     private static func release(_ slot: EpochSlotPointer) {
         // The thread is exiting: it is not inside a section (its counter is even).
         slot.address.pointee.depth = 0
-        slot.address.pointee.owned.store(false, ordering: .relaxed)
-        registry.withLock { $0.free.append(slot) }
+        registry.withLock { registry in
+            slot.address.pointee.owned.store(false, ordering: .relaxed)
+            registry.releaseStripe(slot)
+            registry.free.append(slot)
+        }
     }
 
     /// Starts a grace period for what the cache tagged `cache` unpublished: call it after

@@ -120,8 +120,7 @@ extension VolatileCache {
             return nil
         }
         defer { leaveReadSection(slot) }
-        let slotIndex = slot.address.pointee.index
-        if shard.recordHit(record, slotIndex: slotIndex) { drainReadBuffer(shard, slotIndex: slotIndex) }
+        if shard.recordHit(record, slot: slot) { drainReadBuffer(shard, stripe: slot.address.pointee.stripe) }
         return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
     }
 
@@ -171,9 +170,8 @@ extension VolatileCache {
     /// Replays the thread's read-buffer stripe into the shard's recency clock if the shard
     /// lock is free now (a hit never waits for it).
     @usableFromInline @inline(never)
-    func drainReadBuffer(_ shard: ShardPointer<Key>, slotIndex: Int) {
+    func drainReadBuffer(_ shard: ShardPointer<Key>, stripe: Int) {
         let epoch = shards.epoch
-        let stripe = min(slotIndex, ReadBuffers.stripeCount - 1)
         _ = shard.pointee.state.withLockIfAvailable { state in
             shard.drain(stripe: stripe, in: &state, epoch: epoch)
         }

@@ -24,9 +24,10 @@ import VolatileMemory
 // (or is rebuilt without its tombstones) when live records plus tombstones pass half of it,
 // so every probe ends at an empty word.
 //
-// Recency: a hit appends the record's address to one stripe of the shard's read buffer. The
-// first `stripeCount - 1` epoch slots (threads) own a stripe each and write only its lines,
-// with plain stores; any further threads share the last stripe through an atomic add. A stripe is a ring of
+// Recency: a hit appends the record's address to one stripe of the shard's read buffer. Each
+// thread's epoch slot is given the stripe with the fewest live threads when the thread first
+// reads a cache (`ReadEpochs`): up to `stripeCount` threads own a stripe each and write only
+// its lines, with plain stores; further threads share stripes through an atomic add. A stripe is a ring of
 // `slotsPerStripe` words and a tail counter; when a hit fills a lap of the ring, that thread
 // tries the shard lock (tryLock: it never waits) and replays its stripe into the recency
 // clock. What is lost, as in Caffeine: accesses overwritten when a stripe laps before it is
@@ -156,19 +157,17 @@ extension ShardPointer {
         }
     }
 
-    /// Appends a hit to the thread's stripe (lossy, see the file comment). Threads with a
-    /// slot index below `stripeCount - 1` own their stripe and bump its tail with a plain
-    /// load and store; all others share the last stripe and use an atomic add, so the hit
-    /// counts (the tails) stay exact.
+    /// Appends a hit to the thread's stripe (lossy, see the file comment). A thread alone on
+    /// its stripe bumps the tail with a plain load and store; threads that share one use an
+    /// atomic add, so the hit counts (the tails) stay exact.
     /// - Returns: True when the stripe just filled a lap: the caller should try to drain it.
     @inlinable @inline(__always)
-    func recordHit(_ record: UnsafeMutablePointer<HotRecord<Key>>, slotIndex: Int) -> Bool {
+    func recordHit(_ record: UnsafeMutablePointer<HotRecord<Key>>, slot: EpochSlotPointer) -> Bool {
         let buffers = pointee.buffers
-        let owned = slotIndex < ReadBuffers.stripeCount - 1
-        let stripe = owned ? slotIndex : ReadBuffers.stripeCount - 1
+        let stripe = slot.address.pointee.stripe
         let tailCounter = ReadBuffers.tail(buffers, stripe: stripe)
         let tail: UInt
-        if owned {
+        if slot.address.pointee.stripeIsExclusive.load(ordering: .relaxed) {
             tail = tailCounter.pointee.load(ordering: .relaxed)
             tailCounter.pointee.store(tail &+ 1, ordering: .relaxed)
         } else {

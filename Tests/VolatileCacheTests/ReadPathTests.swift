@@ -134,6 +134,55 @@ struct ReadPathTests {
         #expect(second.volatileKeys.sorted() == [2, 3, 4])
     }
 
+    /// More reading threads than read-buffer stripes: every thread gets a stripe (spread by
+    /// the fewest live threads), threads on a shared stripe know it and bump its tail with an
+    /// atomic add, so no hot hit is lost from the statistics. (The stripe was once picked from
+    /// the slot's registration index, so threads that came after seven others all shared the
+    /// last stripe.)
+    @Test func threadsBeyondTheStripeCountShareStripesWithExactHitCounts() throws {
+        let cache = try makeCache(shardCount: 1)
+        for key in 0..<64 { try cache.insert(forKey: key, byteCount: 64) { fill($0, seed: UInt64(key)) } }
+        let threads = 3 * ReadBuffers.stripeCount - 4, hitsPerThread = 20_000
+        let registered = Atomic<Int>(0), finished = Atomic<Int>(0), corrupt = Atomic<Int>(0)
+        let stripes = Mutex<[(stripe: Int, exclusive: Bool)]>([])
+        let before = cache.statistics.hotHits
+        var handles: [pthread_t] = []
+        for thread in 0..<threads {
+            let handle = try startThread {
+                // The first hit registers this thread's epoch slot and gives it a stripe.
+                _ = try? cache.withBytes(forKey: thread % 64) { _ in }
+                registered.add(1, ordering: .sequentiallyConsistent)
+                while registered.load(ordering: .sequentiallyConsistent) < threads { sched_yield() }
+                for index in 0..<hitsPerThread {
+                    let key = (index &* 31 &+ thread) % 64
+                    let intact = (try? cache.withBytes(forKey: key) { verify($0, seed: UInt64(key)) }) ?? false
+                    if !intact { corrupt.add(1, ordering: .relaxed) }
+                }
+                let slot = ReadEpochs.enter(cache: ReadEpochs.anyCache)
+                let mine = (slot.address.pointee.stripe, slot.address.pointee.stripeIsExclusive.load(ordering: .relaxed))
+                ReadEpochs.exit(slot)
+                stripes.withLock { $0.append(mine) }
+                // Stay alive (and on the stripe) until every thread has read its own.
+                finished.add(1, ordering: .sequentiallyConsistent)
+                while finished.load(ordering: .sequentiallyConsistent) < threads { sched_yield() }
+            }.get()
+            handles.append(handle)
+        }
+        for handle in handles { pthread_join(handle, nil) }
+        #expect(corrupt.load(ordering: .relaxed) == 0)
+        // Every hit of every thread counted, though some shared a stripe.
+        #expect(cache.statistics.hotHits - before == threads * (hitsPerThread + 1))
+        let seen = stripes.withLock { $0 }
+        #expect(seen.count == threads)
+        var users: [Int: Int] = [:]
+        for entry in seen { users[entry.stripe, default: 0] += 1 }
+        // Spread over the stripes rather than piled on one (other tests' threads may hold
+        // some stripes meanwhile, so not necessarily all of them).
+        #expect(users.count >= ReadBuffers.stripeCount / 2, "\(users)")
+        // A thread that thinks it is alone on its stripe is alone among these threads.
+        for entry in seen where entry.exclusive { #expect(users[entry.stripe] == 1, "\(seen)") }
+    }
+
     static var stressDuration: Duration {
         let seconds = getenv("VOLATILE_READPATH_STRESS_SECONDS").flatMap { Double(String(cString: $0)) } ?? 2
         return .milliseconds(Int(seconds * 1000))
