@@ -66,7 +66,22 @@ enum AcquireStep<Key: Hashable & Sendable>: ~Copyable {
     /// Missing or dropped, and the caller may not regenerate.
     case absent
     case wait(Flight)
-    case regenerate(CacheEntry<Key>, Flight, RegenerationContext<Key>)
+    case regenerate(Regeneration<Key>)
+}
+
+/// A regeneration the caller claimed (a loading entry, or a dropped one to regenerate or
+/// repair): its regenerator writes through `context`, then `VolatileCache.settle` installs
+/// the work or abandons the entry.
+struct Regeneration<Key: Hashable & Sendable>: ~Copyable {
+    let entry: CacheEntry<Key>
+    let flight: Flight
+    var context: RegenerationContext<Key>
+    /// When the regeneration began (its cost feeds issue 9's advisor).
+    let start = ContinuousClock.now
+
+    /// The flights running in the calling context, this one added: the task-local scope the
+    /// regenerator runs in (the wait graph reads it).
+    var scope: [ObjectIdentifier] { RegenerationScope.running + [ObjectIdentifier(flight)] }
 }
 
 extension VolatileCache {
@@ -189,36 +204,16 @@ extension VolatileCache {
     ) throws -> Hold<Key>? {
         let shard = shard(for: hashed)
         while true {
-            let step = try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate)
-            var context: RegenerationContext<Key>
-            let entry: CacheEntry<Key>
-            let flight: Flight
-            switch consume step {
-            case .hit(let hold):
-                return hold
-            case .absent:
-                return nil
-            case .wait(let other):
-                switch try other.wait(forKey: hashed.key) {
-                case .ready: continue
-                case .failed(let error): throw error
+            switch try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: canRegenerate) {
+            case .hit(let hold): return hold
+            case .absent: return nil
+            case .wait(let other): try other.wait(forKey: hashed.key).get()
+            case .regenerate(var regeneration):
+                let outcome = Result {
+                    try RegenerationScope.$running.withValue(regeneration.scope) { try regenerate(&regeneration.context) }
                 }
-            case .regenerate(let regenerating, let own, let ownContext):
-                entry = regenerating
-                flight = own
-                context = ownContext
+                return try settle(regeneration, outcome, in: shard)
             }
-            let start = ContinuousClock.now
-            do {
-                try RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
-                    try regenerate(&context)
-                }
-            } catch {
-                _ = consume context
-                abandon(entry, flight: flight, in: shard, error: error)
-                throw error
-            }
-            return try complete(entry, flight: flight, context: context, since: start, in: shard)
         }
     }
 
@@ -284,7 +279,7 @@ extension VolatileCache {
         case .wait(let other):
             return .wait(other)
         case .load(let loading, let own):
-            return .regenerate(loading, own, makeContext(key: hashed.key, previous: nil, droppedPages: nil))
+            return .regenerate(Regeneration(entry: loading, flight: own, context: makeContext(key: hashed.key, previous: nil, droppedPages: nil)))
         case .swapIn(let busy, _, let extent):
             swapIn(extent)
             return .hit(install(busy, extent: extent, cost: busy.cost, in: shard, holding: true, countingVolatileHit: true)!)
@@ -297,7 +292,8 @@ extension VolatileCache {
             case .failed(let error):
                 throw error
             case .regenerate(let dropped, let own, let previous, let pages):
-                return .regenerate(dropped, own, makeContext(key: hashed.key, previous: previous, droppedPages: pages))
+                let context = makeContext(key: hashed.key, previous: previous, droppedPages: pages)
+                return .regenerate(Regeneration(entry: dropped, flight: own, context: context))
             }
         }
     }
@@ -360,6 +356,26 @@ extension VolatileCache {
             abandon(entry, flight: flight, in: shard, error: VolatileCacheError.memoryUnavailable(error))
             return .failed(.memoryUnavailable(error))
         }
+    }
+
+    /// Ends a regeneration the caller ran: installs the work and returns its hold, or, when
+    /// the regenerator threw, abandons the entry and rethrows. Both acquisition loops end so.
+    /// - Parameters:
+    ///   - outcome: What the regenerator did.
+    ///   - failsWaiters: Whether the waiters get the regenerator's error (false: they retry).
+    func settle(
+        _ regeneration: consuming Regeneration<Key>, _ outcome: Result<Void, any Error>, failsWaiters: Bool = true,
+        in shard: ShardPointer<Key>
+    ) throws -> Hold<Key> {
+        let entry = regeneration.entry
+        let flight = regeneration.flight
+        let start = regeneration.start
+        if case .failure(let error) = outcome {
+            _ = consume regeneration  // The context's extents go back before the waiters wake.
+            abandon(entry, flight: flight, in: shard, error: failsWaiters ? error : nil)
+            throw error
+        }
+        return try complete(entry, flight: flight, context: regeneration.context, since: start, in: shard)
     }
 
     /// Validates a regenerator's work and installs it hot with one hold for the caller.

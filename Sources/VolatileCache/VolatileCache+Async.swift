@@ -70,38 +70,20 @@ extension VolatileCache {
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
         while true {
-            let step = try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: true)
-            var context: RegenerationContext<Key>
-            let entry: CacheEntry<Key>
-            let flight: Flight
-            switch consume step {
-            case .hit(let hold):
-                return hold
-            case .absent:
-                fatalError("unreachable: a look-up that may regenerate never finds nothing")
-            case .wait(let other):
-                switch try await other.wait(forKey: key) {
-                case .ready: continue
-                case .failed(let error): throw error
+            switch try nextStep(hashed, in: shard, offersRepair: offersRepair, canRegenerate: true) {
+            case .hit(let hold): return hold
+            case .absent: fatalError("unreachable: a look-up that may regenerate never finds nothing")
+            case .wait(let other): try await other.wait(forKey: key).get()
+            case .regenerate(var regeneration):
+                do {
+                    try await RegenerationScope.$running.withValue(regeneration.scope) { try await regenerate(&regeneration.context) }
+                } catch {
+                    // A cancelled regenerating task fails alone: the waiters retry.
+                    let cancelled = error is CancellationError || Task.isCancelled
+                    return try settle(regeneration, .failure(error), failsWaiters: !cancelled, in: shard)
                 }
-            case .regenerate(let regenerating, let own, let ownContext):
-                entry = regenerating
-                flight = own
-                context = ownContext
+                return try settle(regeneration, .success(()), in: shard)
             }
-            let start = ContinuousClock.now
-            do {
-                try await RegenerationScope.$running.withValue(RegenerationScope.running + [ObjectIdentifier(flight)]) {
-                    try await regenerate(&context)
-                }
-            } catch {
-                _ = consume context
-                // A cancelled regenerating task fails alone: the waiters retry.
-                let cancelled = error is CancellationError || Task.isCancelled
-                abandon(entry, flight: flight, in: shard, error: cancelled ? nil : error)
-                throw error
-            }
-            return try complete(entry, flight: flight, context: context, since: start, in: shard)
         }
     }
 }

@@ -120,15 +120,10 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>
     ) -> Flight? {
         precondition(phase == .loading || phase == .busy, "install from \(phase)")
-        let flight = self.flight
-        self.flight = nil
-        self.base = base
-        self.byteCount = byteCount
-        self.footprint = footprint
+        let flight = takeContent(base: base, byteCount: byteCount, footprint: footprint)
         self.cost = cost
         self.stamp = stamp
         listedStamp = stamp
-        phase = .hot
         state.hot.pushNewest(self)
         list = .hot
         publish(hash: hash, in: &state, index: index, garbage: &garbage)
@@ -138,6 +133,12 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     /// loading/busy of a removed entry: takes the finished content, which no one else sees.
     func installRemoved(base: UnsafeRawPointer, byteCount: Int, footprint: Int) -> Flight? {
         precondition(isRemoved)
+        return takeContent(base: base, byteCount: byteCount, footprint: footprint)
+    }
+
+    /// loading/busy → hot, the part both installs share: the new content, and the flight
+    /// handed back to be finished after the lock.
+    private func takeContent(base: UnsafeRawPointer, byteCount: Int, footprint: Int) -> Flight? {
         let flight = self.flight
         self.flight = nil
         self.base = base

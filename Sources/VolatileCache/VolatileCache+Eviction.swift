@@ -59,16 +59,7 @@ extension VolatileCache {
                 }
             }
             guard let best else { return false }
-            let evicted = best.shard.pointee.state.withLock { state in
-                let entry = best.entry
-                guard !entry.isRemoved, entry.list != .none,
-                    !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
-                else { return false }
-                detach(entry, from: &state, in: best.shard, into: &garbage)
-                state.counters.evictions += 1
-                return true
-            }
-            if evicted { return true }
+            if evict(best.entry, in: best.shard, unpinnedOnly: unpinnedOnly, into: &garbage) { return true }
         }
     }
 
@@ -80,18 +71,23 @@ extension VolatileCache {
         let weight: PolicyWeight = configuration.totalCostLimit != nil ? .cost : (unpinnedOnly ? .footprint : .unit)
         for _ in 0..<64 {
             guard let victim = evictionVictim(newcomer: newcomer, unpinnedOnly: unpinnedOnly, weight: weight) else { return false }
-            let evicted = victim.shard.pointee.state.withLock { state in
-                let entry = victim.entry
-                guard !entry.isRemoved, entry.list != .none,
-                    !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
-                else { return false }
-                detach(entry, from: &state, in: victim.shard, into: &garbage)
-                state.counters.evictions += 1
-                return true
-            }
-            if evicted { return true }
+            if evict(victim.entry, in: victim.shard, unpinnedOnly: unpinnedOnly, into: &garbage) { return true }
         }
         return false
+    }
+
+    /// Evicts the entry a scan chose, unless it changed since the scan (removed, claimed, or
+    /// held when `unpinnedOnly`).
+    /// - Returns: Whether it was evicted (false: the caller scans again).
+    private func evict(_ entry: CacheEntry<Key>, in shard: ShardPointer<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
+        shard.pointee.state.withLock { state in
+            guard !entry.isRemoved, entry.list != .none,
+                !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
+            else { return false }
+            detach(entry, from: &state, in: shard, into: &garbage)
+            state.counters.evictions += 1
+            return true
+        }
     }
 
     /// The oldest entry of a volatile list that is not `protected` (under the shard lock).

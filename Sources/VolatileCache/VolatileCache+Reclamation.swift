@@ -141,34 +141,45 @@ extension VolatileCache {
         // The entry is busy: only this thread touches its extent fields until the lock below.
         let footprint = entry.footprint
         // Issue 9: volatile, or kept swappable (ordinary memory)? Sheds are always volatile.
+        var demoted: Demoted?
         if !shedding, demotionKind(for: entry) == .swappable {
-            var kept: PinnedExtent? = consume extent
-            shard.pointee.state.withLock { state in
-                if entry.isRemoved {
-                    entry.flight = nil
-                    garbage.add(kept.take()!)
-                    return
-                }
-                entry.finishKeepingSwappable(kept.take()!, in: &state)
-                state.counters.demotions += 1
-                volatilityState.advisor.withLock { $0.didMakeSwappable(bytes: footprint) }
-            }
-            dispose(&garbage)
-            flight.finish(.ready)
-            return
+            demoted = .swappable(extent)
+        } else {
+            demoted = .volatile(extent.unpin())
         }
-        var volatile: VolatileExtent? = extent.unpin()
         shard.pointee.state.withLock { state in
-            if entry.isRemoved {
+            guard !entry.isRemoved else {
                 entry.flight = nil
-                garbage.add(volatile.take()!)
+                demoted.take()!.discard(into: &garbage)
                 return
             }
-            entry.finishUnpin(volatile.take()!, in: &state)
-            if !shedding { state.counters.demotions += 1 }
-            totals.volatileBytes.add(footprint, ordering: .relaxed)
+            let made = demoted.take()!
+            switch consume made {
+            case .swappable(let kept):
+                entry.finishKeepingSwappable(kept, in: &state)
+                state.counters.demotions += 1
+                volatilityState.advisor.withLock { $0.didMakeSwappable(bytes: footprint) }
+            case .volatile(let volatile):
+                entry.finishUnpin(volatile, in: &state)
+                if !shedding { state.counters.demotions += 1 }
+                totals.volatileBytes.add(footprint, ordering: .relaxed)
+            }
         }
         dispose(&garbage)
         flight.finish(.ready)
+    }
+}
+
+/// What a demotion made of an entry's extent: kept as ordinary memory (swappable), or unpinned.
+private enum Demoted: ~Copyable {
+    case swappable(PinnedExtent)
+    case volatile(VolatileExtent)
+
+    /// Hands the extent to `garbage` (the entry was removed meanwhile).
+    consuming func discard<Key>(into garbage: inout Garbage<Key>) {
+        switch consume self {
+        case .swappable(let extent): garbage.add(extent)
+        case .volatile(let extent): garbage.add(extent)
+        }
     }
 }

@@ -6,6 +6,11 @@ enum FlightOutcome: @unchecked Sendable {  // `any Error` values are sent once, 
     case ready
     /// The regeneration failed: every waiter gets the error.
     case failed(any Error)
+
+    /// Returns for `.ready` (the waiter looks the key up again); throws a failed regeneration's error.
+    func get() throws {
+        if case .failed(let error) = self { throw error }
+    }
 }
 
 /// The single-flight record of one key while it is loading, being re-pinned, or demoted.

@@ -60,13 +60,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     ///   ``Configuration/monitorsMemoryPressure`` is set and no source can be opened.
     public convenience init(configuration: Configuration = .default) throws {
         try configuration.validate()
-        let arena: VolatileArena
-        do {
-            arena = try VolatileArena(configuration: configuration.effectiveArena)
-        } catch {
-            throw VolatileCacheError.memoryUnavailable(error)
-        }
-        try self.init(arena: arena, configuration: configuration)
+        try self.init(arena: .forCache(configuration.effectiveArena), configuration: configuration)
     }
 
     /// Creates a cache on an existing arena (which may be shared with other caches).
@@ -407,4 +401,16 @@ final class Totals: Sendable {
     /// Shed passes (``VolatileCache/shed()``, pressure) and the bytes they demoted.
     let sheds = Atomic<Int>(0)
     let shedBytes = Atomic<Int>(0)
+}
+
+extension VolatileArena {
+    /// An arena of a cache's own: the failure to create one is the cache's error.
+    /// - Throws: ``VolatileCacheError/memoryUnavailable(_:)`` with the memory layer's error.
+    static func forCache(_ configuration: Configuration) throws(VolatileCacheError) -> VolatileArena {
+        do {
+            return try VolatileArena(configuration: configuration)
+        } catch {
+            throw .memoryUnavailable(error)
+        }
+    }
 }

@@ -64,29 +64,24 @@ public enum VolatileCacheError: Error, Hashable, Sendable, CustomStringConvertib
     public var description: String {
         switch self {
         case .objectTooLarge(let requested, let maximum):
-            return "an object of \(requested) bytes was asked for, more than the largest object (\(maximum) bytes,"
+            "an object of \(requested) bytes was asked for, more than the largest object (\(maximum) bytes,"
                 + " VolatileCache.maximumObjectByteCount; raise Configuration.maximumObjectByteCount)"
-        case .invalidByteCount(let count):
-            return "an object of \(count) bytes was asked for; objects hold at least one byte"
-        case .regeneratorProducedNothing:
-            return "the regenerator returned without writing the object"
-        case .regeneratorWroteTwice:
-            return "the regenerator wrote the object more than once"
-        case .sizeMismatch(let requested, let written):
-            return "the regenerator asked for \(requested) bytes but reported writing \(written)"
-        case .nothingToRepair:
-            return "repair was called but no content survives: write the whole object"
-        case .reentrantAccess:
-            return "the key was requested from inside its own regeneration (it would wait for itself)"
-        case .memoryUnavailable(let error):
-            return "memory unavailable: \(error)"
-        case .invalidConfiguration(let field, let reason):
-            return "VolatileCache.init: Configuration.\(field) is invalid: \(reason)"
-        case .invalidArgument(let call, let argument, let value, let reason):
-            return "\(call): \(argument) \(value) is invalid: \(reason)"
+        case .invalidByteCount(let count): "an object of \(count) bytes was asked for; objects hold at least one byte"
+        case .regeneratorProducedNothing: "the regenerator returned without writing the object"
+        case .regeneratorWroteTwice: "the regenerator wrote the object more than once"
+        case .sizeMismatch(let requested, let written): "the regenerator asked for \(requested) bytes but reported writing \(written)"
+        case .nothingToRepair: "repair was called but no content survives: write the whole object"
+        case .reentrantAccess: "the key was requested from inside its own regeneration (it would wait for itself)"
+        case .memoryUnavailable(let error): "memory unavailable: \(error)"
+        case .invalidConfiguration(let field, let reason): "VolatileCache.init: Configuration.\(field) is invalid: \(reason)"
+        case .invalidArgument(let call, let argument, let value, let reason): "\(call): \(argument) \(value) is invalid: \(reason)"
         case .regenerationCycle(let keys):
-            let cycle = (keys + keys.prefix(1)).map { "\($0)" }.joined(separator: " → ")
-            return "regeneration cycle across threads or tasks (\(cycle)): waiting would deadlock"
+            "regeneration cycle across threads or tasks (\(Self.cycle(keys))): waiting would deadlock"
         }
+    }
+
+    /// The keys of a cycle as `a → b → a`.
+    private static func cycle(_ keys: [Key]) -> String {
+        (keys + keys.prefix(1)).map { "\($0)" }.joined(separator: " → ")
     }
 }

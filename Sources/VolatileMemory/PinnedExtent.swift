@@ -7,15 +7,16 @@ import CVolatileShim
 /// the value frees the extent (its pages go back to the kernel, or it is kept volatile for
 /// reuse under ``VolatileArena/Configuration/recycledByteLimit``).
 public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range exclusively.
-    let token: ExtentToken
+    let ownership: ExtentOwnership
     /// What the pin that produced this value found.
     public let report: PinReport
-    private var ownsExtent = true
 
     init(token: ExtentToken, report: PinReport) {
-        self.token = token
+        ownership = ExtentOwnership(token: token, accounting: .pinned)
         self.report = report
     }
+
+    var token: ExtentToken { ownership.token }
 
     /// The bytes requested at allocation.
     public var byteCount: Int { token.byteCount }
@@ -59,30 +60,16 @@ public struct PinnedExtent: ~Copyable, @unchecked Sendable {  // Owns its range 
     /// - Complexity: O(pages) for canaries; one system call for userfaultfd.
     public consuming func unpin() -> VolatileExtent {
         token.arena.takeUnretainedValue().unpin(token)
-        ownsExtent = false
-        return VolatileExtent(token: token, discarded: false)
+        return VolatileExtent(token: ownership.surrender(), discarded: false)
     }
 
     /// Pages currently resident (all of them, for a pinned extent, unless the caller
     /// released some with its own madvise).
     /// - Returns: The resident page count, from mincore; 0 if mincore fails.
     /// - Complexity: O(pages).
-    public func residentPageCount() -> Int {
-        token.arena.takeUnretainedValue().residentPageCount(token)
-    }
+    public func residentPageCount() -> Int { ownership.residentPageCount() }
 
     /// Gives up ownership without freeing: the caller frees the token (bulk release of slab
     /// pages, `VolatileArena+BulkRelease.swift`).
-    consuming func surrender() -> ExtentToken {
-        ownsExtent = false
-        return token
-    }
-
-    deinit {
-        if ownsExtent {
-            let arena = token.arena.takeUnretainedValue()
-            arena.releaseExtent(token, accountedAs: .pinned)
-            token.arena.release()
-        }
-    }
+    consuming func surrender() -> ExtentToken { ownership.surrender() }
 }

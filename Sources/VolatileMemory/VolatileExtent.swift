@@ -7,16 +7,16 @@ import CVolatileShim
 /// Dropping the value frees the extent: its pages go back to the kernel, or it is kept,
 /// still volatile, for reuse (see ``VolatileArena/Configuration/recycledByteLimit``).
 public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its range exclusively.
-    let token: ExtentToken
-    /// True when the content is known to be gone (a failed pin discarded it): the next pin
-    /// prepares fresh pages instead of detecting.
-    let isDiscarded: Bool
-    private var ownsExtent = true
+    let ownership: ExtentOwnership
 
     init(token: ExtentToken, discarded: Bool) {
-        self.token = token
-        self.isDiscarded = discarded
+        ownership = ExtentOwnership(token: token, accounting: discarded ? .discarded : .volatile)
     }
+
+    var token: ExtentToken { ownership.token }
+    /// True when the content is known to be gone (a failed pin discarded it): the next pin
+    /// prepares fresh pages instead of detecting.
+    var isDiscarded: Bool { ownership.accounting == .discarded }
 
     /// The bytes requested at allocation.
     public var byteCount: Int { token.byteCount }
@@ -48,7 +48,7 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     public consuming func pin(discardingContent: Bool = false) -> PinOutcome {
         let arena = token.arena.takeUnretainedValue()
         let result = arena.repin(token, discarded: isDiscarded, discardingContent: discardingContent)
-        ownsExtent = false
+        let token = ownership.surrender()
         switch result {
         case .success(let report):
             return .pinned(PinnedExtent(token: token, report: report))
@@ -61,24 +61,11 @@ public struct VolatileExtent: ~Copyable, @unchecked Sendable {  // Owns its rang
     /// right after (never use it to decide that content is intact; ``pin(discardingContent:)`` decides).
     /// - Returns: The resident page count; 0 in the unlikely case that mincore fails.
     /// - Complexity: O(pages), about 0.35 µs per MiB.
-    public func residentPageCount() -> Int {
-        token.arena.takeUnretainedValue().residentPageCount(token)
-    }
+    public func residentPageCount() -> Int { ownership.residentPageCount() }
 
     /// Gives up ownership without freeing: the caller frees the token (bulk release of slab
     /// pages, `VolatileArena+BulkRelease.swift`).
-    consuming func surrender() -> ExtentToken {
-        ownsExtent = false
-        return token
-    }
-
-    deinit {
-        if ownsExtent {
-            let arena = token.arena.takeUnretainedValue()
-            arena.releaseExtent(token, accountedAs: isDiscarded ? .discarded : .volatile)
-            token.arena.release()
-        }
-    }
+    consuming func surrender() -> ExtentToken { ownership.surrender() }
 }
 
 /// The result of ``VolatileExtent/pin(discardingContent:)``.

@@ -24,22 +24,14 @@ public enum VolatileMemoryError: Error, Hashable, Sendable, CustomStringConverti
     /// What happened and what to do, in a sentence.
     public var description: String {
         switch self {
-        case .madvFreeUnsupported(let errno):
-            return "MADV_FREE is not supported by this kernel (\(errno)); Linux 4.12 or later is required"
-        case .reservationFailed(let bytes, let errno):
-            return "could not reserve \(bytes) bytes of address space (\(errno)); lower the region size"
-        case .reservationLimitReached(let limit):
-            return "reserving another region would exceed the reservation limit of \(limit) bytes"
-        case .zeroByteCount:
-            return "an extent must hold at least one byte"
-        case .extentTooLarge(let requested, let maximum):
-            return "requested \(requested) bytes, more than the largest extent (\(maximum) bytes)"
-        case .outOfMemory:
-            return "out of memory while pinning; the extent was discarded and can be pinned again later"
-        case .userfaultfdUnavailable(let reason):
-            return "userfaultfd is unavailable: \(reason)"
-        case .systemCall(let name, let errno):
-            return "\(name) failed: \(errno)"
+        case .madvFreeUnsupported(let errno): "MADV_FREE is not supported by this kernel (\(errno)); Linux 4.12 or later is required"
+        case .reservationFailed(let bytes, let errno): "could not reserve \(bytes) bytes of address space (\(errno)); lower the region size"
+        case .reservationLimitReached(let limit): "reserving another region would exceed the reservation limit of \(limit) bytes"
+        case .zeroByteCount: "an extent must hold at least one byte"
+        case .extentTooLarge(let requested, let maximum): "requested \(requested) bytes, more than the largest extent (\(maximum) bytes)"
+        case .outOfMemory: "out of memory while pinning; the extent was discarded and can be pinned again later"
+        case .userfaultfdUnavailable(let reason): "userfaultfd is unavailable: \(reason)"
+        case .systemCall(let name, let errno): "\(name) failed: \(errno)"
         }
     }
 }

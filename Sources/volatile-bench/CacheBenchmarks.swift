@@ -15,56 +15,37 @@ import VolatileMemory
 ///   (no retain; it only works for a trivial body, so it flatters the baseline).
 struct HotHitBenchmarkResult: CustomStringConvertible {
     var keyCount: Int
-    var cacheNanoseconds: Double
-    var mutexDictionaryNanoseconds: Double
-    var mutexInLockNanoseconds: Double
-    var nsCacheNanoseconds: Double
-    /// Per lookup per thread with 2 threads hitting at once (each thread walks the key
-    /// sequence from its own offset, as independent request streams would).
-    var cacheTwoThreadNanoseconds: Double
-    var mutexDictionaryTwoThreadNanoseconds: Double
-    var mutexInLockTwoThreadNanoseconds: Double
-    var nsCacheTwoThreadNanoseconds: Double
+    var cache: HitTimes
+    var mutexDictionary: HitTimes
+    var mutexInLock: HitTimes
+    var nsCache: HitTimes
     /// The largest share of a 2-thread run's wall time its threads spent waiting for a CPU
     /// (0: they ran side by side; more than a few percent: the machine was busy, and the
     /// 2-thread figures measure that, not contention).
     var twoThreadRunQueueFraction: Double
     /// cache / Mutex<[Key: [UInt8]]> lookup returning the value, single thread (target <= 1.5).
-    var ratioToMutex: Double { cacheNanoseconds / mutexDictionaryNanoseconds }
+    var ratioToMutex: Double { cache.single / mutexDictionary.single }
     /// cache / Mutex<[Key: [UInt8]]> with the read inside the lock.
-    var ratioToMutexInLock: Double { cacheNanoseconds / mutexInLockNanoseconds }
-    /// Throughput with 2 threads over throughput with 1 (2.0 is perfect scaling).
-    var cacheTwoThreadScaling: Double { 2 * cacheNanoseconds / cacheTwoThreadNanoseconds }
-    var mutexTwoThreadScaling: Double { 2 * mutexDictionaryNanoseconds / mutexDictionaryTwoThreadNanoseconds }
-    var mutexInLockTwoThreadScaling: Double { 2 * mutexInLockNanoseconds / mutexInLockTwoThreadNanoseconds }
-    var nsCacheTwoThreadScaling: Double { 2 * nsCacheNanoseconds / nsCacheTwoThreadNanoseconds }
+    var ratioToMutexInLock: Double { cache.single / mutexInLock.single }
 
     var description: String {
         String(
             format: "hot hit (%d keys): cache %.1f ns, Mutex dict lookup %.1f ns (ratio %.2f), Mutex dict in-lock read %.1f ns (ratio %.2f), NSCache %.1f ns\n"
                 + "  2 threads (ns/op/thread): cache %.1f (scaling %.2fx), Mutex dict lookup %.1f (scaling %.2fx), in-lock read %.1f (scaling %.2fx), NSCache %.1f (scaling %.2fx)",
-            keyCount, cacheNanoseconds, mutexDictionaryNanoseconds, ratioToMutex, mutexInLockNanoseconds, ratioToMutexInLock,
-            nsCacheNanoseconds, cacheTwoThreadNanoseconds, cacheTwoThreadScaling, mutexDictionaryTwoThreadNanoseconds,
-            mutexTwoThreadScaling, mutexInLockTwoThreadNanoseconds, mutexInLockTwoThreadScaling, nsCacheTwoThreadNanoseconds,
-            nsCacheTwoThreadScaling)
+            keyCount, cache.single, mutexDictionary.single, ratioToMutex, mutexInLock.single, ratioToMutexInLock,
+            nsCache.single, cache.twoThreads, cache.scaling, mutexDictionary.twoThreads,
+            mutexDictionary.scaling, mutexInLock.twoThreads, mutexInLock.scaling, nsCache.twoThreads, nsCache.scaling)
     }
 }
 
-/// Miss-and-regenerate figures for a 1 MiB object.
-struct RegenerationBenchmarkResult {
-    /// The regenerator writing into memory it already owns.
-    var baselineNanoseconds: Double
-    /// Steady state: the key was removed (its extent recycled) and is requested again.
-    var steadyNanoseconds: Double
-    /// The same with no warm recycling (`warmRecycledByteLimit = 0`): the recycled extent is
-    /// `MADV_FREE`d at the removal and populated again at the reuse (the behaviour before).
-    var steadyVolatileRecycleNanoseconds: Double
-    /// A miss with no recycled extent: fresh kernel pages (fault and zeroing per page).
-    var coldMissNanoseconds: Double
-    /// A volatile entry whose pages were all dropped, nothing recycled: fresh kernel pages.
-    var droppedNanoseconds: Double
-    /// The bare cost of fresh pages: mmap, the regenerator into them, munmap.
-    var freshPagesNanoseconds: Double
+/// One contender's median time per lookup: alone, and per thread with 2 threads hitting at
+/// once (each thread walks the key sequence from its own offset, as independent request
+/// streams would).
+struct HitTimes {
+    var single: Double
+    var twoThreads: Double
+    /// Throughput with 2 threads over throughput with 1 (2.0 is perfect scaling).
+    var scaling: Double { 2 * single / twoThreads }
 }
 
 /// NSCache is documented thread-safe; swift-corelibs-foundation does not mark it Sendable.
@@ -132,38 +113,31 @@ func benchmarkHotHits(keyCount: Int = 1024, lookupsPerRound: Int = 1_000_000, ro
 
     var sink = 0
     let sharedSink = Atomic<Int>(0)
-    var cacheTimes: [Double] = []
-    var mutexTimes: [Double] = []
-    var inLockTimes: [Double] = []
-    var nsTimes: [Double] = []
-    var cache2: [Double] = []
-    var mutex2: [Double] = []
-    var inLock2: [Double] = []
-    var ns2: [Double] = []
     var runQueue = 0.0
-    let n = lookupsPerRound
-    let nsN = n / 10
+    func twoThreads(_ lookups: Int, _ round: @escaping @Sendable (Int, Int) -> Int) -> Double {
+        let sample = runThreaded(2) { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
+        runQueue = max(runQueue, sample.runQueueFraction)
+        return sample.nanoseconds / Double(lookups)
+    }
+    // Cache, Mutex dict lookup, Mutex dict in-lock read, NSCache (a tenth of the lookups: it is slow).
+    let contenders: [(lookups: Int, round: @Sendable (Int, Int) -> Int)] = [
+        (lookupsPerRound, cacheRound), (lookupsPerRound, mutexRound), (lookupsPerRound, mutexInLockRound),
+        (lookupsPerRound / 10, nsCacheRound),
+    ]
+    var single = [[Double]](repeating: [], count: contenders.count)
+    var two = single
     for _ in 0..<rounds {
-        cacheTimes.append(nanoseconds { sink &+= cacheRound(n, 0) } / Double(n))
-        mutexTimes.append(nanoseconds { sink &+= mutexRound(n, 0) } / Double(n))
-        inLockTimes.append(nanoseconds { sink &+= mutexInLockRound(n, 0) } / Double(n))
-        nsTimes.append(nanoseconds { sink &+= nsCacheRound(nsN, 0) } / Double(nsN))
-        func twoThreads(_ lookups: Int, _ round: @escaping @Sendable (Int, Int) -> Int) -> Double {
-            let sample = runThreaded(2) { sharedSink.add(round(lookups, $0 * threadOffset), ordering: .relaxed) }
-            runQueue = max(runQueue, sample.runQueueFraction)
-            return sample.nanoseconds / Double(lookups)
+        for (index, contender) in contenders.enumerated() {
+            single[index].append(nanoseconds { sink &+= contender.round(contender.lookups, 0) } / Double(contender.lookups))
         }
-        cache2.append(twoThreads(n, cacheRound))
-        mutex2.append(twoThreads(n, mutexRound))
-        inLock2.append(twoThreads(n, mutexInLockRound))
-        ns2.append(twoThreads(nsN, nsCacheRound))
+        for (index, contender) in contenders.enumerated() {
+            two[index].append(twoThreads(contender.lookups, contender.round))
+        }
     }
     if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
+    let times = contenders.indices.map { HitTimes(single: median(single[$0]), twoThreads: median(two[$0])) }
     return HotHitBenchmarkResult(
-        keyCount: keyCount, cacheNanoseconds: median(cacheTimes), mutexDictionaryNanoseconds: median(mutexTimes),
-        mutexInLockNanoseconds: median(inLockTimes), nsCacheNanoseconds: median(nsTimes),
-        cacheTwoThreadNanoseconds: median(cache2), mutexDictionaryTwoThreadNanoseconds: median(mutex2),
-        mutexInLockTwoThreadNanoseconds: median(inLock2), nsCacheTwoThreadNanoseconds: median(ns2),
+        keyCount: keyCount, cache: times[0], mutexDictionary: times[1], mutexInLock: times[2], nsCache: times[3],
         twoThreadRunQueueFraction: runQueue)
 }
 
@@ -183,11 +157,15 @@ func cacheDecode(into buffer: UnsafeMutableRawBufferPointer, seed: UInt64, passe
 }
 
 /// Miss-and-regenerate of a 1 MiB object with a ~1 ms regenerator, against the regenerator
-/// writing into memory it already owns. Each round measures, in order: the baseline; a cold
-/// miss (recycled extents trimmed first, so it pays for fresh pages); the steady-state miss
-/// (the key was removed, its extent recycled, and it is requested again); a miss after the
-/// kernel dropped every page of the volatile entry (recycled extents trimmed: fresh pages).
-func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmarkResult {
+/// writing into memory it already owns. Each round measures, in order: the baseline; the bare
+/// cost of fresh pages (mmap, the regenerator into them, munmap); a cold miss (recycled extents
+/// trimmed first, so it pays for fresh pages); the steady-state miss (the key was removed, its
+/// extent recycled, and it is requested again); the same with no warm recycling
+/// (`warmRecycledByteLimit = 0`: the recycled extent is `MADV_FREE`d at the removal and populated
+/// again at the reuse, the behaviour before); a miss after the kernel dropped every page of the
+/// volatile entry (recycled extents trimmed: fresh pages).
+/// - Returns: The steady-state miss (the goal's row), then the others as context rows.
+func benchmarkMissRegeneration(rounds: Int = 31) throws -> [Row] {
     let byteCount = 1 << 20
     // Calibrate the passes to about 1 ms.
     let owned = UnsafeMutableRawBufferPointer.allocate(byteCount: byteCount, alignment: 4096)
@@ -247,11 +225,17 @@ func benchmarkMissRegeneration(rounds: Int = 31) throws -> RegenerationBenchmark
         cache.removeValue(forKey: round)
     }
     if sink == 42 { print("") }
-    return RegenerationBenchmarkResult(
-        baselineNanoseconds: median(baseline), steadyNanoseconds: median(steady),
-        steadyVolatileRecycleNanoseconds: median(steadyVolatileRecycle),
-        coldMissNanoseconds: median(cold), droppedNanoseconds: median(dropped),
-        freshPagesNanoseconds: median(fresh))
+    let ownedMemory = "regenerator into owned memory"
+    let ownedMemoryNanoseconds = median(baseline)
+    return [
+        Row(
+            name: "regen_overhead", candidate: "steady-state miss+regenerate 1 MiB", candidateNanoseconds: median(steady),
+            baseline: ownedMemory, baselineNanoseconds: ownedMemoryNanoseconds, goal: 1.05),
+        .context("regen_overhead_cold_recycle", "the same, recycled extent MADV_FREEd", median(steadyVolatileRecycle), vs: ownedMemory, ownedMemoryNanoseconds),
+        .context("regen_cold_first_touch", "cold miss, fresh kernel pages", median(cold), vs: ownedMemory, ownedMemoryNanoseconds),
+        .context("regen_after_full_drop", "volatile entry fully dropped", median(dropped), vs: ownedMemory, ownedMemoryNanoseconds),
+        .context("regen_fresh_pages_bare", "regenerator into fresh mmap pages", median(fresh), vs: ownedMemory, ownedMemoryNanoseconds),
+    ]
 }
 
 /// Steady-state misses only (`--regen-loop N`), or the regenerator into owned memory only

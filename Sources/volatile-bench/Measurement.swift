@@ -25,51 +25,66 @@ func median(_ samples: [Double]) -> Double {
     return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
 }
 
-/// A candidate measured beside its baseline in the same run, interleaved round by round so
-/// that machine noise hits both alike. Figures are medians in nanoseconds.
-struct Comparison {
+/// One table row: a candidate measured beside its baseline in the same run (figures are
+/// medians, in nanoseconds unless `unit` says otherwise).
+struct Row {
     var name: String
     var candidate: String
-    var baseline: String
     var candidateNanoseconds: Double
+    var baseline: String
     var baselineNanoseconds: Double
-    var goal: Double?
-
+    /// The ratio must stay at or under it (nil: no goal).
+    var goal: Double? = nil
+    /// Rows that are context, not a goal (printed, not in the RATIO line).
+    var inRatioLine = true
+    /// A goal the ratio must reach (scaling figures: higher is better).
+    var higherGoal: Double? = nil
+    /// The figures' unit when they are not nanoseconds (e.g. "B" for bytes per entry).
+    var unit: String? = nil
     var ratio: Double { candidateNanoseconds / baselineNanoseconds }
+
+    /// A row that is context: no goal, not in the RATIO line.
+    static func context(_ name: String, _ candidate: String, _ candidateNanoseconds: Double, vs baseline: String, _ baselineNanoseconds: Double) -> Row {
+        Row(
+            name: name, candidate: candidate, candidateNanoseconds: candidateNanoseconds, baseline: baseline,
+            baselineNanoseconds: baselineNanoseconds, inRatioLine: false)
+    }
 }
 
 /// Runs `rounds` rounds; each round times one candidate sample and one baseline sample
-/// (alternating which goes first). `setUp` closures run untimed before each sample.
+/// (alternating which goes first), interleaved so that machine noise hits both alike.
+/// The set-up closures run untimed before each sample: `setUp` (the state both sides start
+/// from), then the side's own.
 func compare(
     _ name: String, candidate candidateName: String, baseline baselineName: String, rounds: Int, goal: Double?,
-    candidateSetUp: () -> Void, candidate: () -> Void,
-    baselineSetUp: () -> Void, baseline: () -> Void
-) -> Comparison {
+    setUp: () -> Void = {}, candidateSetUp: () -> Void = {}, candidate: () -> Void,
+    baselineSetUp: () -> Void = {}, baseline: () -> Void
+) -> Row {
     var candidateSamples: [Double] = []
     var baselineSamples: [Double] = []
     candidateSamples.reserveCapacity(rounds)
     baselineSamples.reserveCapacity(rounds)
     for round in 0..<(rounds + rounds / 10) {
         let warmUp = round < rounds / 10
-        func runCandidate() {
-            candidateSetUp()
+        func sample(_ sideSetUp: () -> Void, _ body: () -> Void, into samples: inout [Double]) {
+            setUp()
+            sideSetUp()
             let start = now()
-            candidate()
+            body()
             let elapsed = Double(now() - start)
-            if !warmUp { candidateSamples.append(elapsed) }
+            if !warmUp { samples.append(elapsed) }
         }
-        func runBaseline() {
-            baselineSetUp()
-            let start = now()
-            baseline()
-            let elapsed = Double(now() - start)
-            if !warmUp { baselineSamples.append(elapsed) }
+        if round % 2 == 0 {
+            sample(candidateSetUp, candidate, into: &candidateSamples)
+            sample(baselineSetUp, baseline, into: &baselineSamples)
+        } else {
+            sample(baselineSetUp, baseline, into: &baselineSamples)
+            sample(candidateSetUp, candidate, into: &candidateSamples)
         }
-        if round % 2 == 0 { runCandidate(); runBaseline() } else { runBaseline(); runCandidate() }
     }
-    return Comparison(
-        name: name, candidate: candidateName, baseline: baselineName,
-        candidateNanoseconds: median(candidateSamples), baselineNanoseconds: median(baselineSamples), goal: goal)
+    return Row(
+        name: name, candidate: candidateName, candidateNanoseconds: median(candidateSamples),
+        baseline: baselineName, baselineNanoseconds: median(baselineSamples), goal: goal)
 }
 
 func formatNanoseconds(_ value: Double) -> String {

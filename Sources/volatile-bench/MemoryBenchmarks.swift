@@ -13,30 +13,52 @@ enum MemoryBenchmarks {
     final class Holder {
         var pinned: PinnedExtent?
         var volatile: VolatileExtent?
+
+        /// Pins the volatile extent.
+        func pin() { pinned = try! volatile.take()!.pin().get() }
+        /// Unpins the pinned extent.
+        func unpin() { volatile = pinned.take()!.unpin() }
+        /// The state a pin starts from.
+        func unpinIfPinned() { if pinned != nil { unpin() } }
+        /// The state an unpin starts from.
+        func pinIfVolatile() { if pinned == nil { pin() } }
     }
 
-    static func run(rounds: Int) throws -> [Comparison] {
-        var results: [Comparison] = []
+    /// A 1 MiB extent filled with `fill`, unpinned, in a holder, in a new arena.
+    /// - Returns: The arena, the holder and the extent's first byte.
+    static func unpinnedExtent(
+        _ strategy: DropDetectionStrategy, fill: Int32
+    ) throws -> (arena: VolatileArena, holder: Holder, base: UnsafeMutableRawPointer) {
+        let arena = try VolatileArena(configuration: .init(strategy: strategy, regionByteCount: 64 << 20))
+        let holder = Holder()
+        var first = try arena.allocate(byteCount: extentBytes)
+        first.withUnsafeMutableBytes { _ = memset($0.baseAddress!, fill, $0.count) }
+        let base = first.baseAddress
+        holder.volatile = first.unpin()
+        return (arena, holder, base)
+    }
+
+    /// A re-pin row: `pin()` of the holder's intact 1 MiB extent (unpinned again before each
+    /// candidate sample) beside `baseline`, goal 1.3.
+    static func repin(
+        _ holder: Holder, _ name: String, strategy: String, vs baselineName: String, rounds: Int,
+        baselineSetUp: () -> Void, baseline: () -> Void
+    ) -> Row {
+        compare(
+            name, candidate: "pin() intact 1 MiB (\(strategy))", baseline: baselineName, rounds: rounds, goal: 1.3,
+            candidateSetUp: { holder.unpinIfPinned() }, candidate: { holder.pin() }, baselineSetUp: baselineSetUp, baseline: baseline)
+    }
+
+    static func run(rounds: Int) throws -> [Row] {
+        var results: [Row] = []
 
         // Re-pin of an intact 1 MiB extent, userfaultfd strategy, vs a bare MADV_POPULATE_WRITE.
         do {
-            let arena = try VolatileArena(configuration: .init(strategy: .userfaultfd, regionByteCount: 64 << 20))
-            let holder = Holder()
-            var first = try arena.allocate(byteCount: extentBytes)
-            first.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0xA5, $0.count) }
-            let base = first.baseAddress
-            holder.volatile = first.unpin()
+            let (arena, holder, base) = try unpinnedExtent(.userfaultfd, fill: 0xA5)
             results.append(
-                compare(
-                    "repin_uffd_vs_populate", candidate: "pin() intact 1 MiB (userfaultfd)",
-                    baseline: "madvise(MADV_POPULATE_WRITE) 1 MiB", rounds: rounds, goal: 1.3,
-                    candidateSetUp: { if let pinned = holder.pinned.take() { holder.volatile = pinned.unpin() } },
-                    candidate: { holder.pinned = try! holder.volatile.take()!.pin().get() },
-                    baselineSetUp: {
-                        if let pinned = holder.pinned.take() { holder.volatile = pinned.unpin() }
-                        // Same state as the candidate sees: pages lazily freed.
-                        _ = madvise(base, extentBytes, vc_madv_free())
-                    },
+                repin(holder, "repin_uffd_vs_populate", strategy: "userfaultfd", vs: "madvise(MADV_POPULATE_WRITE) 1 MiB", rounds: rounds,
+                    // Same state as the candidate sees: pages lazily freed.
+                    baselineSetUp: { holder.unpinIfPinned(); _ = madvise(base, extentBytes, vc_madv_free()) },
                     baseline: { _ = madvise(base, extentBytes, vc_madv_populate_write()) }))
             // The baseline's POPULATE_WRITE re-dirtied the volatile extent behind its back: harmless
             // (it only cancels the lazy free), and every candidate round starts with a real unpin.
@@ -47,34 +69,22 @@ enum MemoryBenchmarks {
                 compare(
                     "unpin_vs_madvfree", candidate: "unpin() 1 MiB (userfaultfd)", baseline: "madvise(MADV_FREE) 1 MiB",
                     rounds: rounds, goal: 1.2,
-                    candidateSetUp: { if holder.pinned == nil { holder.pinned = try! holder.volatile.take()!.pin().get() } },
-                    candidate: { holder.volatile = holder.pinned.take()!.unpin() },
-                    baselineSetUp: {
-                        if holder.pinned == nil { holder.pinned = try! holder.volatile.take()!.pin().get() }
-                        _ = madvise(base, extentBytes, vc_madv_populate_write())
-                    },
+                    setUp: { holder.pinIfVolatile() },
+                    candidate: { holder.unpin() },
+                    baselineSetUp: { _ = madvise(base, extentBytes, vc_madv_populate_write()) },
                     baseline: { _ = madvise(base, extentBytes, vc_madv_free()) }))
         }
 
         // Re-pin of an intact 1 MiB extent, canary strategy, vs a bare per-page atomic touch.
         do {
-            let arena = try VolatileArena(configuration: .init(strategy: .canary, regionByteCount: 64 << 20))
-            let holder = Holder()
-            var first = try arena.allocate(byteCount: extentBytes)
-            first.withUnsafeMutableBytes { _ = memset($0.baseAddress!, 0x5A, $0.count) }
-            let base = first.baseAddress
+            let canary = try unpinnedExtent(.canary, fill: 0x5A)
+            let holder = canary.holder
             let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
-            holder.volatile = first.unpin()
             // The baseline touches a separate mapping of its own, in the same lazily-freed state.
             let scratch = mmap(nil, extentBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)!
             memset(scratch, 0x5A, extentBytes)
-            _ = base
             results.append(
-                compare(
-                    "repin_canary_vs_touch", candidate: "pin() intact 1 MiB (canary)",
-                    baseline: "atomic touch of each page, 1 MiB", rounds: rounds, goal: 1.3,
-                    candidateSetUp: { if let pinned = holder.pinned.take() { holder.volatile = pinned.unpin() } },
-                    candidate: { holder.pinned = try! holder.volatile.take()!.pin().get() },
+                repin(holder, "repin_canary_vs_touch", strategy: "canary", vs: "atomic touch of each page, 1 MiB", rounds: rounds,
                     baselineSetUp: { _ = madvise(scratch, extentBytes, vc_madv_free()) },
                     baseline: {
                         var page = scratch
@@ -103,9 +113,7 @@ enum MemoryBenchmarks {
                 compare(
                     "debug_protect_cycle_\(byteCount >> 10)k", candidate: "unpin+pin \(label), debug-protected",
                     baseline: "unpin+pin \(label), unprotected", rounds: rounds, goal: nil,
-                    candidateSetUp: {},
                     candidate: { holders[0].pinned = try! holders[0].pinned.take()!.unpin().pin().get() },
-                    baselineSetUp: {},
                     baseline: { holders[1].pinned = try! holders[1].pinned.take()!.unpin().pin().get() }))
         }
         return results

@@ -85,68 +85,37 @@ while let argument = arguments.popFirst() {
 if quick { rounds = min(rounds, 200) }
 @MainActor func runs(_ name: String) -> Bool { only == nil || only == name }
 
-/// One table row: a candidate beside its baseline.
-struct Row {
-    var name: String
-    var candidate: String
-    var candidateNanoseconds: Double
-    var baseline: String
-    var baselineNanoseconds: Double
-    var goal: Double?
-    /// Rows that are context, not a goal (printed, not in the RATIO line).
-    var inRatioLine = true
-    /// A goal the ratio must reach (scaling figures: higher is better).
-    var higherGoal: Double? = nil
-    /// The figures' unit when they are not nanoseconds (e.g. "B" for bytes per entry).
-    var unit: String? = nil
-    var ratio: Double { candidateNanoseconds / baselineNanoseconds }
-}
-
 var rows: [Row] = []
 var notes: [String] = []
 do {
     if runs("memory") {
-        for comparison in try MemoryBenchmarks.run(rounds: rounds) {
-            rows.append(
-                Row(
-                    name: comparison.name, candidate: comparison.candidate, candidateNanoseconds: comparison.candidateNanoseconds,
-                    baseline: comparison.baseline, baselineNanoseconds: comparison.baselineNanoseconds, goal: comparison.goal))
-        }
+        rows += try MemoryBenchmarks.run(rounds: rounds)
     }
     if runs("hot") {
         let hot = try benchmarkHotHits(lookupsPerRound: quick ? 200_000 : 1_000_000, rounds: quick ? 3 : 9)
-        rows.append(
+        let hit = "withBytes hot hit"
+        let twoThreadHit = "hot hit, 2 threads (ns/op/thread)"
+        rows += [
             Row(
-                name: "hot_hit_vs_mutex_dict", candidate: "withBytes hot hit, 256 B, \(hot.keyCount) keys",
-                candidateNanoseconds: hot.cacheNanoseconds, baseline: "Mutex dict lookup, value used after",
-                baselineNanoseconds: hot.mutexDictionaryNanoseconds, goal: 1.5))
-        rows.append(
+                name: "hot_hit_vs_mutex_dict", candidate: "\(hit), 256 B, \(hot.keyCount) keys", candidateNanoseconds: hot.cache.single,
+                baseline: "Mutex dict lookup, value used after", baselineNanoseconds: hot.mutexDictionary.single, goal: 1.5),
+            .context("hot_hit_vs_mutex_inlock", hit, hot.cache.single, vs: "Mutex dict, byte read inside lock", hot.mutexInLock.single),
             Row(
-                name: "hot_hit_vs_mutex_inlock", candidate: "withBytes hot hit", candidateNanoseconds: hot.cacheNanoseconds,
-                baseline: "Mutex dict, byte read inside lock", baselineNanoseconds: hot.mutexInLockNanoseconds, goal: nil,
-                inRatioLine: false))
-        rows.append(
-            Row(
-                name: "hot_hit_vs_nscache", candidate: "withBytes hot hit", candidateNanoseconds: hot.cacheNanoseconds,
-                baseline: "NSCache object(forKey:)", baselineNanoseconds: hot.nsCacheNanoseconds, goal: nil))
-        rows.append(
-            Row(
-                name: "hot_hit_2_threads", candidate: "hot hit, 2 threads (ns/op/thread)",
-                candidateNanoseconds: hot.cacheTwoThreadNanoseconds, baseline: "Mutex dict lookup, 2 threads",
-                baselineNanoseconds: hot.mutexDictionaryTwoThreadNanoseconds, goal: nil, inRatioLine: false))
-        rows.append(
-            Row(
-                name: "hot_hit_2_threads_inlock", candidate: "hot hit, 2 threads (ns/op/thread)",
-                candidateNanoseconds: hot.cacheTwoThreadNanoseconds, baseline: "Mutex dict in-lock read, 2 threads",
-                baselineNanoseconds: hot.mutexInLockTwoThreadNanoseconds, goal: nil, inRatioLine: false))
+                name: "hot_hit_vs_nscache", candidate: hit, candidateNanoseconds: hot.cache.single,
+                baseline: "NSCache object(forKey:)", baselineNanoseconds: hot.nsCache.single),
+            .context("hot_hit_2_threads", twoThreadHit, hot.cache.twoThreads, vs: "Mutex dict lookup, 2 threads", hot.mutexDictionary.twoThreads),
+            .context(
+                "hot_hit_2_threads_inlock", twoThreadHit, hot.cache.twoThreads, vs: "Mutex dict in-lock read, 2 threads",
+                hot.mutexInLock.twoThreads),
+        ]
         notes.append(
             "Mutex<[Int: [UInt8]]> baselines: \"lookup\" is `let v = d.withLock { $0[key] }` with v used after the lock "
                 + "(the goal's baseline); \"in-lock read\" reads the byte inside the lock (no retain; trivial bodies only).")
         notes.append(
             "2-thread scaling (throughput with 2 threads / with 1; 2.00 is perfect): cache "
-                + format2(hot.cacheTwoThreadScaling) + "x, Mutex dict lookup " + format2(hot.mutexTwoThreadScaling) + "x"
-                + ", Mutex dict in-lock read " + format2(hot.mutexInLockTwoThreadScaling) + "x"
-                + ", NSCache " + format2(hot.nsCacheTwoThreadScaling) + "x"
+                + format2(hot.cache.scaling) + "x, Mutex dict lookup " + format2(hot.mutexDictionary.scaling) + "x"
+                + ", Mutex dict in-lock read " + format2(hot.mutexInLock.scaling) + "x"
+                + ", NSCache " + format2(hot.nsCache.scaling) + "x"
                 + "; threads waited for a CPU <= " + format2(100 * hot.twoThreadRunQueueFraction) + "% of a 2-thread run"
                 + (hot.twoThreadRunQueueFraction > 0.05 ? " (machine busy: the 2-thread figures measure that, not contention)" : ""))
     }
@@ -197,32 +166,7 @@ do {
         }
     }
     if runs("regen") {
-        let regen = try benchmarkMissRegeneration(rounds: quick ? 11 : 41)
-        rows.append(
-            Row(
-                name: "regen_overhead", candidate: "steady-state miss+regenerate 1 MiB",
-                candidateNanoseconds: regen.steadyNanoseconds, baseline: "regenerator into owned memory",
-                baselineNanoseconds: regen.baselineNanoseconds, goal: 1.05))
-        rows.append(
-            Row(
-                name: "regen_overhead_cold_recycle", candidate: "the same, recycled extent MADV_FREEd",
-                candidateNanoseconds: regen.steadyVolatileRecycleNanoseconds, baseline: "regenerator into owned memory",
-                baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
-        rows.append(
-            Row(
-                name: "regen_cold_first_touch", candidate: "cold miss, fresh kernel pages",
-                candidateNanoseconds: regen.coldMissNanoseconds, baseline: "regenerator into owned memory",
-                baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
-        rows.append(
-            Row(
-                name: "regen_after_full_drop", candidate: "volatile entry fully dropped",
-                candidateNanoseconds: regen.droppedNanoseconds, baseline: "regenerator into owned memory",
-                baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
-        rows.append(
-            Row(
-                name: "regen_fresh_pages_bare", candidate: "regenerator into fresh mmap pages",
-                candidateNanoseconds: regen.freshPagesNanoseconds, baseline: "regenerator into owned memory",
-                baselineNanoseconds: regen.baselineNanoseconds, goal: nil, inRatioLine: false))
+        rows += try benchmarkMissRegeneration(rounds: quick ? 11 : 41)
     }
     // ---- issue 14: small objects ----
     if runs("small") {

@@ -150,42 +150,13 @@ extension StressOptions {
                 guard let next = remaining.popFirst() else { throw .missingValue(option: name) }
                 return next
             }
-            switch name {
-            case "-h", "--help":
+            if name == "-h" || name == "--help" {
                 throw .helpRequested
-            case "--seconds":
-                options.seconds = try number(name, try value(), in: 0...86_400)
-            case "--threads":
-                options.threads = try integer(name, try value(), in: 1...256)
-            case "--working-set-mib":
-                options.workingSetMiB = try integer(name, try value(), in: 1...(1 << 20))
-            case "--strategy":
-                options.strategy = try choice(name, try value())
-            case "--store":
-                options.store = try choice(name, try value())
-            case "--inject-drops-per-second":
-                options.injectDropsPerSecond = try number(name, try value(), in: 0...100_000)
-            case "--memory-limit-mib":
-                options.memoryLimitMiB = try integer(name, try value(), in: 8...(1 << 30))
-            case "--halve-limit-after-seconds":
-                options.halveLimitAfterSeconds = try number(name, try value(), in: 0...86_400)
-            case "--hot-budget-mib":
-                options.hotBudgetMiB = try integer(name, try value(), in: 0...(1 << 20))
-            case "--volatility":
-                options.volatility = try choice(name, try value())
-            case "--seed":
-                let text = try value()
-                guard let seed = UInt64(text) else {
-                    throw .invalidValue(option: name, value: text, expected: "an integer from 0 to \(UInt64.max)")
-                }
-                options.seed = seed
-            case "--no-pressure-monitor":
-                options.monitorsPressure = false
-            case "--progress":
-                options.progress = true
-            case "--no-progress":
-                options.progress = false
-            default:
+            } else if let set = flags[name] {
+                set(&options)
+            } else if let parse = valued[name] {
+                try parse(&options, name, try value())
+            } else {
                 throw .unknownOption(argument)
             }
         }
@@ -193,6 +164,38 @@ extension StressOptions {
             throw .requires(option: "--halve-limit-after-seconds", other: "--memory-limit-mib")
         }
         return options
+    }
+
+    /// Parses an option's text (the option's name goes into an error) into its field.
+    private typealias Setter = @Sendable (inout StressOptions, _ name: String, _ text: String) throws(StressOptionsError) -> Void
+
+    /// The options that take a value.
+    private static let valued: [String: Setter] = [
+        "--seconds": { (o, name, text) throws(StressOptionsError) in o.seconds = try number(name, text, in: 0...86_400) },
+        "--threads": { (o, name, text) throws(StressOptionsError) in o.threads = try integer(name, text, in: 1...256) },
+        "--working-set-mib": { (o, name, text) throws(StressOptionsError) in o.workingSetMiB = try integer(name, text, in: 1...(1 << 20)) },
+        "--strategy": { (o, name, text) throws(StressOptionsError) in o.strategy = try choice(name, text) },
+        "--store": { (o, name, text) throws(StressOptionsError) in o.store = try choice(name, text) },
+        "--inject-drops-per-second": { (o, name, text) throws(StressOptionsError) in o.injectDropsPerSecond = try number(name, text, in: 0...100_000) },
+        "--memory-limit-mib": { (o, name, text) throws(StressOptionsError) in o.memoryLimitMiB = try integer(name, text, in: 8...(1 << 30)) },
+        "--halve-limit-after-seconds": { (o, name, text) throws(StressOptionsError) in o.halveLimitAfterSeconds = try number(name, text, in: 0...86_400) },
+        "--hot-budget-mib": { (o, name, text) throws(StressOptionsError) in o.hotBudgetMiB = try integer(name, text, in: 0...(1 << 20)) },
+        "--volatility": { (o, name, text) throws(StressOptionsError) in o.volatility = try choice(name, text) },
+        "--seed": { (o, name, text) throws(StressOptionsError) in o.seed = try seed(name, text) },
+    ]
+
+    /// The options that take no value.
+    private static let flags: [String: @Sendable (inout StressOptions) -> Void] = [
+        "--no-pressure-monitor": { $0.monitorsPressure = false },
+        "--progress": { $0.progress = true },
+        "--no-progress": { $0.progress = false },
+    ]
+
+    private static func seed(_ option: String, _ text: String) throws(StressOptionsError) -> UInt64 {
+        guard let value = UInt64(text) else {
+            throw .invalidValue(option: option, value: text, expected: "an integer from 0 to \(UInt64.max)")
+        }
+        return value
     }
 
     private static func integer(_ option: String, _ text: String, in range: ClosedRange<Int>) throws(StressOptionsError) -> Int {

@@ -5,17 +5,18 @@ import Glibc
 
 /// The outcome counters of a run, and the exact final line.
 struct StressSummary: Equatable {
-    var pins = 0
-    var dropsDetected = 0
-    var regenerations = 0
-    var corrupt = 0
-    var errors = 0
+    /// The counters, in the order of the lines.
+    var pins = 0, dropsDetected = 0, regenerations = 0, corrupt = 0, errors = 0
     var strategy = ""
 
-    /// `STRESS pins=<n> drops_detected=<n> regenerations=<n> corrupt=<n> errors=<n> strategy=<name>`
-    var line: String {
-        "STRESS pins=\(pins) drops_detected=\(dropsDetected) regenerations=\(regenerations) corrupt=\(corrupt) errors=\(errors) strategy=\(strategy)"
+    /// `pins=<n> drops_detected=<n> regenerations=<n> corrupt=<n> errors=<n>`, as the final
+    /// line and the progress lines show them.
+    var counters: String {
+        "pins=\(pins) drops_detected=\(dropsDetected) regenerations=\(regenerations) corrupt=\(corrupt) errors=\(errors)"
     }
+
+    /// `STRESS pins=<n> drops_detected=<n> regenerations=<n> corrupt=<n> errors=<n> strategy=<name>`
+    var line: String { "STRESS \(counters) strategy=\(strategy)" }
 
     /// 0 when every access was verified and none failed, 1 otherwise.
     var exitStatus: Int32 { corrupt == 0 && errors == 0 ? 0 : 1 }
@@ -64,10 +65,8 @@ struct StressRun {
         }) {
             let statistics = store.statistics()
             progress.report(
-                "pins=\(workload.pins.load(ordering: .relaxed)) drops_detected=\(statistics.dropsDetected)"
-                + " regenerations=\(statistics.regenerations) corrupt=\(workload.corrupt.load(ordering: .relaxed))"
-                + " errors=\(workload.errors.load(ordering: .relaxed)) hot_mib=\(statistics.hotBytes >> 20)"
-                + " volatile_mib=\(statistics.volatileBytes >> 20) rss_mib=\(residentMiB())")
+                workload.summary(statistics, strategy: store.strategyName).counters + " hot_mib=\(statistics.hotBytes >> 20)"
+                    + " volatile_mib=\(statistics.volatileBytes >> 20) rss_mib=\(residentMiB())")
         }
         workload.stop()
         workload.join(threads)
@@ -78,13 +77,7 @@ struct StressRun {
             printError("volatile-stress: \(problem)")
         }
         let statistics = store.statistics()
-        let summary = StressSummary(
-            pins: workload.pins.load(ordering: .relaxed),
-            dropsDetected: statistics.dropsDetected,
-            regenerations: statistics.regenerations,
-            corrupt: workload.corrupt.load(ordering: .relaxed),
-            errors: workload.errors.load(ordering: .relaxed),
-            strategy: store.strategyName)
+        let summary = workload.summary(statistics, strategy: store.strategyName)
         var details = [
             ("keys", generator.keyCount),
             ("working_set_mib", generator.totalBytes >> 20),

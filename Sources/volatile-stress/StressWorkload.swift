@@ -65,6 +65,13 @@ final class StressWorkload<Store: ObjectStore>: @unchecked Sendable {  // State 
     /// The recorded problems (at most ten).
     var recordedProblems: [String] { problems.withLock { $0 } }
 
+    /// The outcome counters so far, with the store's.
+    func summary(_ statistics: StoreStatistics, strategy: String) -> StressSummary {
+        StressSummary(
+            pins: pins.load(ordering: .relaxed), dropsDetected: statistics.dropsDetected, regenerations: statistics.regenerations,
+            corrupt: corrupt.load(ordering: .relaxed), errors: errors.load(ordering: .relaxed), strategy: strategy)
+    }
+
     private func work(_ index: Int) {
         let keyCount = generator.keyCount
         let hotCount = max(1, keyCount / 8)

@@ -15,13 +15,13 @@ import VolatileSystem
 /// same seed and the same volatile extents at each round drops the same pages.
 public final class BackgroundDropInjector: Sendable {
     /// The arena whose volatile pages are dropped.
-    public var arena: VolatileArena { worker.arena }
+    public var arena: VolatileArena { worker.settings.arena }
     /// The fraction of volatile pages dropped each round.
-    public var fraction: Double { worker.fraction }
+    public var fraction: Double { worker.settings.fraction }
     /// The time between rounds.
-    public var interval: Duration { worker.interval }
+    public var interval: Duration { worker.settings.interval }
     /// The seed of the rounds' page choices.
-    public var seed: UInt64 { worker.seed }
+    public var seed: UInt64 { worker.settings.seed }
 
     private let worker: Worker
     private let thread = LockedValue<pthread_t?>(nil)
@@ -43,7 +43,7 @@ public final class BackgroundDropInjector: Sendable {
     ///   - interval: The time between rounds.
     ///   - seed: The seed of the page choices.
     public init(arena: VolatileArena, fraction: Double, interval: Duration, seed: UInt64) {
-        self.worker = Worker(arena: arena, fraction: fraction, interval: interval, seed: seed)
+        self.worker = Worker(Settings(arena: arena, fraction: fraction, interval: interval, seed: seed))
     }
 
     deinit { stop() }
@@ -79,13 +79,18 @@ public final class BackgroundDropInjector: Sendable {
     }
 }
 
-/// The thread's state: the mutable parts behind `LockedValue` and `Atomic`; the condition variable
-/// only sleeps between rounds and wakes early on stop.
-private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard nothing but the sleep.
+/// What an injector is created with.
+private struct Settings: Sendable {
     let arena: VolatileArena
     let fraction: Double
     let interval: Duration
     let seed: UInt64
+}
+
+/// The thread's state: the mutable parts behind `LockedValue` and `Atomic`; the condition variable
+/// only sleeps between rounds and wakes early on stop.
+private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard nothing but the sleep.
+    let settings: Settings
     let rounds = Atomic<Int>(0)
     let pages = Atomic<Int>(0)
     let control = LockedValue(Control())
@@ -97,11 +102,8 @@ private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard n
         var error: VolatileMemoryError?
     }
 
-    init(arena: VolatileArena, fraction: Double, interval: Duration, seed: UInt64) {
-        self.arena = arena
-        self.fraction = fraction
-        self.interval = interval
-        self.seed = seed
+    init(_ settings: Settings) {
+        self.settings = settings
     }
 
     func requestStop() {
@@ -112,14 +114,14 @@ private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard n
     private var stopRequested: Bool { control.withLock { $0.stopRequested } }
 
     func run() {
-        var generator = SplitMix64(seed: seed)
+        var generator = SplitMix64(seed: settings.seed)
         // Resume the sequence where a previous start left it.
         for _ in 0..<rounds.load(ordering: .relaxed) { _ = generator.next() }
         while !stopRequested {
             sleepOneInterval()
             if stopRequested { break }
             do {
-                let dropped = try arena.dropVolatilePages(fraction: fraction, seed: generator.next())
+                let dropped = try settings.arena.dropVolatilePages(fraction: settings.fraction, seed: generator.next())
                 pages.add(dropped, ordering: .releasing)
                 rounds.add(1, ordering: .releasing)
             } catch {
@@ -130,7 +132,7 @@ private final class Worker: @unchecked Sendable {  // `sleepLock`/`wake` guard n
 
     private func sleepOneInterval() {
         sleepLock.withLock {
-            if !stopRequested { wake.wait(releasing: sleepLock, timeout: interval) }
+            if !stopRequested { wake.wait(releasing: sleepLock, timeout: settings.interval) }
         }
     }
 }

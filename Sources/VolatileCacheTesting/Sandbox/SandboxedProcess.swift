@@ -16,8 +16,8 @@ public final class SandboxedProcess: Sendable {
     public var cgroupPath: String { group.path }
 
     let group: SandboxControlGroup
-    private let child: SandboxChild
-    private let completion: SandboxCompletion
+    fileprivate let child: SandboxChild
+    fileprivate let completion: SandboxCompletion
 
     private init(child: SandboxChild, group: SandboxControlGroup, completion: SandboxCompletion) {
         self.child = child
@@ -109,14 +109,9 @@ public final class SandboxedProcess: Sendable {
             pipes.closeReadEnds()
             throw error
         }
-        let child = SandboxChild(pid: pid)
-        let completion = SandboxCompletion()
-        let supervisor = SandboxSupervisor(
-            child: child, group: group, outputFD: pipes.output.read, errorFD: pipes.errors.read,
-            started: started, deadline: timeout.map { started + $0 }, teeOutput: teeOutput,
-            completion: completion)
-        supervisor.start()
-        return SandboxedProcess(child: child, group: group, completion: completion)
+        let process = SandboxedProcess(child: SandboxChild(pid: pid), group: group, completion: SandboxCompletion())
+        SandboxSupervisor(process: process, pipes: pipes, started: started, timeout: timeout, teeOutput: teeOutput).start()
+        return process
     }
 
     /// Starts the launcher (`/bin/sh`) with the pipes' write ends as its standard output and
@@ -278,31 +273,28 @@ final class SandboxCompletion: Sendable {
 /// cgroup's counters and removes the cgroup. Its state is confined to that thread; the type is
 /// `@unchecked Sendable` only to be handed to it once.
 final class SandboxSupervisor: @unchecked Sendable {
-    private let child: SandboxChild
-    private let group: SandboxControlGroup
+    private let process: SandboxedProcess
     private var outputFD: Int32
     private var errorFD: Int32
     private let started: ContinuousClock.Instant
     private let deadline: ContinuousClock.Instant?
     private let teeOutput: Bool
-    private let completion: SandboxCompletion
     private var output: [UInt8] = []
     private var errors: [UInt8] = []
 
-    init(
-        child: SandboxChild, group: SandboxControlGroup, outputFD: Int32, errorFD: Int32,
-        started: ContinuousClock.Instant, deadline: ContinuousClock.Instant?, teeOutput: Bool,
-        completion: SandboxCompletion
-    ) {
-        self.child = child
-        self.group = group
-        self.outputFD = outputFD
-        self.errorFD = errorFD
+    /// Supervises `process` from `started`, reading the pipes' read ends (it closes them).
+    fileprivate init(process: SandboxedProcess, pipes: CapturePipes, started: ContinuousClock.Instant, timeout: Duration?, teeOutput: Bool) {
+        self.process = process
+        outputFD = pipes.output.read
+        errorFD = pipes.errors.read
         self.started = started
-        self.deadline = deadline
+        deadline = timeout.map { started + $0 }
         self.teeOutput = teeOutput
-        self.completion = completion
     }
+
+    private var child: SandboxChild { process.child }
+    private var group: SandboxControlGroup { process.group }
+    private var completion: SandboxCompletion { process.completion }
 
     func start() {
         switch startThread({ self.run() }) {
