@@ -31,6 +31,17 @@ import VolatileSystem
 // writer's snapshot sees the odd counter and waits for it to change. The reader leaves with a
 // release store and the writer checks with acquire loads, so every read of the bytes in the
 // section happens before the retired work (MADV_FREE, free, extent reuse) starts.
+//
+// Asymmetric variant (the default where the kernel has it): the reader's fence is the hit's
+// one costly instruction, and grace periods are rare next to hits, so the writer pays for
+// both, as userspace RCU's membarrier flavour does. The reader only stores its odd counter; the
+// writer, after its fence, calls membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED), which returns
+// once every running thread of the process has executed a full barrier (an idle thread's
+// next entry is ordered by the context switch). For a reader that found the retired item,
+// that barrier came after its odd store (had it come before, the reader's later loads would
+// have seen the unpublish), so the writer's snapshot, taken after the system call, sees the
+// odd counter. A failed system call leaves the grace period unstarted: the work is parked and
+// the period started again by a later collection.
 
 /// One thread's epoch slot.
 @usableFromInline
@@ -52,8 +63,12 @@ struct EpochSlot: ~Copyable {
     @usableFromInline let stripeIsExclusive = Atomic<Bool>(true)
     /// Whether a live thread owns the slot (released by the thread's TLS destructor).
     let owned = Atomic<Bool>(true)
+    /// Whether entering a section needs its own sequentially consistent fence: false when
+    /// writers make every running thread execute one through `membarrier(2)` instead (see
+    /// ``ReadEpochs/writersBarrierEveryThread``). The same for every slot of the process.
+    @usableFromInline let fencesOnEntry: Bool
 
-    init() {}
+    init(fencesOnEntry: Bool) { self.fencesOnEntry = fencesOnEntry }
 }
 
 /// A thread's slot address (slots are never freed: a finished thread's slot is reused).
@@ -67,10 +82,13 @@ struct EpochSlotPointer: @unchecked Sendable {  // Only the owning thread writes
 /// A snapshot of the slots that were inside a read section when something was retired.
 struct GracePeriod: Sendable {
     var busy: [(slot: EpochSlotPointer, counter: UInt64)]
+    /// False when the barrier that must precede the snapshot failed (`membarrier` returned an
+    /// error): nothing is known yet, the period has to be started again later.
+    var isStarted = true
 
     /// Whether every slot inside a section at the snapshot has left it since.
     var hasElapsed: Bool {
-        busy.allSatisfy { $0.slot.address.pointee.counter.load(ordering: .acquiring) != $0.counter }
+        isStarted && busy.allSatisfy { $0.slot.address.pointee.counter.load(ordering: .acquiring) != $0.counter }
     }
 }
 
@@ -85,6 +103,12 @@ enum ReadEpochs {
         var all: [EpochSlotPointer] = []
         var free: [EpochSlotPointer] = []
         var stripeThreads = [Int](repeating: 0, count: ReadBuffers.stripeCount)
+
+        /// Whether a thread other than the caller holds a live slot.
+        var hasOtherLiveThread: Bool {
+            let mine = vc_epoch_slot_get()
+            return all.contains { $0.address.pointee.owned.load(ordering: .relaxed) && UnsafeMutableRawPointer($0.address) != mine }
+        }
 
         /// Gives `slot` (just taken by a thread) the stripe with the fewest live threads.
         mutating func assignStripe(_ slot: EpochSlotPointer) {
@@ -141,14 +165,14 @@ enum ReadEpochs {
             let value = slot.address.pointee.counter.load(ordering: .relaxed) &+ 1
             // Release: a writer that sees the odd counter also sees the cache tag.
             slot.address.pointee.counter.store(value, ordering: .releasing)
-            atomicMemoryFence(ordering: .sequentiallyConsistent)
+            if slot.address.pointee.fencesOnEntry { atomicMemoryFence(ordering: .sequentiallyConsistent) }
         } else {
             let current = slot.address.pointee.cache.load(ordering: .relaxed)
             if current != cache && current != anyCache {
                 // A nested section of another cache: widen the tag, with its own fence (the
                 // same Dekker argument as for the counter).
                 slot.address.pointee.cache.store(anyCache, ordering: .relaxed)
-                atomicMemoryFence(ordering: .sequentiallyConsistent)
+                if slot.address.pointee.fencesOnEntry { atomicMemoryFence(ordering: .sequentiallyConsistent) }
             }
         }
         return slot
@@ -204,7 +228,7 @@ enum ReadEpochs {
                 // (but for the rare stripe-sharing flag).
                 let raw = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 128)
                 let address = raw.bindMemory(to: EpochSlot.self, capacity: 1)
-                address.initialize(to: EpochSlot())
+                address.initialize(to: EpochSlot(fencesOnEntry: !writersBarrierEveryThread))
                 slot = EpochSlotPointer(address)
                 registry.all.append(slot)
             }
@@ -226,11 +250,33 @@ enum ReadEpochs {
         }
     }
 
+    /// Whether grace periods start with `membarrier(2)` (private expedited, Linux 4.14), so
+    /// that readers need no fence of their own; decided once, before the first slot exists.
+    /// `VOLATILE_READ_FENCES=1` in the environment keeps the reader-side fences (to compare
+    /// the two, or where the system call is unwanted).
+    static let writersBarrierEveryThread: Bool = {
+        if let value = getenv("VOLATILE_READ_FENCES"), String(cString: value) == "1" { return false }
+        if case .success = Syscall.registerPrivateExpeditedMembarrier() { return true }
+        return false
+    }()
+
     /// Starts a grace period for what the cache tagged `cache` unpublished: call it after
     /// unpublishing (the fence orders the unpublish before the snapshot, see the file comment).
+    /// - Returns: The snapshot; not started (``GracePeriod/isStarted`` false) if the barrier
+    ///   system call failed: start it again later.
     static func startGracePeriod(cache: UInt) -> GracePeriod {
         atomicMemoryFence(ordering: .sequentiallyConsistent)
         return registry.withLock { registry in
+            if writersBarrierEveryThread && registry.hasOtherLiveThread {
+                // Readers did not fence: make every running thread execute a full barrier
+                // now. A reader whose odd counter this does not reveal had not stored it yet,
+                // so its later loads see what was unpublished (the file comment). Not needed
+                // while the calling thread is the only one with a live slot: a thread that
+                // registers later takes the registry lock first, after the unpublish.
+                guard case .success = Syscall.privateExpeditedMembarrier() else {
+                    return GracePeriod(busy: [], isStarted: false)
+                }
+            }
             var busy: [(slot: EpochSlotPointer, counter: UInt64)] = []
             for slot in registry.all {
                 let counter = slot.address.pointee.counter.load(ordering: .acquiring)

@@ -21,7 +21,7 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     func retire(_ work: [Retired<Key>], cache: VolatileCache<Key>) {
         if !work.isEmpty {
             let grace = ReadEpochs.startGracePeriod(cache: tag)
-            if grace.busy.isEmpty {
+            if grace.isStarted && grace.busy.isEmpty {
                 cache.perform(work)
             } else {
                 parked.withLock { $0.append((grace, work)) }
@@ -36,12 +36,18 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     /// collecting right now).
     func collect(cache: VolatileCache<Key>) {
         guard !ReadEpochs.isInsideSection else { return }
+        let tag = self.tag
         let ready: [[Retired<Key>]]? = parked.withLockIfAvailable { parked in
             var ready: [[Retired<Key>]] = []
-            parked.removeAll { batch in
-                guard batch.grace.hasElapsed else { return false }
-                ready.append(batch.work)
-                return true
+            var index = 0
+            while index < parked.count {
+                // A period whose barrier failed starts now (the work was unpublished before).
+                if !parked[index].grace.isStarted { parked[index].grace = ReadEpochs.startGracePeriod(cache: tag) }
+                if parked[index].grace.hasElapsed {
+                    ready.append(parked.remove(at: index).work)
+                } else {
+                    index += 1
+                }
             }
             return ready
         }

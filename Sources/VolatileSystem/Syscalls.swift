@@ -267,6 +267,32 @@ package enum Syscall {
     package static func pidfdOpen(_ pid: pid_t) -> Result<Int32, Errno> {
         valueOrErrno(retryOnInterrupt: false) { vc_pidfd_open(pid, 0) }
     }
+
+    // MARK: Memory barriers
+
+    /// Whether `membarrier(2)` can make every running thread of this process execute a full
+    /// memory barrier: the kernel supports the private expedited command (Linux 4.14) and
+    /// registering this process for it succeeded.
+    @inline(never)
+    package static func registerPrivateExpeditedMembarrier() -> Result<Void, Errno> {
+        let supported = valueOrErrno(retryOnInterrupt: false) { vc_membarrier(vc_membarrier_query()) }
+        switch supported {
+        case .failure(let error):
+            return .failure(error)
+        case .success(let commands):
+            let needed = vc_membarrier_private_expedited() | vc_membarrier_register_private_expedited()
+            guard commands & needed == needed else { return .failure(.notSupported) }
+        }
+        return valueOrErrno(retryOnInterrupt: false) { vc_membarrier(vc_membarrier_register_private_expedited()) }.map { _ in }
+    }
+
+    /// `membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED)`: returns once every thread of this
+    /// process that is running has executed a full memory barrier (after
+    /// ``registerPrivateExpeditedMembarrier()`` succeeded).
+    @inline(never)
+    package static func privateExpeditedMembarrier() -> Result<Void, Errno> {
+        valueOrErrno(retryOnInterrupt: false) { vc_membarrier(vc_membarrier_private_expedited()) }.map { _ in }
+    }
 }
 
 /// The system page size, read once.

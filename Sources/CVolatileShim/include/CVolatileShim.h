@@ -157,6 +157,24 @@ static inline int vc_pidfd_open(pid_t pid, unsigned int flags) {
 #endif
 }
 
+// ---- membarrier(2) (issue 8: the read path's asymmetric fence) ----
+#include <linux/membarrier.h>
+
+static inline int vc_membarrier_query(void) { return MEMBARRIER_CMD_QUERY; }
+static inline int vc_membarrier_private_expedited(void) { return MEMBARRIER_CMD_PRIVATE_EXPEDITED; }
+static inline int vc_membarrier_register_private_expedited(void) { return MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED; }
+
+/// membarrier(2) (Linux 4.14 for the private expedited commands); returns the command's
+/// result or -1 with errno set (ENOSYS where the kernel lacks it).
+static inline int vc_membarrier(int command) {
+#ifdef __NR_membarrier
+    return (int)syscall(__NR_membarrier, command, 0, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
 /// posix_spawn_file_actions_addclosefrom_np (glibc 2.34), weakly linked: returns ENOSYS where
 /// the C library lacks it, so callers can fall back.
 extern int posix_spawn_file_actions_addclosefrom_np(posix_spawn_file_actions_t *, int) __attribute__((weak));
