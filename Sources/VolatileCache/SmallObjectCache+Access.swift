@@ -21,13 +21,13 @@ extension SmallObjectCache {
     }
 
     /// The hit on a pinned page, inlined into the caller (specialized for its key type):
-    /// objects up to 64 bytes (a cache line) are copied out under the shard lock, larger ones read in
-    /// place with a reader counted on their page. Nil when the key is not on a pinned page.
+    /// objects up to ``hotCopyLimit`` bytes are copied out under the shard lock, larger ones
+    /// read in place with a reader counted on their page. Nil when the key is not on a pinned page.
     @inlinable @inline(__always)
     func withHotBytes<Result>(_ key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let shard = shard(for: key)
-        return try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { scratch -> Result? in
-            switch shard.withLock({ $0.hotRead(key, copyInto: scratch.baseAddress!, capacity: 64) }) {
+        return try withUnsafeTemporaryAllocation(byteCount: Self.hotCopyLimit, alignment: 16) { scratch -> Result? in
+            switch shard.withLock({ $0.hotRead(key, copyInto: scratch.baseAddress!, capacity: Self.hotCopyLimit) }) {
             case .copied(let count):
                 return .some(try body(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)))
             case .counted(let page, let bytes):
@@ -38,6 +38,11 @@ extension SmallObjectCache {
             }
         }
     }
+
+    /// Objects up to this size are copied out of their page on a hot hit (a few vector moves
+    /// on lines the hit loads anyway); larger ones are read in place with a reader counted on
+    /// their page, which costs two atomic operations on the page object, one more cache miss.
+    @inlinable static var hotCopyLimit: Int { 256 }
 
     /// Calls `body` with the object's bytes, regenerating them first on a miss or when the
     /// kernel dropped the object's page.

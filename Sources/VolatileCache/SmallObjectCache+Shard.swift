@@ -13,12 +13,9 @@ struct SmallShard<Key: Hashable & Sendable> {
     @usableFromInline var entries: [Key: SmallSlot] = [:]
     /// Slab pages by index (an entry's `page`); nil where a page was given back.
     @usableFromInline var pages: [SlabPage?] = []
-    /// Per page index, what a hit reads instead of the page record (which would be a cache
-    /// miss of its own): the page's epoch while it is pinned, else 0; its first byte; and
-    /// the clock's reference bit.
-    @usableFromInline var hotEpochs: [UInt32] = []
-    @usableFromInline var bases: [UnsafeMutableRawPointer?] = []
-    @usableFromInline var referenced: [Bool] = []
+    /// Per page index, what a hit reads instead of the page object (which would be a cache
+    /// miss of its own): epoch while pinned, first byte, the clock's reference bit.
+    @usableFromInline let hot = SmallPageTable()
     var freeIndices: [UInt32] = []
     /// The page each size class fills with new objects (index), or -1.
     var open = [Int](repeating: -1, count: SlabSizeClass.slotSizes.count)
@@ -33,24 +30,28 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// Bytes of live objects, and of the slots they take.
     var objectBytes = 0
     var slotBytes = 0
-    @usableFromInline var counters = SmallCounters()
+    /// Event counts (the ``SmallObjectCache/Statistics`` fields a shard counts).
+    @usableFromInline var counters = SmallObjectCache<Key>.Statistics()
 
     @usableFromInline init() {}
 
     /// The hit on a pinned page, inlined into the caller. An object of at most `capacity`
-    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page,
-    /// and the page may then become volatile at once); a larger one gets a reader counted.
+    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page:
+    /// no atomic and no page object to load, and the page may become volatile at once); a
+    /// larger one gets a reader counted.
     @inlinable @inline(__always)
     mutating func hotRead(_ key: Key, copyInto scratch: UnsafeMutableRawPointer, capacity: Int) -> SmallHotRead {
         guard let slot = entries[key] else { return .notHot }
         let index = Int(slot.page)
-        guard hotEpochs[index] == slot.epoch, let base = bases[index] else { return .notHot }
+        let record = hot.records + index
+        // Epoch 0 (never a slot's) while the page is volatile or gone.
+        guard record.pointee.epoch == slot.epoch else { return .notHot }
         counters.hotHits += 1
-        referenced[index] = true
+        record.pointee.referenced = true
         let count = Int(slot.byteCount)
-        let address = base + Int(slot.offset)
+        let address = UnsafeRawPointer(record.pointee.base.unsafelyUnwrapped + Int(slot.offset))
         if count <= capacity {
-            scratch.copyMemory(from: address, byteCount: count)
+            SmallPageTable.copySlot(from: address, to: scratch, count: count)
             return .copied(count)
         }
         let page = pages[index].unsafelyUnwrapped
@@ -101,11 +102,9 @@ struct SmallShard<Key: Hashable & Sendable> {
         } else {
             index = pages.count
             pages.append(page)
-            hotEpochs.append(0)
-            bases.append(nil)
-            referenced.append(false)
+            hot.append()
         }
-        referenced[index] = true
+        hot.records[index].referenced = true
         syncHot(index)
         pinnedPages += 1
         page.isOpen = true
@@ -114,15 +113,15 @@ struct SmallShard<Key: Hashable & Sendable> {
     }
 
     mutating func takeEpoch() -> UInt32 {
-        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hotEpochs`
+        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hot`
         return nextEpoch
     }
 
     /// Refreshes what hits read about page `index` after its state changed.
     mutating func syncHot(_ index: Int) {
         let page = pages[index]
-        hotEpochs[index] = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
-        bases[index] = page?.base
+        hot.records[index].epoch = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
+        hot.records[index].base = page?.base
     }
 
     /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
@@ -168,7 +167,6 @@ struct SmallShard<Key: Hashable & Sendable> {
         guard let page = pages[index], page.epoch == slot.epoch else {
             entries[key] = nil
             counters.misses += 1
-            counters.droppedObjectMisses += 1
             return nil
         }
         if !page.isPinned {
@@ -190,8 +188,7 @@ struct SmallShard<Key: Hashable & Sendable> {
                 lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
                 entries[key] = nil
                 counters.misses += 1
-                counters.droppedObjectMisses += 1
-                return nil
+                    return nil
             }
             counters.volatileHits += 1
             if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
@@ -201,7 +198,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         } else {
             counters.hotHits += 1
         }
-        referenced[index] = true
+        hot.records[index].referenced = true
         page.readers.add(1, ordering: .acquiring)
         return (page, UnsafeRawBufferPointer(start: page.base + Int(slot.offset), count: Int(slot.byteCount)))
     }
@@ -226,8 +223,8 @@ struct SmallShard<Key: Hashable & Sendable> {
             clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
             guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
             if page.readers.load(ordering: .acquiring) != 0 { continue }
-            if referenced[clockHand] {
-                referenced[clockHand] = false
+            if hot.records[clockHand].referenced {
+                hot.records[clockHand].referenced = false
                 continue
             }
             if page.liveCount == 0 {
@@ -287,51 +284,117 @@ enum SmallHotRead {
     case notHot
 }
 
-/// Event counts of a shard.
+/// What a hit reads of a slab page, kept apart from the page object so that a hit touches
+/// one small record in a table that stays in the CPU caches.
 @usableFromInline
-struct SmallCounters {
-    @usableFromInline var hotHits = 0
-    var volatileHits = 0
-    var misses = 0
-    /// Misses because the entry's page had been dropped.
-    var droppedObjectMisses = 0
-    var droppedPages = 0
-    var droppedObjects = 0
-    var pagePins = 0
-    var pageUnpins = 0
-    var regenerations = 0
-
-    @usableFromInline init() {}
+struct SmallPageRecord {
+    /// The page's first byte (nil once the page is given back).
+    @usableFromInline var base: UnsafeMutableRawPointer?
+    /// The page's epoch while it is pinned; 0 while it is volatile or given back.
+    @usableFromInline var epoch: UInt32
+    /// The clock's reference bit.
+    @usableFromInline var referenced: Bool
 }
 
-/// A shard: its lock and its state (only touched under the lock).
+/// A shard's page records, by page index, in memory of its own: a hit reads and sets a
+/// record through a pointer, with no array bounds or copy-on-write check. Only touched
+/// under the shard's lock; it grows (and may move) only there.
+@usableFromInline
+final class SmallPageTable {
+    // Only touched under the shard's lock: no dynamic exclusivity check (a runtime call).
+    @exclusivity(unchecked) @usableFromInline private(set) var records: UnsafeMutablePointer<SmallPageRecord>
+    private(set) var count = 0
+    private var capacity = 0
+
+    init() { records = .allocate(capacity: 0) }
+
+    deinit { records.deallocate() }
+
+    /// Adds a record for a new page index (volatile, unreferenced until set).
+    func append() {
+        if count == capacity {
+            let grown = UnsafeMutablePointer<SmallPageRecord>.allocate(capacity: max(16, 2 * capacity))
+            grown.moveInitialize(from: records, count: count)
+            records.deallocate()
+            records = grown
+            capacity = max(16, 2 * capacity)
+        }
+        (records + count).initialize(to: SmallPageRecord(base: nil, epoch: 0, referenced: false))
+        count += 1
+    }
+
+    /// Copies an object out of its slot in 16-byte words, rounded up: slots are 16-byte
+    /// aligned multiples of 16 bytes, so the words stay inside the slot, and a short loop
+    /// of vector moves beats a call to `memcpy` at these sizes.
+    @inlinable @inline(__always)
+    static func copySlot(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
+        var offset = 0
+        repeat {
+            destination.storeBytes(of: source.load(fromByteOffset: offset, as: SIMD16<UInt8>.self), toByteOffset: offset, as: SIMD16<UInt8>.self)
+            offset &+= 16
+        } while offset < count
+    }
+}
+
+/// A shard: its lock and its state, at a fixed address for the cache's lifetime.
 ///
 /// The lock is a `pthread_mutex_t` as in VolatileSystem's `Lock` (so ThreadSanitizer sees it),
 /// held here directly because the hit path is inlined into the cache's callers, which can
 /// only see public declarations of other modules.
 @usableFromInline
-final class SmallShardBox<Key: Hashable & Sendable>: @unchecked Sendable {  // `state` is only touched under `mutex`.
+struct SmallShardCell<Key: Hashable & Sendable> {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    // Only touched under `mutex`: the dynamic exclusivity check (a runtime call and a
-    // thread-local access set, about a third of a hit's instructions) guards nothing here.
-    @exclusivity(unchecked) @usableFromInline var state = SmallShard<Key>()
+    @usableFromInline var state = SmallShard<Key>()
 
-    @usableFromInline init() {
+    init() {
         mutex = .allocate(capacity: 1)
         mutex.initialize(to: pthread_mutex_t())
         let status = pthread_mutex_init(mutex, nil)
         precondition(status == 0, "pthread_mutex_init failed: \(status)")
     }
+}
 
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
-    }
+/// A handle on one shard: a plain pointer, so that taking a shard costs no reference count
+/// (an atomic increment and decrement per hit with a class).
+@usableFromInline
+struct SmallShardRef<Key: Hashable & Sendable> {
+    @usableFromInline let cell: UnsafeMutablePointer<SmallShardCell<Key>>
+
+    @inlinable init(_ cell: UnsafeMutablePointer<SmallShardCell<Key>>) { self.cell = cell }
 
     @inlinable @inline(__always)
     func withLock<Result, E: Error>(_ body: (inout SmallShard<Key>) throws(E) -> Result) throws(E) -> Result {
+        let mutex = cell.pointee.mutex
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&cell.pointee.state)
+    }
+}
+
+/// The shards of a cache, side by side in memory the cache owns (freed by its `deinit`).
+@usableFromInline
+struct SmallShardTable<Key: Hashable & Sendable>: RandomAccessCollection, @unchecked Sendable {
+    // Each shard's state is only touched under its own mutex (`SmallShardRef.withLock`).
+    @usableFromInline let cells: UnsafeMutablePointer<SmallShardCell<Key>>
+    @usableFromInline let endIndex: Int
+    @usableFromInline var startIndex: Int { 0 }
+
+    init(count: Int) {
+        cells = .allocate(capacity: count)
+        for index in 0..<count { (cells + index).initialize(to: SmallShardCell()) }
+        endIndex = count
+    }
+
+    @inlinable
+    subscript(index: Int) -> SmallShardRef<Key> { SmallShardRef(cells + index) }
+
+    /// Destroys the shards; only from the cache's `deinit`.
+    func deallocate() {
+        for index in 0..<endIndex {
+            pthread_mutex_destroy(cells[index].mutex)
+            cells[index].mutex.deallocate()
+        }
+        cells.deinitialize(count: endIndex)
+        cells.deallocate()
     }
 }

@@ -36,27 +36,43 @@ extension SmallObjectCache {
     public var statistics: Statistics {
         var result = Statistics()
         var capacity = 0
+        let pageSize = arena.pageSize
         for shard in shards {
-            shard.withLock { state in
-                result.entryCount += state.entries.count
+            let figures = shard.withLock { state in
+                // The shard counts its events in a `Statistics`; its sizes are added here.
+                var figures = state.counters
+                figures.entryCount = state.entries.count
+                figures.objectBytes = state.objectBytes
+                figures.slotBytes = state.slotBytes
+                figures.hotPageBytes = state.pinnedPages * pageSize
+                figures.volatilePageBytes = state.volatilePages * pageSize
                 capacity += state.entries.capacity
-                result.objectBytes += state.objectBytes
-                result.slotBytes += state.slotBytes
-                result.hotPageBytes += state.pinnedPages * arena.pageSize
-                result.volatilePageBytes += state.volatilePages * arena.pageSize
-                result.hotHits += state.counters.hotHits
-                result.volatileHits += state.counters.volatileHits
-                result.misses += state.counters.misses
-                result.droppedPages += state.counters.droppedPages
-                result.droppedObjects += state.counters.droppedObjects
-                result.pagePins += state.counters.pagePins
-                result.pageUnpins += state.counters.pageUnpins
-                result.regenerations += state.counters.regenerations
+                return figures
             }
+            result.add(figures)
         }
         // A dictionary slot: key and value, plus about one byte of occupancy metadata.
         let slot = MemoryLayout<Key>.stride + MemoryLayout<SmallSlot>.stride + 1
         result.metadataBytesPerEntry = result.entryCount == 0 ? slot : capacity * slot / result.entryCount
         return result
+    }
+}
+
+extension SmallObjectCache.Statistics {
+    /// Adds another shard's figures (all but the per-entry estimate, computed over the sum).
+    mutating func add(_ other: Self) {
+        entryCount += other.entryCount
+        objectBytes += other.objectBytes
+        slotBytes += other.slotBytes
+        hotPageBytes += other.hotPageBytes
+        volatilePageBytes += other.volatilePageBytes
+        hotHits += other.hotHits
+        volatileHits += other.volatileHits
+        misses += other.misses
+        droppedPages += other.droppedPages
+        droppedObjects += other.droppedObjects
+        pagePins += other.pagePins
+        pageUnpins += other.pageUnpins
+        regenerations += other.regenerations
     }
 }

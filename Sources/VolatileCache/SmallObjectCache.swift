@@ -36,7 +36,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// The largest object the cache holds, in bytes (2 KiB).
     public static var maximumObjectByteCount: Int { SlabSizeClass.maximumByteCount }
 
-    @usableFromInline let shards: [SmallShardBox<Key>]
+    @usableFromInline let shards: SmallShardTable<Key>
     @usableFromInline let shardMask: Int
     /// Pinned slab pages each shard may keep beyond the ones being filled or read.
     @usableFromInline let hotPagesPerShard: Int
@@ -47,13 +47,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     ///   range, or ``VolatileCacheError/memoryUnavailable(_:)`` if the arena cannot be created.
     public convenience init(configuration: Configuration = .default) throws(VolatileCacheError) {
         try configuration.validate()
-        let arena: VolatileArena
-        do {
-            arena = try VolatileArena(configuration: configuration.arena)
-        } catch {
-            throw VolatileCacheError.memoryUnavailable(error)
-        }
-        try self.init(arena: arena, configuration: configuration)
+        try self.init(arena: VolatileArena.forCache(configuration.arena), configuration: configuration)
     }
 
     /// Creates a cache on an existing arena (which may be shared with other caches).
@@ -67,16 +61,18 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         self.arena = arena
         var count = 1
         while count < configuration.shardCount { count <<= 1 }
-        shards = (0..<count).map { _ in SmallShardBox<Key>() }
+        shards = SmallShardTable(count: count)
         shardMask = count - 1
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
     }
+
+    deinit { shards.deallocate() }
 
     /// The key's shard. An `Int` key is mixed with one multiplication instead of hashed (the
     /// shard's dictionary hashes it anyway; the shard only spreads lock traffic): in code
     /// specialized for `Int` the cast folds away, and a hit hashes once instead of twice.
     @inlinable @inline(__always)
-    func shard(for key: Key) -> SmallShardBox<Key> {
+    func shard(for key: Key) -> SmallShardRef<Key> {
         let hash = UInt(bitPattern: (key as? Int) ?? key.hashValue) &* 0x9E37_79B9_7F4A_7C15
         return shards[Int(truncatingIfNeeded: hash >> 32) & shardMask]
     }
@@ -169,7 +165,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// - Complexity: O(entries + pages).
     public func removeAll() {
         for shard in shards {
-            let (pages, entries) = shard.withLock { state -> ([SlabPage], [Key: SmallSlot]) in
+            let (pages, old) = shard.withLock { state -> ([SlabPage], SmallShard<Key>) in
                 var released: [SlabPage] = []
                 var kept: [SlabPage] = []
                 for case let page? in state.pages {
@@ -178,13 +174,13 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
                 for page in state.orphans {
                     if page.readers.load(ordering: .acquiring) == 0 { released.append(page) } else { kept.append(page) }
                 }
-                let entries = state.entries
+                let old = state
                 state = SmallShard()
                 // Pages a reader is on stay owned by the shard, out of use, until it leaves them.
                 state.orphans = kept
-                return (released, entries)
+                return (released, old)
             }
-            _ = consume entries
+            _ = consume old  // the tables are freed outside the lock
             SlabPage.releaseCoalesced(pages, arena: arena)
         }
         arena.trimRecycledExtents()
@@ -246,3 +242,16 @@ struct SmallSlot {
     }
 }
 
+
+extension VolatileArena {
+    /// A new arena for a cache, its failure as the cache's error.
+    /// - Parameter configuration: The arena's configuration.
+    /// - Throws: ``VolatileCacheError/memoryUnavailable(_:)`` if the arena cannot be created.
+    static func forCache(_ configuration: VolatileArena.Configuration) throws(VolatileCacheError) -> VolatileArena {
+        do {
+            return try VolatileArena(configuration: configuration)
+        } catch {
+            throw .memoryUnavailable(error)
+        }
+    }
+}

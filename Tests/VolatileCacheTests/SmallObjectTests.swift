@@ -96,13 +96,13 @@ struct SmallObjectTests {
         #expect(statistics.hotPageBytes == page)
     }
 
-    @Test("A page being read in place is not made volatile; objects up to 64 B are read from a copy")
+    @Test("A page being read in place is not made volatile; objects up to 256 B are read from a copy")
     func readersKeepPagesPinned() throws {
         let cache = try makeSmallCache()
-        for key in 0..<64 { try cache.insert(smallContent(key, 128), forKey: key) }  // 32 per page: two pages
+        for key in 0..<16 { try cache.insert(smallContent(key, 512), forKey: key) }  // 8 per page: two pages
         let shedWhileReading = try cache.withBytes(forKey: 5) { bytes -> Int in
             let shed = cache.shed()
-            #expect(Array(bytes) == smallContent(5, 128))
+            #expect(Array(bytes) == smallContent(5, 512))
             return shed
         }
         #expect(shedWhileReading == page)  // only the other page
@@ -110,19 +110,21 @@ struct SmallObjectTests {
         // A slot freed while its page is read is not reused until the reader leaves.
         try cache.withBytes(forKey: 6) { bytes in
             cache.removeValue(forKey: 7)
-            try cache.insert(smallContent(9999, 128), forKey: 9999)
-            #expect(Array(bytes) == smallContent(6, 128))
+            try cache.insert(smallContent(9999, 512), forKey: 9999)
+            #expect(Array(bytes) == smallContent(6, 512))
         }
-        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 128))
-        // A 16-byte object is copied out under the lock: its page may become volatile at once.
-        let small = try makeSmallCache()
-        for key in 0..<256 { try small.insert(smallContent(key, 16), forKey: key) }
-        let shed = try small.withBytes(forKey: 1) { bytes -> Int in
-            let shed = small.shed()
-            #expect(Array(bytes) == smallContent(1, 16))
-            return shed
+        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 512))
+        // Objects up to 256 B are copied out under the lock: their page may become volatile at once.
+        for byteCount in [16, 24, 256] {
+            let small = try makeSmallCache()
+            for key in 0..<8 { try small.insert(smallContent(key, byteCount), forKey: key) }
+            let shed = try small.withBytes(forKey: 1) { bytes -> Int in
+                let shed = small.shed()
+                #expect(Array(bytes) == smallContent(1, byteCount))
+                return shed
+            }
+            #expect(shed == page)
         }
-        #expect(shed == page)
     }
 
     @Test("The hot budget keeps only so many pages pinned; the rest are volatile")
