@@ -81,7 +81,7 @@ extension SmallObjectCache {
     @usableFromInline
     func storeRegenerated(_ bytes: [UInt8], forKey key: Key) throws {
         try insert(bytes, forKey: key)
-        shard(for: key).withLock { $0.counters.regenerations += 1 }
+        shard(for: key).withLock { $0.figures.regenerations += 1 }
     }
 
     /// The look-up shared by the access paths: the page (with one reader counted) and the bytes.
@@ -91,9 +91,9 @@ extension SmallObjectCache {
         defer { if !garbage.isEmpty { Self.release(garbage) } }
         let limit = hotPagesPerShard
         return try shard(for: key).withLock { state throws(VolatileCacheError) in
-            let pinsBefore = state.counters.pagePins
+            let pinsBefore = state.figures.pagePins
             let found = try state.beginRead(key, garbage: &garbage)
-            if state.counters.pagePins != pinsBefore { state.enforceHotBudget(limit, garbage: &garbage) }
+            if state.figures.pagePins != pinsBefore { state.enforceHotBudget(limit, garbage: &garbage) }
             return found
         }
     }

@@ -27,11 +27,9 @@ struct SmallShard<Key: Hashable & Sendable> {
     var volatilePages = 0
     var clockHand = 0
     var nextEpoch: UInt32 = 1
-    /// Bytes of live objects, and of the slots they take.
-    var objectBytes = 0
-    var slotBytes = 0
-    /// Event counts (the ``SmallObjectCache/Statistics`` fields a shard counts).
-    @usableFromInline var counters = SmallObjectCache<Key>.Statistics()
+    /// The shard's figures: its event counts, and the bytes of its live objects and of the
+    /// slots they take (`statistics` adds the entry and page counts).
+    @usableFromInline var figures = SmallObjectCache<Key>.Statistics()
 
     @usableFromInline init() {}
 
@@ -46,7 +44,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         let record = hot.records + index
         // Epoch 0 (never a slot's) while the page is volatile or gone.
         guard record.pointee.epoch == slot.epoch else { return .notHot }
-        counters.hotHits += 1
+        figures.hotHits += 1
         record.pointee.referenced = true
         let count = Int(slot.byteCount)
         let address = UnsafeRawPointer(record.pointee.base.unsafelyUnwrapped + Int(slot.offset))
@@ -67,8 +65,8 @@ struct SmallShard<Key: Hashable & Sendable> {
         let page = pages[Int(index)].unsafelyUnwrapped
         page.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         page.liveBytes += bytes.count
-        objectBytes += bytes.count
-        slotBytes += page.slotSize
+        figures.objectBytes += bytes.count
+        figures.slotBytes += page.slotSize
         return SmallSlot(page: index, epoch: page.epoch, offset: UInt16(slot * page.slotSize), byteCount: UInt16(bytes.count))
     }
 
@@ -132,8 +130,8 @@ struct SmallShard<Key: Hashable & Sendable> {
         guard let page = pages[index], page.epoch == slot.epoch else { return }
         page.freeSlot(Int(slot.offset) / page.slotSize)
         page.liveBytes -= Int(slot.byteCount)
-        objectBytes -= Int(slot.byteCount)
-        slotBytes -= page.slotSize
+        figures.objectBytes -= Int(slot.byteCount)
+        figures.slotBytes -= page.slotSize
         if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
             remove(pageAt: index, garbage: &garbage)
         } else if page.isPinned && !page.isListedPartial && !page.isOpen {
@@ -160,13 +158,13 @@ struct SmallShard<Key: Hashable & Sendable> {
     @usableFromInline
     mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
         guard let slot = entries[key] else {
-            counters.misses += 1
+            figures.misses += 1
             return nil
         }
         let index = Int(slot.page)
         guard let page = pages[index], page.epoch == slot.epoch else {
             entries[key] = nil
-            counters.misses += 1
+            figures.misses += 1
             return nil
         }
         if !page.isPinned {
@@ -181,22 +179,22 @@ struct SmallShard<Key: Hashable & Sendable> {
             }
             volatilePages -= 1
             pinnedPages += 1
-            counters.pagePins += 1
+            figures.pagePins += 1
             syncHot(index)
             if result == .dropped {
-                counters.droppedPages += 1
+                figures.droppedPages += 1
                 lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
                 entries[key] = nil
-                counters.misses += 1
+                figures.misses += 1
                     return nil
             }
-            counters.volatileHits += 1
+            figures.volatileHits += 1
             if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
                 page.isListedPartial = true
                 partial[page.sizeClass].append(UInt32(index))
             }
         } else {
-            counters.hotHits += 1
+            figures.hotHits += 1
         }
         hot.records[index].referenced = true
         page.readers.add(1, ordering: .acquiring)
@@ -206,9 +204,9 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// A page whose objects are gone (dropped, or its pin failed): off the totals and out of
     /// the table (their entries go when they are accessed).
     private mutating func lose(_ page: SlabPage, at index: Int, objects: Int, bytes: Int, garbage: inout [SlabPage]) {
-        counters.droppedObjects += objects
-        objectBytes -= bytes
-        slotBytes -= objects * page.slotSize
+        figures.droppedObjects += objects
+        figures.objectBytes -= bytes
+        figures.slotBytes -= objects * page.slotSize
         remove(pageAt: index, garbage: &garbage)
     }
 
@@ -235,7 +233,7 @@ struct SmallShard<Key: Hashable & Sendable> {
             syncHot(clockHand)
             pinnedPages -= 1
             volatilePages += 1
-            counters.pageUnpins += 1
+            figures.pageUnpins += 1
         }
         reapOrphans(garbage: &garbage)
     }
@@ -258,7 +256,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         }
         pinnedPages -= count
         volatilePages += count
-        counters.pageUnpins += count
+        figures.pageUnpins += count
         for sizeClass in partial.indices { partial[sizeClass].removeAll(keepingCapacity: false) }
         return count
     }

@@ -39,11 +39,8 @@ extension SmallObjectCache {
         let pageSize = arena.pageSize
         for shard in shards {
             let figures = shard.withLock { state in
-                // The shard counts its events in a `Statistics`; its sizes are added here.
-                var figures = state.counters
+                var figures = state.figures
                 figures.entryCount = state.entries.count
-                figures.objectBytes = state.objectBytes
-                figures.slotBytes = state.slotBytes
                 figures.hotPageBytes = state.pinnedPages * pageSize
                 figures.volatilePageBytes = state.volatilePages * pageSize
                 capacity += state.entries.capacity
@@ -61,18 +58,10 @@ extension SmallObjectCache {
 extension SmallObjectCache.Statistics {
     /// Adds another shard's figures (all but the per-entry estimate, computed over the sum).
     mutating func add(_ other: Self) {
-        entryCount += other.entryCount
-        objectBytes += other.objectBytes
-        slotBytes += other.slotBytes
-        hotPageBytes += other.hotPageBytes
-        volatilePageBytes += other.volatilePageBytes
-        hotHits += other.hotHits
-        volatileHits += other.volatileHits
-        misses += other.misses
-        droppedPages += other.droppedPages
-        droppedObjects += other.droppedObjects
-        pagePins += other.pagePins
-        pageUnpins += other.pageUnpins
-        regenerations += other.regenerations
+        let summed: [WritableKeyPath<Self, Int>] = [
+            \.entryCount, \.objectBytes, \.slotBytes, \.hotPageBytes, \.volatilePageBytes, \.hotHits, \.volatileHits,
+            \.misses, \.droppedPages, \.droppedObjects, \.pagePins, \.pageUnpins, \.regenerations,
+        ]
+        for field in summed { self[keyPath: field] += other[keyPath: field] }
     }
 }
