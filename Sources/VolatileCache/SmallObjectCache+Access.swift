@@ -88,7 +88,7 @@ extension SmallObjectCache {
     @usableFromInline
     func beginRead(_ key: Key) throws -> (SlabPage, UnsafeRawBufferPointer)? {
         var garbage: [SlabPage] = []
-        defer { if !garbage.isEmpty { Self.release(garbage) } }
+        defer { if !garbage.isEmpty { release(garbage) } }
         let limit = hotPagesPerShard
         return try shard(for: key).withLock { state throws(VolatileCacheError) in
             let pinsBefore = state.figures.pagePins

@@ -65,6 +65,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         let page = pages[Int(index)].unsafelyUnwrapped
         page.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         page.liveBytes += bytes.count
+        figures.objectCount += 1
         figures.objectBytes += bytes.count
         figures.slotBytes += page.slotSize
         return SmallSlot(page: index, epoch: page.epoch, offset: UInt16(slot * page.slotSize), byteCount: UInt16(bytes.count))
@@ -130,6 +131,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         guard let page = pages[index], page.epoch == slot.epoch else { return }
         page.freeSlot(Int(slot.offset) / page.slotSize)
         page.liveBytes -= Int(slot.byteCount)
+        figures.objectCount -= 1
         figures.objectBytes -= Int(slot.byteCount)
         figures.slotBytes -= page.slotSize
         if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
@@ -140,7 +142,8 @@ struct SmallShard<Key: Hashable & Sendable> {
         }
     }
 
-    /// Takes a page out of the table (its slots hold no live object).
+    /// Takes a page out of the table (its slots hold no live object, or an eviction gives
+    /// them up: their entries then carry an epoch no page has).
     mutating func remove(pageAt index: Int, garbage: inout [SlabPage]) {
         guard let page = pages[index] else { return }
         if page.isPinned { pinnedPages -= 1 } else { volatilePages -= 1 }
@@ -205,9 +208,44 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// the table (their entries go when they are accessed).
     private mutating func lose(_ page: SlabPage, at index: Int, objects: Int, bytes: Int, garbage: inout [SlabPage]) {
         figures.droppedObjects += objects
+        figures.objectCount -= objects
         figures.objectBytes -= bytes
         figures.slotBytes -= objects * page.slotSize
         remove(pageAt: index, garbage: &garbage)
+    }
+
+    /// Evicts whole slab pages while the shard holds more objects or bytes than `limits`
+    /// allow, down to seven eighths of them, so that evictions come in bulk and their pages
+    /// are freed together (coalesced by the caller). The clock picks the pages: a volatile one
+    /// at once, a pinned one if not used since the hand last passed. Pages being read or
+    /// filled are skipped (a shard may exceed its limits by the objects of its open pages).
+    /// Entries of evicted pages become stale (their page epoch is gone); when they outnumber
+    /// the live ones, they are swept out of the dictionary.
+    /// - Complexity: O(pages) per eviction, O(entries) per sweep.
+    @usableFromInline
+    mutating func enforceLimits(_ limits: SmallShardLimits, garbage: inout [SlabPage]) {
+        guard figures.objectCount > limits.objects || figures.objectBytes > limits.bytes, !pages.isEmpty else { return }
+        let objects = limits.objects - limits.objects / 8
+        let bytes = limits.bytes - limits.bytes / 8
+        var steps = 3 * pages.count
+        while (figures.objectCount > objects || figures.objectBytes > bytes) && steps > 0 {
+            steps -= 1
+            clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
+            guard let page = pages[clockHand], !page.isOpen, page.readers.load(ordering: .acquiring) == 0 else { continue }
+            if page.isPinned && hot.records[clockHand].referenced {
+                hot.records[clockHand].referenced = false
+                continue
+            }
+            figures.evictedPages += 1
+            figures.evictedObjects += page.liveCount
+            figures.objectCount -= page.liveCount
+            figures.objectBytes -= page.liveBytes
+            figures.slotBytes -= page.liveCount * page.slotSize
+            remove(pageAt: clockHand, garbage: &garbage)
+        }
+        if entries.count > 2 * figures.objectCount + 64 {
+            entries = entries.filter { _, slot in pages[Int(slot.page)]?.epoch == slot.epoch }
+        }
     }
 
     /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
@@ -280,6 +318,13 @@ enum SmallHotRead {
     case counted(SlabPage, UnsafeRawBufferPointer)
     /// Absent, volatile or dropped: the slow path decides.
     case notHot
+}
+
+/// A shard's share of the cache's count and cost limits (`Int.max` for none).
+@usableFromInline
+struct SmallShardLimits: Sendable {
+    @usableFromInline let objects: Int
+    @usableFromInline let bytes: Int
 }
 
 /// What a hit reads of a slab page, kept apart from the page object so that a hit touches

@@ -3,6 +3,9 @@ extension SmallObjectCache {
     public struct Statistics: Hashable, Sendable {
         /// Entries (including those whose volatile page was dropped, until accessed).
         public var entryCount = 0
+        /// Objects held: the entries minus those whose page was dropped or evicted (such an
+        /// entry goes when it is accessed, or with the next eviction's sweep).
+        public var objectCount = 0
         /// Bytes of the objects themselves: their real size (not rounded to pages).
         public var objectBytes = 0
         /// Bytes of the slots the objects take (rounded up to their size class).
@@ -25,6 +28,11 @@ extension SmallObjectCache {
         public var pagePins = 0
         /// Unpins of slab pages.
         public var pageUnpins = 0
+        /// Objects evicted by ``Configuration/countLimit`` or ``Configuration/totalCostLimit``.
+        public var evictedObjects = 0
+        /// Slab pages evicted with them (a page is evicted whole, its frees coalesced with
+        /// the other pages of the same eviction).
+        public var evictedPages = 0
         /// Regenerations run by ``SmallObjectCache/withBytes(forKey:regenerate:_:)``.
         public var regenerations = 0
         /// Estimated bytes of per-entry metadata (the dictionary slots) per entry.
@@ -59,8 +67,9 @@ extension SmallObjectCache.Statistics {
     /// Adds another shard's figures (all but the per-entry estimate, computed over the sum).
     mutating func add(_ other: Self) {
         let summed: [WritableKeyPath<Self, Int>] = [
-            \.entryCount, \.objectBytes, \.slotBytes, \.hotPageBytes, \.volatilePageBytes, \.hotHits, \.volatileHits,
-            \.misses, \.droppedPages, \.droppedObjects, \.pagePins, \.pageUnpins, \.regenerations,
+            \.entryCount, \.objectCount, \.objectBytes, \.slotBytes, \.hotPageBytes, \.volatilePageBytes, \.hotHits, \.volatileHits,
+            \.misses, \.droppedPages, \.droppedObjects, \.pagePins, \.pageUnpins, \.evictedObjects, \.evictedPages,
+            \.regenerations,
         ]
         for field in summed { self[keyPath: field] += other[keyPath: field] }
     }

@@ -40,6 +40,8 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let shardMask: Int
     /// Pinned slab pages each shard may keep beyond the ones being filled or read.
     @usableFromInline let hotPagesPerShard: Int
+    /// Each shard's share of the count and cost limits (`Int.max` for none).
+    @usableFromInline let limitsPerShard: SmallShardLimits
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, shards, arena configuration.
@@ -64,6 +66,8 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         shards = SmallShardTable(count: count)
         shardMask = count - 1
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
+        func share(_ limit: Int?) -> Int { limit.map { ($0 + count - 1) / count } ?? .max }
+        limitsPerShard = SmallShardLimits(objects: share(configuration.countLimit), bytes: share(configuration.totalCostLimit))
     }
 
     deinit { shards.deallocate() }
@@ -132,15 +136,16 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     func store(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, forKey key: Key) throws {
         let shard = shard(for: key)
         var garbage: [SlabPage] = []
-        defer { if !garbage.isEmpty { Self.release(garbage) } }
+        defer { if !garbage.isEmpty { release(garbage) } }
         let arena = arena
-        let limit = hotPagesPerShard
+        let (hotLimit, limits) = (hotPagesPerShard, limitsPerShard)
         try shard.withLock { state throws(VolatileCacheError) in
             let slot = try state.place(bytes, sizeClass: sizeClass, arena: arena)
             if let old = state.entries.updateValue(slot, forKey: key) {
                 state.forget(old, garbage: &garbage)
             }
-            state.enforceHotBudget(limit, garbage: &garbage)
+            state.enforceLimits(limits, garbage: &garbage)
+            state.enforceHotBudget(hotLimit, garbage: &garbage)
         }
     }
 
@@ -150,7 +155,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
         var garbage: [SlabPage] = []
-        defer { Self.release(garbage) }
+        defer { release(garbage) }
         return shard(for: key).withLock { state in
             guard let old = state.entries.removeValue(forKey: key) else { return false }
             state.forget(old, garbage: &garbage)
@@ -217,9 +222,11 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         return pages * arena.pageSize
     }
 
+    /// Gives pages taken out of a shard back to the arena, outside the shard's lock: one page
+    /// on its own, several (an eviction) with adjacent pages coalesced into runs.
     @usableFromInline
-    static func release(_ pages: [SlabPage]) {
-        for page in pages { page.release() }
+    func release(_ pages: [SlabPage]) {
+        if pages.count == 1 { pages[0].release() } else if pages.count > 1 { SlabPage.releaseCoalesced(pages, arena: arena) }
     }
 }
 
