@@ -379,65 +379,67 @@ final class SmallPageTable {
     }
 }
 
-/// A shard: its lock and its state, at a fixed address for the cache's lifetime.
+/// A handle on one shard: its lock and its state, at fixed addresses for the cache's
+/// lifetime. Plain pointers, so that taking a shard costs no reference count (an atomic
+/// increment and decrement per hit with a class).
 ///
 /// The lock is a `pthread_mutex_t` as in VolatileSystem's `Lock` (so ThreadSanitizer sees it),
 /// held here directly because the hit path is inlined into the cache's callers, which can
-/// only see public declarations of other modules.
-@usableFromInline
-struct SmallShardCell<Key: Hashable & Sendable> {
-    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    @usableFromInline var state = SmallShard<Key>()
-
-    init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        let status = pthread_mutex_init(mutex, nil)
-        precondition(status == 0, "pthread_mutex_init failed: \(status)")
-    }
-}
-
-/// A handle on one shard: a plain pointer, so that taking a shard costs no reference count
-/// (an atomic increment and decrement per hit with a class).
+/// only see public declarations of other modules. The lock lives apart from the state: the
+/// state is only ever accessed (even read) with the lock held.
 @usableFromInline
 struct SmallShardRef<Key: Hashable & Sendable> {
-    @usableFromInline let cell: UnsafeMutablePointer<SmallShardCell<Key>>
+    @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
+    @usableFromInline let state: UnsafeMutablePointer<SmallShard<Key>>
 
-    @inlinable init(_ cell: UnsafeMutablePointer<SmallShardCell<Key>>) { self.cell = cell }
+    @inlinable init(mutex: UnsafeMutablePointer<pthread_mutex_t>, state: UnsafeMutablePointer<SmallShard<Key>>) {
+        self.mutex = mutex
+        self.state = state
+    }
 
     @inlinable @inline(__always)
     func withLock<Result, E: Error>(_ body: (inout SmallShard<Key>) throws(E) -> Result) throws(E) -> Result {
-        let mutex = cell.pointee.mutex
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&cell.pointee.state)
+        return try body(&state.pointee)
     }
 }
 
-/// The shards of a cache, side by side in memory the cache owns (freed by its `deinit`).
+/// The shards of a cache, in memory the cache owns (freed by its `deinit`): the states side
+/// by side, the locks a cache line apart (threads on different shards do not share lines).
 @usableFromInline
 struct SmallShardTable<Key: Hashable & Sendable>: RandomAccessCollection, @unchecked Sendable {
     // Each shard's state is only touched under its own mutex (`SmallShardRef.withLock`).
-    @usableFromInline let cells: UnsafeMutablePointer<SmallShardCell<Key>>
+    @usableFromInline let mutexes: UnsafeMutableRawPointer
+    @usableFromInline let states: UnsafeMutablePointer<SmallShard<Key>>
     @usableFromInline let endIndex: Int
     @usableFromInline var startIndex: Int { 0 }
+    @usableFromInline static var mutexStride: Int { 64 }
 
     init(count: Int) {
-        cells = .allocate(capacity: count)
-        for index in 0..<count { (cells + index).initialize(to: SmallShardCell()) }
+        precondition(MemoryLayout<pthread_mutex_t>.size <= Self.mutexStride)
+        mutexes = .allocate(byteCount: count * Self.mutexStride, alignment: Self.mutexStride)
+        states = .allocate(capacity: count)
+        for index in 0..<count {
+            let mutex = (mutexes + index * Self.mutexStride).initializeMemory(as: pthread_mutex_t.self, repeating: pthread_mutex_t(), count: 1)
+            let status = pthread_mutex_init(mutex, nil)
+            precondition(status == 0, "pthread_mutex_init failed: \(status)")
+            (states + index).initialize(to: SmallShard())
+        }
         endIndex = count
     }
 
     @inlinable
-    subscript(index: Int) -> SmallShardRef<Key> { SmallShardRef(cells + index) }
+    subscript(index: Int) -> SmallShardRef<Key> {
+        SmallShardRef(
+            mutex: (mutexes + index &* Self.mutexStride).assumingMemoryBound(to: pthread_mutex_t.self), state: states + index)
+    }
 
     /// Destroys the shards; only from the cache's `deinit`.
     func deallocate() {
-        for index in 0..<endIndex {
-            pthread_mutex_destroy(cells[index].mutex)
-            cells[index].mutex.deallocate()
-        }
-        cells.deinitialize(count: endIndex)
-        cells.deallocate()
+        for index in 0..<endIndex { pthread_mutex_destroy(self[index].mutex) }
+        states.deinitialize(count: endIndex)
+        states.deallocate()
+        mutexes.deallocate()
     }
 }

@@ -25,6 +25,9 @@ import CVolatileShim
 /// bookkeeping is per page. Concurrent misses on one key may each run the regenerator
 /// (there is no single flight: small objects are cheap to make); the last insert wins.
 ///
+/// With ``Configuration/countLimit`` or ``Configuration/totalCostLimit``, a shard beyond its
+/// share evicts whole slab pages in bulk, volatile ones first, their frees coalesced.
+///
 /// The cache is safe to use from any thread. No regenerator, writer or body runs under one
 /// of its locks. The pin and unpin of a slab page (one system call of one page) are made
 /// under the lock of the shard that owns the page.
