@@ -69,7 +69,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         shards = SmallShardTable(count: count)
         shardMask = count - 1
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
-        func share(_ limit: Int?) -> Int { limit.map { ($0 + count - 1) / count } ?? .max }
+        func share(_ limit: Int?) -> Int { limit.map { $0 / count + ($0 % count == 0 ? 0 : 1) } ?? .max }  // no overflow at .max
         limitsPerShard = SmallShardLimits(objects: share(configuration.countLimit), bytes: share(configuration.totalCostLimit))
     }
 

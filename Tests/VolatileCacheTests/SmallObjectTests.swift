@@ -272,6 +272,9 @@ struct SmallObjectTests {
             }
         }
         #expect(try makeSmallCache(countLimit: 1, totalCostLimit: 1).statistics.objectCount == 0)
+        let unbounded = try makeSmallCache(shards: 16, countLimit: .max, totalCostLimit: .max)
+        for key in 0..<1000 { try unbounded.insert(smallContent(key, 16), forKey: key) }
+        #expect(unbounded.statistics.evictedObjects == 0 && unbounded.statistics.objectCount == 1000)
     }
 
     @Test("A count limit evicts whole pages in bulk, their frees coalesced; what stays reads back exactly")
