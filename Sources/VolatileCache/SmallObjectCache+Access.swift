@@ -21,13 +21,13 @@ extension SmallObjectCache {
     }
 
     /// The hit on a pinned page, inlined into the caller (specialized for its key type):
-    /// objects up to 64 bytes (a cache line) are copied out under the shard lock, larger ones read in
-    /// place with a reader counted on their page. Nil when the key is not on a pinned page.
+    /// objects up to ``hotCopyLimit`` bytes are copied out under the shard lock, larger ones
+    /// read in place with a reader counted on their page. Nil when the key is not on a pinned page.
     @inlinable @inline(__always)
     func withHotBytes<Result>(_ key: Key, _ body: (UnsafeRawBufferPointer) throws -> Result) throws -> Result? {
         let shard = shard(for: key)
-        return try withUnsafeTemporaryAllocation(byteCount: 64, alignment: 16) { scratch -> Result? in
-            switch shard.withLock({ $0.hotRead(key, copyInto: scratch.baseAddress!, capacity: 64) }) {
+        return try withUnsafeTemporaryAllocation(byteCount: Self.hotCopyLimit, alignment: 16) { scratch -> Result? in
+            switch shard.withLock({ $0.hotRead(key, copyInto: scratch.baseAddress!, capacity: Self.hotCopyLimit) }) {
             case .copied(let count):
                 return .some(try body(UnsafeRawBufferPointer(start: scratch.baseAddress, count: count)))
             case .counted(let page, let bytes):
@@ -38,6 +38,12 @@ extension SmallObjectCache {
             }
         }
     }
+
+    /// Objects up to this size are copied out of their page on a hot hit (16-byte vector
+    /// moves); larger ones are read in place with a reader counted on their page, which costs
+    /// two atomic operations on the page object and a cache miss to reach it. Measured with
+    /// 256-byte objects: 1.4x the dictionary lookup copied, about 2x counted.
+    @inlinable static var hotCopyLimit: Int { 256 }
 
     /// Calls `body` with the object's bytes, regenerating them first on a miss or when the
     /// kernel dropped the object's page.
@@ -76,19 +82,19 @@ extension SmallObjectCache {
     @usableFromInline
     func storeRegenerated(_ bytes: [UInt8], forKey key: Key) throws {
         try insert(bytes, forKey: key)
-        shard(for: key).withLock { $0.counters.regenerations += 1 }
+        shard(for: key).withLock { $0.figures.regenerations += 1 }
     }
 
     /// The look-up shared by the access paths: the page (with one reader counted) and the bytes.
     @usableFromInline
     func beginRead(_ key: Key) throws -> (SlabPage, UnsafeRawBufferPointer)? {
         var garbage: [SlabPage] = []
-        defer { if !garbage.isEmpty { Self.release(garbage) } }
+        defer { if !garbage.isEmpty { release(garbage) } }
         let limit = hotPagesPerShard
         return try shard(for: key).withLock { state throws(VolatileCacheError) in
-            let pinsBefore = state.counters.pagePins
+            let pinsBefore = state.figures.pagePins
             let found = try state.beginRead(key, garbage: &garbage)
-            if state.counters.pagePins != pinsBefore { state.enforceHotBudget(limit, garbage: &garbage) }
+            if state.figures.pagePins != pinsBefore { state.enforceHotBudget(limit, garbage: &garbage) }
             return found
         }
     }

@@ -13,12 +13,9 @@ struct SmallShard<Key: Hashable & Sendable> {
     @usableFromInline var entries: [Key: SmallSlot] = [:]
     /// Slab pages by index (an entry's `page`); nil where a page was given back.
     @usableFromInline var pages: [SlabPage?] = []
-    /// Per page index, what a hit reads instead of the page record (which would be a cache
-    /// miss of its own): the page's epoch while it is pinned, else 0; its first byte; and
-    /// the clock's reference bit.
-    @usableFromInline var hotEpochs: [UInt32] = []
-    @usableFromInline var bases: [UnsafeMutableRawPointer?] = []
-    @usableFromInline var referenced: [Bool] = []
+    /// Per page index, what a hit reads instead of the page object (which would be a cache
+    /// miss of its own): epoch while pinned, first byte, the clock's reference bit.
+    @usableFromInline let hot = SmallPageTable()
     var freeIndices: [UInt32] = []
     /// The page each size class fills with new objects (index), or -1.
     var open = [Int](repeating: -1, count: SlabSizeClass.slotSizes.count)
@@ -30,27 +27,29 @@ struct SmallShard<Key: Hashable & Sendable> {
     var volatilePages = 0
     var clockHand = 0
     var nextEpoch: UInt32 = 1
-    /// Bytes of live objects, and of the slots they take.
-    var objectBytes = 0
-    var slotBytes = 0
-    @usableFromInline var counters = SmallCounters()
+    /// The shard's figures: its event counts, and the bytes of its live objects and of the
+    /// slots they take (`statistics` adds the entry and page counts).
+    @usableFromInline var figures = SmallObjectCache<Key>.Statistics()
 
     @usableFromInline init() {}
 
     /// The hit on a pinned page, inlined into the caller. An object of at most `capacity`
-    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page,
-    /// and the page may then become volatile at once); a larger one gets a reader counted.
+    /// bytes is copied to `scratch` (a copy is cheaper than counting a reader on its page:
+    /// no atomic and no page object to load, and the page may become volatile at once); a
+    /// larger one gets a reader counted.
     @inlinable @inline(__always)
     mutating func hotRead(_ key: Key, copyInto scratch: UnsafeMutableRawPointer, capacity: Int) -> SmallHotRead {
         guard let slot = entries[key] else { return .notHot }
         let index = Int(slot.page)
-        guard hotEpochs[index] == slot.epoch, let base = bases[index] else { return .notHot }
-        counters.hotHits += 1
-        referenced[index] = true
+        let record = hot.records + index
+        // Epoch 0 (never a slot's) while the page is volatile or gone.
+        guard record.pointee.epoch == slot.epoch else { return .notHot }
+        figures.hotHits += 1
+        record.pointee.referenced = true
         let count = Int(slot.byteCount)
-        let address = base + Int(slot.offset)
+        let address = UnsafeRawPointer(record.pointee.base.unsafelyUnwrapped + Int(slot.offset))
         if count <= capacity {
-            scratch.copyMemory(from: address, byteCount: count)
+            SmallPageTable.copySlot(from: address, to: scratch, count: count)
             return .copied(count)
         }
         let page = pages[index].unsafelyUnwrapped
@@ -66,8 +65,9 @@ struct SmallShard<Key: Hashable & Sendable> {
         let page = pages[Int(index)].unsafelyUnwrapped
         page.address(ofSlot: slot).copyMemory(from: bytes.baseAddress!, byteCount: bytes.count)
         page.liveBytes += bytes.count
-        objectBytes += bytes.count
-        slotBytes += page.slotSize
+        figures.objectCount += 1
+        figures.objectBytes += bytes.count
+        figures.slotBytes += page.slotSize
         return SmallSlot(page: index, epoch: page.epoch, offset: UInt16(slot * page.slotSize), byteCount: UInt16(bytes.count))
     }
 
@@ -101,11 +101,9 @@ struct SmallShard<Key: Hashable & Sendable> {
         } else {
             index = pages.count
             pages.append(page)
-            hotEpochs.append(0)
-            bases.append(nil)
-            referenced.append(false)
+            hot.append()
         }
-        referenced[index] = true
+        hot.records[index].referenced = true
         syncHot(index)
         pinnedPages += 1
         page.isOpen = true
@@ -114,15 +112,15 @@ struct SmallShard<Key: Hashable & Sendable> {
     }
 
     mutating func takeEpoch() -> UInt32 {
-        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hotEpochs`
+        defer { nextEpoch = nextEpoch == .max ? 1 : nextEpoch + 1 }  // 0 means "not pinned" in `hot`
         return nextEpoch
     }
 
     /// Refreshes what hits read about page `index` after its state changed.
     mutating func syncHot(_ index: Int) {
         let page = pages[index]
-        hotEpochs[index] = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
-        bases[index] = page?.base
+        hot.records[index].epoch = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
+        hot.records[index].base = page?.base
     }
 
     /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
@@ -133,8 +131,9 @@ struct SmallShard<Key: Hashable & Sendable> {
         guard let page = pages[index], page.epoch == slot.epoch else { return }
         page.freeSlot(Int(slot.offset) / page.slotSize)
         page.liveBytes -= Int(slot.byteCount)
-        objectBytes -= Int(slot.byteCount)
-        slotBytes -= page.slotSize
+        figures.objectCount -= 1
+        figures.objectBytes -= Int(slot.byteCount)
+        figures.slotBytes -= page.slotSize
         if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
             remove(pageAt: index, garbage: &garbage)
         } else if page.isPinned && !page.isListedPartial && !page.isOpen {
@@ -143,7 +142,8 @@ struct SmallShard<Key: Hashable & Sendable> {
         }
     }
 
-    /// Takes a page out of the table (its slots hold no live object).
+    /// Takes a page out of the table (its slots hold no live object, or an eviction gives
+    /// them up: their entries then carry an epoch no page has).
     mutating func remove(pageAt index: Int, garbage: inout [SlabPage]) {
         guard let page = pages[index] else { return }
         if page.isPinned { pinnedPages -= 1 } else { volatilePages -= 1 }
@@ -161,14 +161,13 @@ struct SmallShard<Key: Hashable & Sendable> {
     @usableFromInline
     mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
         guard let slot = entries[key] else {
-            counters.misses += 1
+            figures.misses += 1
             return nil
         }
         let index = Int(slot.page)
         guard let page = pages[index], page.epoch == slot.epoch else {
             entries[key] = nil
-            counters.misses += 1
-            counters.droppedObjectMisses += 1
+            figures.misses += 1
             return nil
         }
         if !page.isPinned {
@@ -183,25 +182,24 @@ struct SmallShard<Key: Hashable & Sendable> {
             }
             volatilePages -= 1
             pinnedPages += 1
-            counters.pagePins += 1
+            figures.pagePins += 1
             syncHot(index)
             if result == .dropped {
-                counters.droppedPages += 1
+                figures.droppedPages += 1
                 lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
                 entries[key] = nil
-                counters.misses += 1
-                counters.droppedObjectMisses += 1
-                return nil
+                figures.misses += 1
+                    return nil
             }
-            counters.volatileHits += 1
+            figures.volatileHits += 1
             if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
                 page.isListedPartial = true
                 partial[page.sizeClass].append(UInt32(index))
             }
         } else {
-            counters.hotHits += 1
+            figures.hotHits += 1
         }
-        referenced[index] = true
+        hot.records[index].referenced = true
         page.readers.add(1, ordering: .acquiring)
         return (page, UnsafeRawBufferPointer(start: page.base + Int(slot.offset), count: Int(slot.byteCount)))
     }
@@ -209,10 +207,45 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// A page whose objects are gone (dropped, or its pin failed): off the totals and out of
     /// the table (their entries go when they are accessed).
     private mutating func lose(_ page: SlabPage, at index: Int, objects: Int, bytes: Int, garbage: inout [SlabPage]) {
-        counters.droppedObjects += objects
-        objectBytes -= bytes
-        slotBytes -= objects * page.slotSize
+        figures.droppedObjects += objects
+        figures.objectCount -= objects
+        figures.objectBytes -= bytes
+        figures.slotBytes -= objects * page.slotSize
         remove(pageAt: index, garbage: &garbage)
+    }
+
+    /// Evicts whole slab pages while the shard holds more objects or bytes than `limits`
+    /// allow, down to seven eighths of them, so that evictions come in bulk and their pages
+    /// are freed together (coalesced by the caller). The clock picks the pages: a volatile one
+    /// at once, a pinned one if not used since the hand last passed. Pages being read or
+    /// filled are skipped (a shard may exceed its limits by the objects of its open pages).
+    /// Entries of evicted pages become stale (their page epoch is gone); when they outnumber
+    /// the live ones, they are swept out of the dictionary.
+    /// - Complexity: O(pages) per eviction, O(entries) per sweep.
+    @usableFromInline
+    mutating func enforceLimits(_ limits: SmallShardLimits, garbage: inout [SlabPage]) {
+        guard figures.objectCount > limits.objects || figures.objectBytes > limits.bytes, !pages.isEmpty else { return }
+        let objects = limits.objects - limits.objects / 8
+        let bytes = limits.bytes - limits.bytes / 8
+        var steps = 3 * pages.count
+        while (figures.objectCount > objects || figures.objectBytes > bytes) && steps > 0 {
+            steps -= 1
+            clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
+            guard let page = pages[clockHand], !page.isOpen, page.readers.load(ordering: .acquiring) == 0 else { continue }
+            if page.isPinned && hot.records[clockHand].referenced {
+                hot.records[clockHand].referenced = false
+                continue
+            }
+            figures.evictedPages += 1
+            figures.evictedObjects += page.liveCount
+            figures.objectCount -= page.liveCount
+            figures.objectBytes -= page.liveBytes
+            figures.slotBytes -= page.liveCount * page.slotSize
+            remove(pageAt: clockHand, garbage: &garbage)
+        }
+        if entries.count > 2 * figures.objectCount + 64 {
+            entries = entries.filter { _, slot in pages[Int(slot.page)]?.epoch == slot.epoch }
+        }
     }
 
     /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
@@ -226,8 +259,8 @@ struct SmallShard<Key: Hashable & Sendable> {
             clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
             guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
             if page.readers.load(ordering: .acquiring) != 0 { continue }
-            if referenced[clockHand] {
-                referenced[clockHand] = false
+            if hot.records[clockHand].referenced {
+                hot.records[clockHand].referenced = false
                 continue
             }
             if page.liveCount == 0 {
@@ -238,7 +271,7 @@ struct SmallShard<Key: Hashable & Sendable> {
             syncHot(clockHand)
             pinnedPages -= 1
             volatilePages += 1
-            counters.pageUnpins += 1
+            figures.pageUnpins += 1
         }
         reapOrphans(garbage: &garbage)
     }
@@ -261,7 +294,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         }
         pinnedPages -= count
         volatilePages += count
-        counters.pageUnpins += count
+        figures.pageUnpins += count
         for sizeClass in partial.indices { partial[sizeClass].removeAll(keepingCapacity: false) }
         return count
     }
@@ -287,51 +320,126 @@ enum SmallHotRead {
     case notHot
 }
 
-/// Event counts of a shard.
+/// A shard's share of the cache's count and cost limits (`Int.max` for none).
 @usableFromInline
-struct SmallCounters {
-    @usableFromInline var hotHits = 0
-    var volatileHits = 0
-    var misses = 0
-    /// Misses because the entry's page had been dropped.
-    var droppedObjectMisses = 0
-    var droppedPages = 0
-    var droppedObjects = 0
-    var pagePins = 0
-    var pageUnpins = 0
-    var regenerations = 0
-
-    @usableFromInline init() {}
+struct SmallShardLimits: Sendable {
+    @usableFromInline let objects: Int
+    @usableFromInline let bytes: Int
 }
 
-/// A shard: its lock and its state (only touched under the lock).
+/// What a hit reads of a slab page, kept apart from the page object so that a hit touches
+/// one small record in a table that stays in the CPU caches.
+@usableFromInline
+struct SmallPageRecord {
+    /// The page's first byte (nil once the page is given back).
+    @usableFromInline var base: UnsafeMutableRawPointer?
+    /// The page's epoch while it is pinned; 0 while it is volatile or given back.
+    @usableFromInline var epoch: UInt32
+    /// The clock's reference bit.
+    @usableFromInline var referenced: Bool
+}
+
+/// A shard's page records, by page index, in memory of its own: a hit reads and sets a
+/// record through a pointer, with no array bounds or copy-on-write check. Only touched
+/// under the shard's lock; it grows (and may move) only there.
+@usableFromInline
+final class SmallPageTable {
+    // Only touched under the shard's lock: no dynamic exclusivity check (a runtime call).
+    @exclusivity(unchecked) @usableFromInline private(set) var records: UnsafeMutablePointer<SmallPageRecord>
+    private(set) var count = 0
+    private var capacity = 0
+
+    init() { records = .allocate(capacity: 0) }
+
+    deinit { records.deallocate() }
+
+    /// Adds a record for a new page index (volatile, unreferenced until set).
+    func append() {
+        if count == capacity {
+            let grown = UnsafeMutablePointer<SmallPageRecord>.allocate(capacity: max(16, 2 * capacity))
+            grown.moveInitialize(from: records, count: count)
+            records.deallocate()
+            records = grown
+            capacity = max(16, 2 * capacity)
+        }
+        (records + count).initialize(to: SmallPageRecord(base: nil, epoch: 0, referenced: false))
+        count += 1
+    }
+
+    /// Copies an object out of its slot in 16-byte words, rounded up: slots are 16-byte
+    /// aligned multiples of 16 bytes, so the words stay inside the slot, and a short loop
+    /// of vector moves beats a call to `memcpy` at these sizes.
+    @inlinable @inline(__always)
+    static func copySlot(from source: UnsafeRawPointer, to destination: UnsafeMutableRawPointer, count: Int) {
+        var offset = 0
+        repeat {
+            destination.storeBytes(of: source.load(fromByteOffset: offset, as: SIMD16<UInt8>.self), toByteOffset: offset, as: SIMD16<UInt8>.self)
+            offset &+= 16
+        } while offset < count
+    }
+}
+
+/// A handle on one shard: its lock and its state, at fixed addresses for the cache's
+/// lifetime. Plain pointers, so that taking a shard costs no reference count (an atomic
+/// increment and decrement per hit with a class).
 ///
 /// The lock is a `pthread_mutex_t` as in VolatileSystem's `Lock` (so ThreadSanitizer sees it),
 /// held here directly because the hit path is inlined into the cache's callers, which can
-/// only see public declarations of other modules.
+/// only see public declarations of other modules. The lock lives apart from the state: the
+/// state is only ever accessed (even read) with the lock held.
 @usableFromInline
-final class SmallShardBox<Key: Hashable & Sendable>: @unchecked Sendable {  // `state` is only touched under `mutex`.
+struct SmallShardRef<Key: Hashable & Sendable> {
     @usableFromInline let mutex: UnsafeMutablePointer<pthread_mutex_t>
-    // Only touched under `mutex`: the dynamic exclusivity check (a runtime call and a
-    // thread-local access set, about a third of a hit's instructions) guards nothing here.
-    @exclusivity(unchecked) @usableFromInline var state = SmallShard<Key>()
+    @usableFromInline let state: UnsafeMutablePointer<SmallShard<Key>>
 
-    @usableFromInline init() {
-        mutex = .allocate(capacity: 1)
-        mutex.initialize(to: pthread_mutex_t())
-        let status = pthread_mutex_init(mutex, nil)
-        precondition(status == 0, "pthread_mutex_init failed: \(status)")
-    }
-
-    deinit {
-        pthread_mutex_destroy(mutex)
-        mutex.deallocate()
+    @inlinable init(mutex: UnsafeMutablePointer<pthread_mutex_t>, state: UnsafeMutablePointer<SmallShard<Key>>) {
+        self.mutex = mutex
+        self.state = state
     }
 
     @inlinable @inline(__always)
     func withLock<Result, E: Error>(_ body: (inout SmallShard<Key>) throws(E) -> Result) throws(E) -> Result {
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
-        return try body(&state)
+        return try body(&state.pointee)
+    }
+}
+
+/// The shards of a cache, in memory the cache owns (freed by its `deinit`): the states side
+/// by side, the locks a cache line apart (threads on different shards do not share lines).
+@usableFromInline
+struct SmallShardTable<Key: Hashable & Sendable>: RandomAccessCollection, @unchecked Sendable {
+    // Each shard's state is only touched under its own mutex (`SmallShardRef.withLock`).
+    @usableFromInline let mutexes: UnsafeMutableRawPointer
+    @usableFromInline let states: UnsafeMutablePointer<SmallShard<Key>>
+    @usableFromInline let endIndex: Int
+    @usableFromInline var startIndex: Int { 0 }
+    @usableFromInline static var mutexStride: Int { 64 }
+
+    init(count: Int) {
+        precondition(MemoryLayout<pthread_mutex_t>.size <= Self.mutexStride)
+        mutexes = .allocate(byteCount: count * Self.mutexStride, alignment: Self.mutexStride)
+        states = .allocate(capacity: count)
+        for index in 0..<count {
+            let mutex = (mutexes + index * Self.mutexStride).initializeMemory(as: pthread_mutex_t.self, repeating: pthread_mutex_t(), count: 1)
+            let status = pthread_mutex_init(mutex, nil)
+            precondition(status == 0, "pthread_mutex_init failed: \(status)")
+            (states + index).initialize(to: SmallShard())
+        }
+        endIndex = count
+    }
+
+    @inlinable
+    subscript(index: Int) -> SmallShardRef<Key> {
+        SmallShardRef(
+            mutex: (mutexes + index &* Self.mutexStride).assumingMemoryBound(to: pthread_mutex_t.self), state: states + index)
+    }
+
+    /// Destroys the shards; only from the cache's `deinit`.
+    func deallocate() {
+        for index in 0..<endIndex { pthread_mutex_destroy(self[index].mutex) }
+        states.deinitialize(count: endIndex)
+        states.deallocate()
+        mutexes.deallocate()
     }
 }

@@ -3,6 +3,9 @@ extension SmallObjectCache {
     public struct Statistics: Hashable, Sendable {
         /// Entries (including those whose volatile page was dropped, until accessed).
         public var entryCount = 0
+        /// Objects held: the entries minus those whose page was dropped or evicted (such an
+        /// entry goes when it is accessed, or with the next eviction's sweep).
+        public var objectCount = 0
         /// Bytes of the objects themselves: their real size (not rounded to pages).
         public var objectBytes = 0
         /// Bytes of the slots the objects take (rounded up to their size class).
@@ -25,6 +28,11 @@ extension SmallObjectCache {
         public var pagePins = 0
         /// Unpins of slab pages.
         public var pageUnpins = 0
+        /// Objects evicted by ``Configuration/countLimit`` or ``Configuration/totalCostLimit``.
+        public var evictedObjects = 0
+        /// Slab pages evicted with them (a page is evicted whole, its frees coalesced with
+        /// the other pages of the same eviction).
+        public var evictedPages = 0
         /// Regenerations run by ``SmallObjectCache/withBytes(forKey:regenerate:_:)``.
         public var regenerations = 0
         /// Estimated bytes of per-entry metadata (the dictionary slots) per entry.
@@ -36,27 +44,33 @@ extension SmallObjectCache {
     public var statistics: Statistics {
         var result = Statistics()
         var capacity = 0
+        let pageSize = arena.pageSize
         for shard in shards {
-            shard.withLock { state in
-                result.entryCount += state.entries.count
+            let figures = shard.withLock { state in
+                var figures = state.figures
+                figures.entryCount = state.entries.count
+                figures.hotPageBytes = state.pinnedPages * pageSize
+                figures.volatilePageBytes = state.volatilePages * pageSize
                 capacity += state.entries.capacity
-                result.objectBytes += state.objectBytes
-                result.slotBytes += state.slotBytes
-                result.hotPageBytes += state.pinnedPages * arena.pageSize
-                result.volatilePageBytes += state.volatilePages * arena.pageSize
-                result.hotHits += state.counters.hotHits
-                result.volatileHits += state.counters.volatileHits
-                result.misses += state.counters.misses
-                result.droppedPages += state.counters.droppedPages
-                result.droppedObjects += state.counters.droppedObjects
-                result.pagePins += state.counters.pagePins
-                result.pageUnpins += state.counters.pageUnpins
-                result.regenerations += state.counters.regenerations
+                return figures
             }
+            result.add(figures)
         }
         // A dictionary slot: key and value, plus about one byte of occupancy metadata.
         let slot = MemoryLayout<Key>.stride + MemoryLayout<SmallSlot>.stride + 1
         result.metadataBytesPerEntry = result.entryCount == 0 ? slot : capacity * slot / result.entryCount
         return result
+    }
+}
+
+extension SmallObjectCache.Statistics {
+    /// Adds another shard's figures (all but the per-entry estimate, computed over the sum).
+    mutating func add(_ other: Self) {
+        let summed: [WritableKeyPath<Self, Int>] = [
+            \.entryCount, \.objectCount, \.objectBytes, \.slotBytes, \.hotPageBytes, \.volatilePageBytes, \.hotHits, \.volatileHits,
+            \.misses, \.droppedPages, \.droppedObjects, \.pagePins, \.pageUnpins, \.evictedObjects, \.evictedPages,
+            \.regenerations,
+        ]
+        for field in summed { self[keyPath: field] += other[keyPath: field] }
     }
 }

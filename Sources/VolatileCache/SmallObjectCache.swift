@@ -25,6 +25,9 @@ import CVolatileShim
 /// bookkeeping is per page. Concurrent misses on one key may each run the regenerator
 /// (there is no single flight: small objects are cheap to make); the last insert wins.
 ///
+/// With ``Configuration/countLimit`` or ``Configuration/totalCostLimit``, a shard beyond its
+/// share evicts whole slab pages in bulk, volatile ones first, their frees coalesced.
+///
 /// The cache is safe to use from any thread. No regenerator, writer or body runs under one
 /// of its locks. The pin and unpin of a slab page (one system call of one page) are made
 /// under the lock of the shard that owns the page.
@@ -36,10 +39,12 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// The largest object the cache holds, in bytes (2 KiB).
     public static var maximumObjectByteCount: Int { SlabSizeClass.maximumByteCount }
 
-    @usableFromInline let shards: [SmallShardBox<Key>]
+    @usableFromInline let shards: SmallShardTable<Key>
     @usableFromInline let shardMask: Int
     /// Pinned slab pages each shard may keep beyond the ones being filled or read.
     @usableFromInline let hotPagesPerShard: Int
+    /// Each shard's share of the count and cost limits (`Int.max` for none).
+    @usableFromInline let limitsPerShard: SmallShardLimits
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, shards, arena configuration.
@@ -47,13 +52,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     ///   range, or ``VolatileCacheError/memoryUnavailable(_:)`` if the arena cannot be created.
     public convenience init(configuration: Configuration = .default) throws(VolatileCacheError) {
         try configuration.validate()
-        let arena: VolatileArena
-        do {
-            arena = try VolatileArena(configuration: configuration.arena)
-        } catch {
-            throw VolatileCacheError.memoryUnavailable(error)
-        }
-        try self.init(arena: arena, configuration: configuration)
+        try self.init(arena: VolatileArena.forCache(configuration.arena), configuration: configuration)
     }
 
     /// Creates a cache on an existing arena (which may be shared with other caches).
@@ -67,16 +66,20 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         self.arena = arena
         var count = 1
         while count < configuration.shardCount { count <<= 1 }
-        shards = (0..<count).map { _ in SmallShardBox<Key>() }
+        shards = SmallShardTable(count: count)
         shardMask = count - 1
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
+        func share(_ limit: Int?) -> Int { limit.map { $0 / count + ($0 % count == 0 ? 0 : 1) } ?? .max }  // no overflow at .max
+        limitsPerShard = SmallShardLimits(objects: share(configuration.countLimit), bytes: share(configuration.totalCostLimit))
     }
+
+    deinit { shards.deallocate() }
 
     /// The key's shard. An `Int` key is mixed with one multiplication instead of hashed (the
     /// shard's dictionary hashes it anyway; the shard only spreads lock traffic): in code
     /// specialized for `Int` the cast folds away, and a hit hashes once instead of twice.
     @inlinable @inline(__always)
-    func shard(for key: Key) -> SmallShardBox<Key> {
+    func shard(for key: Key) -> SmallShardRef<Key> {
         let hash = UInt(bitPattern: (key as? Int) ?? key.hashValue) &* 0x9E37_79B9_7F4A_7C15
         return shards[Int(truncatingIfNeeded: hash >> 32) & shardMask]
     }
@@ -136,15 +139,16 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     func store(_ bytes: UnsafeRawBufferPointer, sizeClass: Int, forKey key: Key) throws {
         let shard = shard(for: key)
         var garbage: [SlabPage] = []
-        defer { if !garbage.isEmpty { Self.release(garbage) } }
+        defer { if !garbage.isEmpty { release(garbage) } }
         let arena = arena
-        let limit = hotPagesPerShard
+        let (hotLimit, limits) = (hotPagesPerShard, limitsPerShard)
         try shard.withLock { state throws(VolatileCacheError) in
             let slot = try state.place(bytes, sizeClass: sizeClass, arena: arena)
             if let old = state.entries.updateValue(slot, forKey: key) {
                 state.forget(old, garbage: &garbage)
             }
-            state.enforceHotBudget(limit, garbage: &garbage)
+            state.enforceLimits(limits, garbage: &garbage)
+            state.enforceHotBudget(hotLimit, garbage: &garbage)
         }
     }
 
@@ -154,7 +158,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
         var garbage: [SlabPage] = []
-        defer { Self.release(garbage) }
+        defer { release(garbage) }
         return shard(for: key).withLock { state in
             guard let old = state.entries.removeValue(forKey: key) else { return false }
             state.forget(old, garbage: &garbage)
@@ -169,7 +173,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// - Complexity: O(entries + pages).
     public func removeAll() {
         for shard in shards {
-            let (pages, entries) = shard.withLock { state -> ([SlabPage], [Key: SmallSlot]) in
+            let (pages, old) = shard.withLock { state -> ([SlabPage], SmallShard<Key>) in
                 var released: [SlabPage] = []
                 var kept: [SlabPage] = []
                 for case let page? in state.pages {
@@ -178,13 +182,13 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
                 for page in state.orphans {
                     if page.readers.load(ordering: .acquiring) == 0 { released.append(page) } else { kept.append(page) }
                 }
-                let entries = state.entries
+                let old = state
                 state = SmallShard()
                 // Pages a reader is on stay owned by the shard, out of use, until it leaves them.
                 state.orphans = kept
-                return (released, entries)
+                return (released, old)
             }
-            _ = consume entries
+            _ = consume old  // the tables are freed outside the lock
             SlabPage.releaseCoalesced(pages, arena: arena)
         }
         arena.trimRecycledExtents()
@@ -221,9 +225,11 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         return pages * arena.pageSize
     }
 
+    /// Gives pages taken out of a shard back to the arena, outside the shard's lock: one page
+    /// on its own, several (an eviction) with adjacent pages coalesced into runs.
     @usableFromInline
-    static func release(_ pages: [SlabPage]) {
-        for page in pages { page.release() }
+    func release(_ pages: [SlabPage]) {
+        if pages.count == 1 { pages[0].release() } else if pages.count > 1 { SlabPage.releaseCoalesced(pages, arena: arena) }
     }
 }
 
@@ -245,4 +251,3 @@ struct SmallSlot {
         self.byteCount = byteCount
     }
 }
-

@@ -9,22 +9,17 @@ import VolatileMemory
 import Glibc
 #endif
 
-/// Figures for one object size: per entry, in nanoseconds or bytes.
+/// Figures for one object size and structure.
 struct SmallObjectFigures {
-    var byteCount: Int
-    var keyCount: Int
-    var rssPerEntry: Double
-    var insertNanoseconds: Double
-    var hotLookupNanoseconds: Double
-    /// First lookup of each key after `shed()` (nil for the dictionary).
-    var volatileLookupNanoseconds: Double?
+    /// Resident memory: bytes per entry once filled, the process's RSS before the inserts,
+    /// and RSS after `removeAll` minus RSS before.
+    var rss: (perEntry: Double, before: Int, afterRemoveAll: Int)
+    /// Thread CPU time per entry: insert; hot lookup (median of the chunks); first lookup of
+    /// each key after `shed()` (cache only); the dictionary behind a `Mutex`, value used after
+    /// the lock, same chunks (dictionary only: context, since the cache is thread-safe and a
+    /// plain dictionary is not).
+    var nanoseconds: (insert: Double, hotLookup: Double, volatileLookup: Double?, mutexLookup: Double?)
     var removeAllSeconds: Double
-    /// RSS after `removeAll` minus RSS before the inserts.
-    var rssAfterRemoveAll: Int
-    var rssBefore: Int
-    /// The dictionary behind a `Mutex` (value used after the lock), same chunks: context for
-    /// the hot lookup, since the cache is thread-safe and a plain dictionary is not.
-    var mutexLookupNanoseconds: Double? = nil
 }
 
 /// The resident set of this process, from /proc/self/statm.
@@ -128,16 +123,13 @@ enum SmallObjectBenchmarks {
         let count = Double(keys.count)
         return (
             SmallObjectFigures(
-                byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(cacheFull - cacheBefore) / count,
-                insertNanoseconds: cacheInsert / count, hotLookupNanoseconds: median(cacheSamples),
-                volatileLookupNanoseconds: volatile / count, removeAllSeconds: cacheRemoveAll / 1e9,
-                rssAfterRemoveAll: cacheAfter - cacheBefore, rssBefore: cacheBefore),
+                rss: (Double(cacheFull - cacheBefore) / count, cacheBefore, cacheAfter - cacheBefore),
+                nanoseconds: (cacheInsert / count, median(cacheSamples), volatile / count, nil),
+                removeAllSeconds: cacheRemoveAll / 1e9),
             SmallObjectFigures(
-                byteCount: byteCount, keyCount: keys.count, rssPerEntry: Double(dictionaryFull - dictionaryBefore) / count,
-                insertNanoseconds: dictionaryInsert / count, hotLookupNanoseconds: median(dictionarySamples),
-                volatileLookupNanoseconds: nil, removeAllSeconds: dictionaryRemoveAll / 1e9,
-                rssAfterRemoveAll: dictionaryAfter - dictionaryBefore, rssBefore: dictionaryBefore,
-                mutexLookupNanoseconds: median(mutexSamples))
+                rss: (Double(dictionaryFull - dictionaryBefore) / count, dictionaryBefore, dictionaryAfter - dictionaryBefore),
+                nanoseconds: (dictionaryInsert / count, median(dictionarySamples), nil, median(mutexSamples)),
+                removeAllSeconds: dictionaryRemoveAll / 1e9)
         )
     }
 
@@ -157,9 +149,8 @@ enum SmallObjectBenchmarks {
         if sink == 42 { print("") }
         let count = Double(keyCount)
         return SmallObjectFigures(
-            byteCount: byteCount, keyCount: keyCount, rssPerEntry: Double(full - before) / count,
-            insertNanoseconds: insert / count, hotLookupNanoseconds: hot / count, volatileLookupNanoseconds: nil,
-            removeAllSeconds: removeAll / 1e9, rssAfterRemoveAll: after - before, rssBefore: before)
+            rss: (Double(full - before) / count, before, after - before),
+            nanoseconds: (insert / count, hot / count, nil, nil), removeAllSeconds: removeAll / 1e9)
     }
 
     // CPU time of this thread, not wall time: on a shared machine (load average above the
@@ -197,41 +188,41 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
         let label = "\(keyCount / 1000)k x \(byteCount) B"
         rows.append(Row(
             name: "small_rss_per_entry_vs_dict" + suffix, candidate: "SmallObjectCache RSS/entry, \(label)",
-            candidateNanoseconds: cache.rssPerEntry, baseline: "[Int: [UInt8]] RSS/entry",
-            baselineNanoseconds: dictionary.rssPerEntry, goal: 3, inRatioLine: inLine, unit: "B"))
+            candidateNanoseconds: cache.rss.perEntry, baseline: "[Int: [UInt8]] RSS/entry",
+            baselineNanoseconds: dictionary.rss.perEntry, goal: 3, inRatioLine: inLine, unit: "B"))
         rows.append(Row(
-            name: "small_insert_vs_dict" + suffix, candidate: "insert, \(label)", candidateNanoseconds: cache.insertNanoseconds,
-            baseline: "dictionary insert", baselineNanoseconds: dictionary.insertNanoseconds, goal: nil, inRatioLine: inLine))
+            name: "small_insert_vs_dict" + suffix, candidate: "insert, \(label)", candidateNanoseconds: cache.nanoseconds.insert,
+            baseline: "dictionary insert", baselineNanoseconds: dictionary.nanoseconds.insert, goal: nil, inRatioLine: inLine))
         rows.append(Row(
-            name: "small_hot_lookup_vs_dict" + suffix, candidate: "hot lookup, \(label)", candidateNanoseconds: cache.hotLookupNanoseconds,
-            baseline: "dictionary lookup", baselineNanoseconds: dictionary.hotLookupNanoseconds, goal: 1.5, inRatioLine: inLine))
+            name: "small_hot_lookup_vs_dict" + suffix, candidate: "hot lookup, \(label)", candidateNanoseconds: cache.nanoseconds.hotLookup,
+            baseline: "dictionary lookup", baselineNanoseconds: dictionary.nanoseconds.hotLookup, goal: 1.5, inRatioLine: inLine))
         rows.append(Row(
             name: "small_hot_lookup_vs_mutex_dict" + suffix, candidate: "hot lookup, \(label)",
-            candidateNanoseconds: cache.hotLookupNanoseconds, baseline: "Mutex<[Int: [UInt8]]> lookup",
-            baselineNanoseconds: dictionary.mutexLookupNanoseconds ?? .nan, goal: nil, inRatioLine: false))
+            candidateNanoseconds: cache.nanoseconds.hotLookup, baseline: "Mutex<[Int: [UInt8]]> lookup",
+            baselineNanoseconds: dictionary.nanoseconds.mutexLookup ?? .nan, goal: nil, inRatioLine: false))
         rows.append(Row(
             name: "small_volatile_lookup" + suffix, candidate: "lookup after shed(), \(label)",
-            candidateNanoseconds: cache.volatileLookupNanoseconds ?? .nan, baseline: "dictionary lookup",
-            baselineNanoseconds: dictionary.hotLookupNanoseconds, goal: nil, inRatioLine: false))
+            candidateNanoseconds: cache.nanoseconds.volatileLookup ?? .nan, baseline: "dictionary lookup",
+            baselineNanoseconds: dictionary.nanoseconds.hotLookup, goal: nil, inRatioLine: false))
         rows.append(Row(
             name: "small_removeall_seconds" + suffix, candidate: "removeAll, \(label)", candidateNanoseconds: cache.removeAllSeconds,
             baseline: "(seconds; goal <= 0.5 s)", baselineNanoseconds: 1, goal: 0.5, inRatioLine: inLine, unit: "s"))
         notes.append(
-            "small \(label): insert \(formatNanoseconds(cache.insertNanoseconds)) (dict \(formatNanoseconds(dictionary.insertNanoseconds))), "
-                + "RSS/entry \(format2(cache.rssPerEntry)) B (dict \(format2(dictionary.rssPerEntry)) B), "
+            "small \(label): insert \(formatNanoseconds(cache.nanoseconds.insert)) (dict \(formatNanoseconds(dictionary.nanoseconds.insert))), "
+                + "RSS/entry \(format2(cache.rss.perEntry)) B (dict \(format2(dictionary.rss.perEntry)) B), "
                 + "removeAll \(format2(cache.removeAllSeconds)) s (dict \(format2(dictionary.removeAllSeconds)) s), "
-                + "RSS after removeAll \(format2(Double(cache.rssAfterRemoveAll) / 1048576)) MiB vs before "
-                + "(\(format2(100 * Double(cache.rssAfterRemoveAll) / Double(cache.rssBefore))) % of the \(format2(Double(cache.rssBefore) / 1048576)) MiB start)")
+                + "RSS after removeAll \(format2(Double(cache.rss.afterRemoveAll) / 1048576)) MiB vs before "
+                + "(\(format2(100 * Double(cache.rss.afterRemoveAll) / Double(cache.rss.before))) % of the \(format2(Double(cache.rss.before) / 1048576)) MiB start)")
     }
     // Before: a page per object (VolatileCache), on fewer keys.
     let beforeKeys = min(keyCount, 100_000)
     let before = try SmallObjectBenchmarks.pagePerObject(byteCount: 16, keyCount: beforeKeys)
     notes.append(
-        "before (VolatileCache, page per object, everything hot, \(beforeKeys / 1000)k x 16 B): RSS/entry \(format2(before.rssPerEntry)) B, "
-            + "insert \(formatNanoseconds(before.insertNanoseconds)), hot lookup \(formatNanoseconds(before.hotLookupNanoseconds)), "
+        "before (VolatileCache, page per object, everything hot, \(beforeKeys / 1000)k x 16 B): RSS/entry \(format2(before.rss.perEntry)) B, "
+            + "insert \(formatNanoseconds(before.nanoseconds.insert)), hot lookup \(formatNanoseconds(before.nanoseconds.hotLookup)), "
             + "removeAll \(format2(before.removeAllSeconds)) s (x\(keyCount / beforeKeys) for \(keyCount / 1000)k: "
             + "\(format2(before.removeAllSeconds * Double(keyCount / beforeKeys))) s), RSS after removeAll "
-            + "\(format2(Double(before.rssAfterRemoveAll) / 1048576)) MiB above the start")
+            + "\(format2(Double(before.rss.afterRemoveAll) / 1048576)) MiB above the start")
     return rows
 }
 

@@ -17,9 +17,11 @@ private func smallContent(_ key: Int, _ byteCount: Int) -> [UInt8] {
 private func mixedSize(_ key: Int) -> Int { 8 * (1 + key % 256) }
 
 private func makeSmallCache(
-    hot: Int = 64 << 20, shards: Int = 1, strategy: DropDetectionStrategy = .automatic
+    hot: Int = 64 << 20, shards: Int = 1, strategy: DropDetectionStrategy = .automatic,
+    countLimit: Int? = nil, totalCostLimit: Int? = nil
 ) throws -> SmallObjectCache<Int> {
-    var configuration = SmallObjectCache<Int>.Configuration(hotByteLimit: hot, shardCount: shards)
+    var configuration = SmallObjectCache<Int>.Configuration(
+        hotByteLimit: hot, shardCount: shards, countLimit: countLimit, totalCostLimit: totalCostLimit)
     configuration.arena.strategy = strategy
     configuration.arena.regionByteCount = 64 << 20
     configuration.arena.minimumRegionByteCount = 16 << 20
@@ -96,13 +98,13 @@ struct SmallObjectTests {
         #expect(statistics.hotPageBytes == page)
     }
 
-    @Test("A page being read in place is not made volatile; objects up to 64 B are read from a copy")
+    @Test("A page being read in place is not made volatile; objects up to 256 B are read from a copy")
     func readersKeepPagesPinned() throws {
         let cache = try makeSmallCache()
-        for key in 0..<64 { try cache.insert(smallContent(key, 128), forKey: key) }  // 32 per page: two pages
+        for key in 0..<16 { try cache.insert(smallContent(key, 512), forKey: key) }  // 8 per page: two pages
         let shedWhileReading = try cache.withBytes(forKey: 5) { bytes -> Int in
             let shed = cache.shed()
-            #expect(Array(bytes) == smallContent(5, 128))
+            #expect(Array(bytes) == smallContent(5, 512))
             return shed
         }
         #expect(shedWhileReading == page)  // only the other page
@@ -110,19 +112,21 @@ struct SmallObjectTests {
         // A slot freed while its page is read is not reused until the reader leaves.
         try cache.withBytes(forKey: 6) { bytes in
             cache.removeValue(forKey: 7)
-            try cache.insert(smallContent(9999, 128), forKey: 9999)
-            #expect(Array(bytes) == smallContent(6, 128))
+            try cache.insert(smallContent(9999, 512), forKey: 9999)
+            #expect(Array(bytes) == smallContent(6, 512))
         }
-        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 128))
-        // A 16-byte object is copied out under the lock: its page may become volatile at once.
-        let small = try makeSmallCache()
-        for key in 0..<256 { try small.insert(smallContent(key, 16), forKey: key) }
-        let shed = try small.withBytes(forKey: 1) { bytes -> Int in
-            let shed = small.shed()
-            #expect(Array(bytes) == smallContent(1, 16))
-            return shed
+        #expect(try cache.bytes(forKey: 9999) == smallContent(9999, 512))
+        // Objects up to 256 B are copied out under the lock: their page may become volatile at once.
+        for byteCount in [16, 24, 256] {
+            let small = try makeSmallCache()
+            for key in 0..<8 { try small.insert(smallContent(key, byteCount), forKey: key) }
+            let shed = try small.withBytes(forKey: 1) { bytes -> Int in
+                let shed = small.shed()
+                #expect(Array(bytes) == smallContent(1, byteCount))
+                return shed
+            }
+            #expect(shed == page)
         }
-        #expect(shed == page)
     }
 
     @Test("The hot budget keeps only so many pages pinned; the rest are volatile")
@@ -172,10 +176,10 @@ struct SmallObjectTests {
     }
 
     @Test(
-        "Adversarial: readers, writers, sheds and external page drops; every byte verified",
-        arguments: [DropDetectionStrategy.automatic, .canary])
-    func adversarialDrops(strategy: DropDetectionStrategy) throws {
-        let cache = try makeSmallCache(hot: 32 * page, shards: 4, strategy: strategy)
+        "Adversarial: readers, writers, sheds, external page drops and evictions; every byte verified",
+        arguments: [DropDetectionStrategy.automatic, .canary], [nil, 8000])
+    func adversarialDrops(strategy: DropDetectionStrategy, countLimit: Int?) throws {
+        let cache = try makeSmallCache(hot: 32 * page, shards: 4, strategy: strategy, countLimit: countLimit)
         let keyCount = 20_000
         for key in 0..<keyCount { try cache.insert(smallContent(key, mixedSize(key)), forKey: key) }
         let corrupt = Atomic<Int>(0)
@@ -219,6 +223,10 @@ struct SmallObjectTests {
         #expect(reads.load(ordering: .relaxed) > minimumWork(1000))
         #expect(droppedByInjector.load(ordering: .relaxed) > 0)
         #expect(cache.statistics.droppedPages > 0)
+        if let countLimit {
+            #expect(cache.statistics.evictedPages > 0)
+            #expect(cache.statistics.objectCount <= countLimit + 4 * SlabSizeClass.slotSizes.count * 256)
+        }
         // Afterwards every key reads back exactly (regenerated where its page was dropped).
         for key in 0..<keyCount {
             let expected = smallContent(key, mixedSize(key))
@@ -250,6 +258,71 @@ struct SmallObjectTests {
         // The cache works as before afterwards.
         try cache.insert(smallContent(1, 256), forKey: 1)
         #expect(try cache.bytes(forKey: 1) == smallContent(1, 256))
+    }
+
+    @Test("Count and cost limits out of range are typed errors")
+    func invalidLimits() throws {
+        for value in [0, -1] {
+            let reason = "\(value); accepted: 1 or more, or nil for no limit"
+            #expect(throws: VolatileCacheError.invalidConfiguration(field: "countLimit", reason: reason)) {
+                try makeSmallCache(countLimit: value)
+            }
+            #expect(throws: VolatileCacheError.invalidConfiguration(field: "totalCostLimit", reason: reason)) {
+                try makeSmallCache(totalCostLimit: value)
+            }
+        }
+        #expect(try makeSmallCache(countLimit: 1, totalCostLimit: 1).statistics.objectCount == 0)
+        let unbounded = try makeSmallCache(shards: 16, countLimit: .max, totalCostLimit: .max)
+        for key in 0..<1000 { try unbounded.insert(smallContent(key, 16), forKey: key) }
+        #expect(unbounded.statistics.evictedObjects == 0 && unbounded.statistics.objectCount == 1000)
+    }
+
+    @Test("A count limit evicts whole pages in bulk, their frees coalesced; what stays reads back exactly")
+    func countLimitEvictsPages() throws {
+        let cache = try makeSmallCache(countLimit: 2560)  // ten pages of 256 16-byte objects
+        for key in 0..<2560 { try cache.insert(smallContent(key, 16), forKey: key) }
+        #expect(cache.statistics.evictedObjects == 0)
+        #expect(cache.arena.statistics.extentCount == 10)
+        // One object over the limit: the shard goes down to 7/8 of it (2,240) in one eviction.
+        try cache.insert(smallContent(2560, 16), forKey: 2560)
+        let statistics = cache.statistics
+        #expect(statistics.evictedPages == 2)
+        #expect(statistics.evictedObjects == 512)
+        #expect(statistics.objectCount == 2561 - 512)
+        #expect(statistics.objectBytes == (2561 - 512) * 16)
+        #expect(statistics.hotPageBytes == 9 * page)
+        #expect(cache.arena.statistics.extentCount == 9)  // 11 pages made, 2 given back
+        cache.arena.checkInvariants()
+        var hits = 0
+        for key in 0...2560 {
+            guard let bytes = try cache.bytes(forKey: key) else { continue }
+            #expect(bytes == smallContent(key, 16))
+            hits += 1
+        }
+        #expect(hits == 2561 - 512)
+        #expect(try cache.bytes(forKey: 2560) == smallContent(2560, 16))  // the newest stays
+        #expect(cache.count == 2561 - 512)  // the evicted entries went when accessed
+    }
+
+    @Test("A cost limit evicts volatile pages before pages read since the clock last passed")
+    func costLimitPrefersColdPages() throws {
+        let cache = try makeSmallCache(totalCostLimit: 128 * 256)  // eight pages of 16 256-byte objects
+        for key in 0..<128 { try cache.insert(smallContent(key, 256), forKey: key) }
+        #expect(cache.shed() == 8 * page)
+        for key in 16..<32 { #expect(try cache.bytes(forKey: key) == smallContent(key, 256)) }  // re-pins page 1
+        #expect(cache.statistics.hotPageBytes == page)
+        try cache.insert(smallContent(128, 256), forKey: 128)  // 129 objects: down to 112
+        let statistics = cache.statistics
+        #expect(statistics.evictedPages == 2)
+        #expect(statistics.evictedObjects == 32)
+        #expect(statistics.objectBytes == (129 - 32) * 256)
+        #expect(statistics.volatilePageBytes == 5 * page)  // 7 volatile, 2 of them evicted
+        #expect(cache.arena.statistics.volatileBytes == 5 * page)
+        cache.arena.checkInvariants()
+        for key in 16..<32 { #expect(try cache.bytes(forKey: key) == smallContent(key, 256)) }
+        var hits = 0
+        for key in 0...128 where try cache.bytes(forKey: key) != nil { hits += 1 }
+        #expect(hits == 129 - 32)
     }
 
     @Test("The README's Small objects example")
