@@ -126,6 +126,8 @@ struct ShardState<Key: Hashable & Sendable> {
     var hot = EntryList<Key>()
     /// Volatile entries ordered by stamp (they get no hits, so it never goes stale).
     var volatile = EntryList<Key>()
+    /// The adaptive policy's segments (see `VolatileCache+Segments.swift`); empty under LRU.
+    var segments = ShardSegments<Key>()
 
     /// The entry for `key`.
     func entry(for key: HashedKey<Key>) -> CacheEntry<Key>? {
