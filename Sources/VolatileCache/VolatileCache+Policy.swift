@@ -14,20 +14,21 @@ import VolatileMemory
 // demotion; cost or 1 under the cost and count limits): the static optimum keeps the entries
 // with the most accesses per byte (a greedy knapsack). Ties go to the older stamp.
 //
-// Decisions (W-TinyLFU in spirit, with the hot set as the admission window: every new or
-// re-pinned entry enters it, and competes once it is among the oldest):
-// - demotion order (`nextDemotionVictim`): the least valuable among each shard's oldest
-//   unheld hot entries. The kernel reclaims lazily freed pages oldest first, so this is also
-//   the order of loss when the kernel, not the policy, decides; `shed()` uses the same order.
-// - count and cost limits (`evictionVictim`): the least valuable among each shard's oldest
-//   and newest volatile entries, oldest hot entries, and the entry just produced, which loses
-//   ties (TinyLFU's admission: a newcomer must be strictly more valuable than its victim, so a
-//   one-time sweep of new keys cannot push out the frequent ones).
+// Decisions (W-TinyLFU: window, probation and protected segments, see
+// `VolatileCache+Segments.swift`):
+// - demotion order (`nextDemotionVictim`): among each shard's oldest unheld hot entries,
+//   probation (and candidates) first, then the window, protected last; within a segment the
+//   least valuable. The kernel reclaims lazily freed pages oldest first, so this is also the
+//   order of loss when the kernel, not the policy, decides; `shed()` uses the same order.
+// - count and cost limits (`evictBySegments`): the window's oldest entry is a candidate,
+//   compared with the oldest probation and protected entries; it gets in only if it is worth
+//   strictly more per unit of weight (TinyLFU's admission: a one-time sweep of new keys
+//   cannot push out the frequent ones).
 // - resident capacity (`enforceResidentCapacity`): the policy, not the kernel, chooses what
 //   leaves the resident set. The capacity is learned from the kernel: unknown (unbounded)
 //   until a re-pin finds dropped pages; then the cache forgets its wholly dropped entries,
-//   sets the capacity just below what is still resident, and evicts the least valuable
-//   entries whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
+//   sets the capacity just below what is still resident, and evicts by the segments' rule
+//   whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
 //   1/16 of the victim's bytes, so the cache probes upward until the kernel drops again
 //   (additive increase, cut on loss; a cut is at most 1/16 of the capacity per drop, and
 //   drops are acted on at most every `Residency.cutInterval`).

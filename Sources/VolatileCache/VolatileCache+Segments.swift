@@ -95,7 +95,7 @@ struct ShardSegments<Key: Hashable & Sendable> {
     var isEnabled = false
     /// Whether weights are costs (a cost limit is set) rather than bytes.
     var usesCost = false
-    /// The latest clock value the shard gave out for a segment move (see `segmentStamp`).
+    /// The segments' FIFOs, oldest first.
     var window = SegmentList<Key>()
     var candidates = SegmentList<Key>()
     var probation = SegmentList<Key>()
@@ -165,18 +165,29 @@ extension ShardState {
         Swift.max(recency.clock, epoch.load())
     }
 
-    /// Applies the accesses replayed since the fronts were placed: a window or protected front
-    /// accessed since goes to the back of its segment, a probation front is promoted to
-    /// protected. Bounded per call; the rest waits for the next one.
-    mutating func settleSegmentFronts(epoch: EpochPointer) {
+    /// Applies the accesses replayed since the entries were placed: a window or protected front
+    /// accessed since goes to the back of its segment (a second chance), and the entries of the
+    /// first `probationDepth` of probation accessed since are promoted to protected (deeper
+    /// ones when they get there: until then they are not victims anyway). Bounded per call.
+    mutating func settleSegmentFronts(epoch: EpochPointer, probationDepth: Int = 16) {
         guard segments.isEnabled else { return }
         let now = segmentClock(epoch: epoch)
-        for (segment, target) in [(PolicySegment.window, PolicySegment.window), (.probation, .protected), (.protected, .protected)] {
-            var moves = 0
-            while let front = segments[segment].oldest, front.stamp > front.segmentStamp, moves < 64 {
-                move(front, to: target, now: now)
-                moves += 1
-            }
+        var moves = 0
+        while let front = segments.window.oldest, front.stamp > front.segmentStamp, moves < 64 {
+            move(front, to: .window, now: now)
+            moves += 1
+        }
+        var cursor = segments.probation.oldest
+        var depth = 0
+        while let entry = cursor, depth < probationDepth {
+            cursor = entry.segmentNewer
+            depth += 1
+            if entry.stamp > entry.segmentStamp { move(entry, to: .protected, now: now) }
+        }
+        moves = 0
+        while let front = segments.protected.oldest, front.stamp > front.segmentStamp, moves < 64 {
+            move(front, to: .protected, now: now)
+            moves += 1
         }
     }
 }
@@ -186,6 +197,8 @@ struct SegmentView<Key: Hashable & Sendable> {
     var window = 0, candidates = 0, probation = 0, protected = 0
     /// The oldest entry of the window and of the candidates across shards (by `segmentStamp`).
     var windowFront: PolicyCandidate<Key>?
+    /// Its weight in the segments' unit.
+    var windowFrontWeight = 0
     var candidateFront: PolicyCandidate<Key>?
     /// The oldest entries of probation and of protected that may be evicted, a few per
     /// shard, oldest first.
@@ -233,7 +246,10 @@ extension VolatileCache {
                         steps += 1
                     }
                 }
-                if let entry = state.segments.window.oldest { view.windowFront = SegmentView.older(view.windowFront, weighed(entry)) }
+                if let entry = state.segments.window.oldest, view.windowFront.map({ entry.segmentStamp < $0.stamp }) ?? true {
+                    view.windowFront = weighed(entry)
+                    view.windowFrontWeight = entry.segmentWeight
+                }
                 if let entry = state.segments.candidates.oldest {
                     view.candidateFront = SegmentView.older(view.candidateFront, weighed(entry))
                 }
@@ -303,7 +319,7 @@ extension VolatileCache {
         for _ in 0..<64 {
             let view = viewSegments(unpinnedOnly: unpinnedOnly, weight: weight)
             let windowCapacity = view.total / 100
-            if view.window > 2 * windowCapacity + (view.windowFront?.entry.segmentWeight ?? 0) {
+            if view.window > 2 * windowCapacity + view.windowFrontWeight {
                 // Far over (the cache filled up before anything had to go): all but the
                 // window's share of every shard joins probation at once, unjudged, as in
                 // Caffeine, where only the entries that leave the window while the cache is
@@ -315,11 +331,8 @@ extension VolatileCache {
             if view.window > windowCapacity, let front = view.windowFront {
                 // Only the last entry to leave the window becomes a candidate, the earlier ones
                 // (the window was over by more than one entry) join probation unjudged.
-                let moved = move(front, from: .window, to: .candidate)
-                guard moved > 0, view.window - moved <= windowCapacity else {
-                    if moved > 0 { move(front, from: .candidate, to: .probation) }
-                    continue
-                }
+                let isLast = view.window - view.windowFrontWeight <= windowCapacity
+                guard move(front, from: .window, to: isLast ? .candidate : .probation) > 0, isLast else { continue }
                 if candidateFront == nil { candidateFront = front }
             }
             let protectedCapacity = (view.total - view.window - view.candidates) / 5 * 4
@@ -395,11 +408,11 @@ extension VolatileCache {
         var sample: [PolicyCandidate<Key>] = []
         var sampled = 0
         var probation = view.probationFronts[...], protected = view.protectedFronts[...]
-        for next in [probation.popFirst(), protected.popFirst()] {
-            if let next {
-                sample.append(next)
-                sampled += next.weight
-            }
+        // One of each (a wider sample is LFU over noisy 4-bit counts again: measured 93 %
+        // of the optimum instead of 96-97 % on Zipf 1.0, and no better with sizes).
+        for next in [probation.popFirst(), protected.popFirst()].compactMap({ $0 }) {
+            sample.append(next)
+            sampled += next.weight
         }
         while sampled < needed, sample.count < 16, let next = protected.popFirst() ?? probation.popFirst() {
             sample.append(next)
