@@ -92,7 +92,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         if isAdaptive {
             for index in 0..<shards.count {
                 shards[index].pointee.state.withLock { state in
-                    state.recency.sketch = FrequencySketch(expectedEntries: 64)
+                    state.recency.sketch = FrequencySketch(expectedEntries: 32)
                     state.segments.isEnabled = true
                     state.segments.usesCost = configuration.totalCostLimit != nil
                 }
