@@ -95,6 +95,18 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     private(set) var demotionTicket: UInt64 = 0
     unowned(unsafe) var newer: CacheEntry?
     unowned(unsafe) var older: CacheEntry?
+    /// The adaptive policy's segment and its bookkeeping (see `VolatileCache+Segments.swift`),
+    /// under the shard lock; untouched under LRU.
+    var segment = PolicySegment.none
+    /// A clock value no older than the entry's stamp when it entered its place in the segment:
+    /// a newer ``stamp`` means it was accessed since.
+    var segmentStamp: UInt64 = 0
+    /// The weight counted in the segment's total (bytes, or cost under a cost limit).
+    var segmentWeight = 0
+    /// Weight of the victims a candidate has displaced so far.
+    var segmentCredit = 0
+    unowned(unsafe) var segmentNewer: CacheEntry?
+    unowned(unsafe) var segmentOlder: CacheEntry?
 
     init(key: Key, phase: EntryPhase, flight: Flight?) {
         self.key = key
@@ -126,6 +138,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         listedStamp = stamp
         state.hot.pushNewest(self)
         list = .hot
+        state.placeInSegment(self)
         publish(hash: hash, in: &state, index: index, garbage: &garbage)
         return flight
     }
@@ -237,6 +250,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     func detach(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) -> EntryPhase? {
         guard !isRemoved else { return nil }
         isRemoved = true
+        state.removeFromSegment(self)
         switch list {
         case .hot: state.hot.remove(self)
         case .volatile: state.volatile.remove(self)

@@ -38,7 +38,7 @@ extension VolatileCache {
     /// Evicts the globally least recently used entry; the caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
     private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
-        if isAdaptive { return evictLeastValuable(newcomer: protected, unpinnedOnly: unpinnedOnly, into: &garbage) }
+        if isAdaptive { return evictLeastValuable(unpinnedOnly: unpinnedOnly, into: &garbage) }
         while true {
             // Stamps are read under their shard's lock (hits write them there).
             var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
@@ -63,17 +63,21 @@ extension VolatileCache {
         }
     }
 
-    /// The adaptive policy's eviction (see `VolatileCache+Policy.swift`): the least valuable
-    /// entry, which may be the one just produced when it is worth no more than any other
-    /// (TinyLFU's admission). The caller holds `maintenance`.
+    /// The adaptive policy's eviction (see `VolatileCache+Segments.swift`): W-TinyLFU, so the
+    /// entry just produced may go (it is turned away at the door if it is worth no more than its
+    /// victim). The caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
-    private func evictLeastValuable(newcomer: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
+    private func evictLeastValuable(unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
         let weight: PolicyWeight = configuration.totalCostLimit != nil ? .cost : (unpinnedOnly ? .footprint : .unit)
-        for _ in 0..<64 {
-            guard let victim = evictionVictim(newcomer: newcomer, unpinnedOnly: unpinnedOnly, weight: weight) else { return false }
-            if evict(victim.entry, in: victim.shard, unpinnedOnly: unpinnedOnly, into: &garbage) { return true }
+        var excess: Int? = nil
+        if unpinnedOnly {
+            // For memory: a page at a time.
+        } else if let limit = configuration.totalCostLimit, totals.cost.load(ordering: .relaxed) > limit {
+            excess = totals.cost.load(ordering: .relaxed) - limit
+        } else if let limit = configuration.countLimit, totals.entryCount.load(ordering: .relaxed) > limit {
+            excess = totals.entryCount.load(ordering: .relaxed) - limit
         }
-        return false
+        return evictBySegments(unpinnedOnly: unpinnedOnly, weight: weight, excess: excess, into: &garbage) != nil
     }
 
     /// Evicts the entry a scan chose, unless it changed since the scan (removed, claimed, or

@@ -14,20 +14,21 @@ import VolatileMemory
 // demotion; cost or 1 under the cost and count limits): the static optimum keeps the entries
 // with the most accesses per byte (a greedy knapsack). Ties go to the older stamp.
 //
-// Decisions (W-TinyLFU in spirit, with the hot set as the admission window: every new or
-// re-pinned entry enters it, and competes once it is among the oldest):
-// - demotion order (`nextDemotionVictim`): the least valuable among each shard's oldest
-//   unheld hot entries. The kernel reclaims lazily freed pages oldest first, so this is also
-//   the order of loss when the kernel, not the policy, decides; `shed()` uses the same order.
-// - count and cost limits (`evictionVictim`): the least valuable among each shard's oldest
-//   and newest volatile entries, oldest hot entries, and the entry just produced, which loses
-//   ties (TinyLFU's admission: a newcomer must be strictly more valuable than its victim, so a
-//   one-time sweep of new keys cannot push out the frequent ones).
+// Decisions (W-TinyLFU: window, probation and protected segments, see
+// `VolatileCache+Segments.swift`):
+// - demotion order (`nextDemotionVictim`): among each shard's oldest unheld hot entries,
+//   probation (and candidates) first, then the window, protected last; within a segment the
+//   least valuable. The kernel reclaims lazily freed pages oldest first, so this is also the
+//   order of loss when the kernel, not the policy, decides; `shed()` uses the same order.
+// - count and cost limits (`evictBySegments`): the window's oldest entry is a candidate,
+//   compared with the oldest probation and protected entries; it gets in only if it is worth
+//   strictly more per unit of weight (TinyLFU's admission: a one-time sweep of new keys
+//   cannot push out the frequent ones).
 // - resident capacity (`enforceResidentCapacity`): the policy, not the kernel, chooses what
 //   leaves the resident set. The capacity is learned from the kernel: unknown (unbounded)
 //   until a re-pin finds dropped pages; then the cache forgets its wholly dropped entries,
-//   sets the capacity just below what is still resident, and evicts the least valuable
-//   entries whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
+//   sets the capacity just below what is still resident, and evicts by the segments' rule
+//   whenever hot + volatile bytes exceed it. Each eviction raises the capacity by
 //   1/16 of the victim's bytes, so the cache probes upward until the kernel drops again
 //   (additive increase, cut on loss; a cut is at most 1/16 of the capacity per drop, and
 //   drops are acted on at most every `Residency.cutInterval`).
@@ -62,10 +63,13 @@ struct PolicyCandidate<Key: Hashable & Sendable> {
     let weight: Int
     /// Loses ties (the entry just produced, under the limits).
     var isNewcomer = false
+    /// Compared first, lower goes first (the demotion order's segment rank; 0 elsewhere).
+    var rank = 0
 
-    /// Whether this entry is worth less than `other`: fewer accesses per unit of weight;
-    /// on a tie the newcomer, then the older stamp.
+    /// Whether this entry is worth less than `other`: a lower rank; then fewer accesses per
+    /// unit of weight; on a tie the newcomer, then the older stamp.
     func isWorthLess(than other: PolicyCandidate) -> Bool {
+        if rank != other.rank { return rank < other.rank }
         let lhs = Double(frequency) * Double(max(other.weight, 1))
         let rhs = Double(other.frequency) * Double(max(weight, 1))
         if lhs != rhs { return lhs < rhs }
@@ -124,7 +128,7 @@ extension ShardState {
         func add(_ entry: CacheEntry<Key>) {
             candidates.append(PolicyCandidate(
                 shard: shard, entry: entry, stamp: entry.stamp, frequency: recency.frequency(hash: HashedKey(entry.key).hash),
-                weight: weight.of(entry)))
+                weight: weight.of(entry), rank: entry.segment.demotionRank))
         }
         var taken = 0
         var cursor = volatile.oldest
@@ -189,39 +193,6 @@ extension VolatileCache {
         return best
     }
 
-    // MARK: - Eviction victims (adaptive)
-
-    /// The least valuable entry under the count and cost limits or for memory (adaptive only).
-    /// - Parameters:
-    ///   - newcomer: The entry just produced: a candidate too, which loses ties.
-    ///   - unpinnedOnly: Only unheld hot entries.
-    ///   - weight: How weight is measured.
-    func evictionVictim(
-        newcomer: CacheEntry<Key>?, unpinnedOnly: Bool, weight: PolicyWeight
-    ) -> (shard: ShardPointer<Key>, entry: CacheEntry<Key>)? {
-        let epoch = shards.epoch
-        var candidates: [PolicyCandidate<Key>] = []
-        let newcomerShard = newcomer.map { self.shard(for: $0.key).address }
-        for index in 0..<shards.count {
-            let shard = shards[index]
-            shard.pointee.state.withLock { state in
-                shard.drain(stripe: nil, in: &state, epoch: epoch)
-                state.policyCandidates(
-                    shard: shard, oldestVolatile: 16, newestVolatile: 4, hotCount: 8, weight: weight,
-                    hotEligible: { entry in entry !== newcomer && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0) },
-                    into: &candidates)
-                if let newcomer, shard.address == newcomerShard, newcomer.list != .none, !newcomer.isRemoved {
-                    candidates.append(PolicyCandidate(
-                        shard: shard, entry: newcomer, stamp: newcomer.stamp,
-                        frequency: state.recency.frequency(hash: HashedKey(newcomer.key).hash), weight: weight.of(newcomer),
-                        isNewcomer: true))
-                }
-            }
-        }
-        guard let best = candidates.min(by: { $0.isWorthLess(than: $1) }) else { return nil }
-        return (best.shard, best.entry)
-    }
-
     // MARK: - Resident capacity (adaptive)
 
     /// Bytes the cache counts as resident: hot plus volatile (dropped pages of volatile
@@ -245,15 +216,9 @@ extension VolatileCache {
             var attempts = 0
             while bookedResidentBytes > residency.capacity.load(ordering: .relaxed), attempts < 256 {
                 attempts += 1
-                guard let victim = evictionVictim(newcomer: nil, unpinnedOnly: true, weight: .footprint) else { break }
-                let evicted = victim.shard.pointee.state.withLock { state -> Int in
-                    let entry = victim.entry
-                    guard !entry.isRemoved, entry.list != .none, entry.holds.load(ordering: .acquiring) == 0 else { return 0 }
-                    let footprint = entry.footprint
-                    detach(entry, from: &state, in: victim.shard, into: &garbage)
-                    state.counters.evictions += 1
-                    return footprint
-                }
+                guard let evicted = evictBySegments(
+                    unpinnedOnly: true, weight: .footprint,
+                    excess: bookedResidentBytes - residency.capacity.load(ordering: .relaxed), into: &garbage) else { break }
                 if evicted > 0 { residency.capacity.add(evicted >> 4, ordering: .relaxed) }
             }
         }

@@ -85,7 +85,11 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         self.isAdaptive = configuration.policy == .adaptive
         if isAdaptive {
             for index in 0..<shards.count {
-                shards[index].pointee.state.withLock { $0.recency.sketch = FrequencySketch(expectedEntries: 64) }
+                shards[index].pointee.state.withLock { state in
+                    state.recency.sketch = FrequencySketch(expectedEntries: 32)
+                    state.segments.isEnabled = true
+                    state.segments.usesCost = configuration.totalCostLimit != nil
+                }
             }
         }
         self.hotByteLimit = configuration.hotByteLimit

@@ -8,12 +8,15 @@
 public enum CachePolicy: String, Sendable, CaseIterable {
     /// Least recently used: the entry idle longest goes first.
     case lru
-    /// Frequency- and size-aware (TinyLFU, with the hot set as the admission window): the
-    /// entry with the fewest recent accesses per byte goes first, among the oldest hot and
-    /// volatile entries; a newcomer under the count or cost limit must be strictly more valuable
-    /// than its victim, so a one-time sweep of new keys does not flush the frequent ones.
+    /// Frequency- and size-aware (W-TinyLFU, as in Caffeine): a new entry enters a small
+    /// admission window (1 % of the resident weight); leaving it, it must be worth strictly
+    /// more recent accesses per byte (per unit of cost under a cost limit) than the oldest
+    /// entries of the main space it would displace, or it is evicted, so a one-time sweep of
+    /// new keys does not flush the frequent ones. The main space is split into probation and
+    /// protected (80 %): an entry accessed again in probation is protected. Demotion and
+    /// shedding take probation first and protected last, the fewest accesses per byte first.
     /// Once the kernel has dropped volatile pages, the cache learns how many bytes it may keep
-    /// resident and evicts the least valuable itself, instead of letting the kernel take the
+    /// resident and evicts by the same rule itself, instead of letting the kernel take the
     /// oldest.
     case adaptive
 }
