@@ -93,8 +93,8 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     var volatilityHint = VolatilityHint.automatic
     /// Counts demotion claims, so a grace period that ends after a revive does nothing.
     private(set) var demotionTicket: UInt64 = 0
-    unowned(unsafe) var newer: CacheEntry?
-    unowned(unsafe) var older: CacheEntry?
+    /// Links in the shard's hot or volatile list (``EntryList``).
+    var recencyLinks = EntryLinks<Key>()
     /// The adaptive policy's segment and its bookkeeping (see `VolatileCache+Segments.swift`),
     /// under the shard lock; untouched under LRU.
     var segment = PolicySegment.none
@@ -105,8 +105,19 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     var segmentWeight = 0
     /// Weight of the victims a candidate has displaced so far.
     var segmentCredit = 0
-    unowned(unsafe) var segmentNewer: CacheEntry?
-    unowned(unsafe) var segmentOlder: CacheEntry?
+    /// Links in the adaptive policy's segment list (``SegmentList``).
+    var segmentLinks = EntryLinks<Key>()
+
+    /// The links of the list of `kind`.
+    subscript(links kind: EntryLinkKind) -> EntryLinks<Key> {
+        get { kind == .recency ? recencyLinks : segmentLinks }
+        set { if kind == .recency { recencyLinks = newValue } else { segmentLinks = newValue } }
+    }
+
+    var newer: CacheEntry? { recencyLinks.newer }
+    var older: CacheEntry? { recencyLinks.older }
+    var segmentNewer: CacheEntry? { segmentLinks.newer }
+    var segmentOlder: CacheEntry? { segmentLinks.older }
 
     init(key: Key, phase: EntryPhase, flight: Flight?) {
         self.key = key
@@ -283,68 +294,99 @@ struct EntryRecency {
     var isHotListed = false
 }
 
-/// An intrusive list sorted by ``CacheEntry/listedStamp`` (newest at the head). Links are
-/// unowned: the shard's dictionary owns the entries, and an entry leaves the list before it
-/// leaves the dictionary.
-struct EntryList<Key: Hashable & Sendable> {
+/// Which of an entry's two pairs of links a list threads through.
+enum EntryLinkKind {
+    /// The shard's hot and volatile lists.
+    case recency
+    /// The adaptive policy's segments.
+    case segment
+}
+
+/// One pair of links of an intrusive list. Unowned: the shard's dictionary owns the entries,
+/// and an entry leaves its lists before it leaves the dictionary.
+struct EntryLinks<Key: Hashable & Sendable> {
+    unowned(unsafe) var newer: CacheEntry<Key>?
+    unowned(unsafe) var older: CacheEntry<Key>?
+}
+
+/// An intrusive doubly linked list of entries through their links of one kind: the shard's
+/// hot and volatile lists (``EntryList``) and the policy's segments (``SegmentList``).
+struct LinkedEntries<Key: Hashable & Sendable> {
+    let kind: EntryLinkKind
     unowned(unsafe) var newest: CacheEntry<Key>?
     unowned(unsafe) var oldest: CacheEntry<Key>?
     var count = 0
 
-    init() {}
+    init(_ kind: EntryLinkKind) { self.kind = kind }
 
     mutating func pushNewest(_ entry: CacheEntry<Key>) {
-        entry.older = newest
-        entry.newer = nil
-        if let newest { newest.newer = entry } else { oldest = entry }
+        entry[links: kind] = EntryLinks(newer: nil, older: newest)
+        if let newest { newest[links: kind].newer = entry } else { oldest = entry }
         newest = entry
         count += 1
     }
 
-    /// Inserts by listed stamp (most re-placed or demoted entries are recent, so the walk
-    /// from the head is short).
-    mutating func insertOrdered(_ entry: CacheEntry<Key>) {
-        var cursor = newest
-        while let current = cursor, current.listedStamp > entry.listedStamp { cursor = current.older }
-        guard let before = cursor else {
-            // Older than everything: becomes the oldest.
-            entry.newer = oldest
-            entry.older = nil
-            if let oldest { oldest.older = entry } else { newest = entry }
+    /// Puts `entry` right after `older` (nil: as the oldest).
+    mutating func insert(_ entry: CacheEntry<Key>, after older: CacheEntry<Key>?) {
+        guard let older else {
+            entry[links: kind] = EntryLinks(newer: oldest, older: nil)
+            if let oldest { oldest[links: kind].older = entry } else { newest = entry }
             oldest = entry
             count += 1
             return
         }
-        if before === newest { pushNewest(entry); return }
-        // Between `before` (older) and `before.newer`.
-        let after = before.newer!
-        entry.older = before
-        entry.newer = after
-        before.newer = entry
-        after.older = entry
+        guard let newer = older[links: kind].newer else { return pushNewest(entry) }
+        entry[links: kind] = EntryLinks(newer: newer, older: older)
+        older[links: kind].newer = entry
+        newer[links: kind].older = entry
         count += 1
     }
 
-    /// The entries' keys, newest first (for tests).
+    mutating func remove(_ entry: CacheEntry<Key>) {
+        let links = entry[links: kind]
+        if let newer = links.newer { newer[links: kind].older = links.older } else { newest = links.older }
+        if let older = links.older { older[links: kind].newer = links.newer } else { oldest = links.newer }
+        entry[links: kind] = EntryLinks()
+        count -= 1
+    }
+
+    /// The entries' keys, newest first or oldest first (for tests).
     /// - Complexity: O(count).
-    var keys: [Key] {
+    func keys(newestFirst: Bool) -> [Key] {
         var keys: [Key] = []
         keys.reserveCapacity(count)
-        var cursor = newest
+        var cursor = newestFirst ? newest : oldest
         while let entry = cursor {
             keys.append(entry.key)
-            cursor = entry.older
+            cursor = newestFirst ? entry[links: kind].older : entry[links: kind].newer
         }
         return keys
     }
+}
 
-    mutating func remove(_ entry: CacheEntry<Key>) {
-        if let newer = entry.newer { newer.older = entry.older } else { newest = entry.older }
-        if let older = entry.older { older.newer = entry.newer } else { oldest = entry.newer }
-        entry.newer = nil
-        entry.older = nil
-        count -= 1
+/// An intrusive list sorted by ``CacheEntry/listedStamp`` (newest at the head).
+struct EntryList<Key: Hashable & Sendable> {
+    private(set) var entries = LinkedEntries<Key>(.recency)
+    var newest: CacheEntry<Key>? { entries.newest }
+    var oldest: CacheEntry<Key>? { entries.oldest }
+    var count: Int { entries.count }
+
+    init() {}
+
+    mutating func pushNewest(_ entry: CacheEntry<Key>) { entries.pushNewest(entry) }
+
+    mutating func remove(_ entry: CacheEntry<Key>) { entries.remove(entry) }
+
+    /// Inserts by listed stamp (most re-placed or demoted entries are recent, so the walk
+    /// from the head is short).
+    mutating func insertOrdered(_ entry: CacheEntry<Key>) {
+        var cursor = entries.newest
+        while let current = cursor, current.listedStamp > entry.listedStamp { cursor = current.older }
+        entries.insert(entry, after: cursor)
     }
+
+    /// The entries' keys, newest first (for tests).
+    var keys: [Key] { entries.keys(newestFirst: true) }
 }
 
 /// What a pass under a lock takes out of the cache, freed by the same thread once the lock

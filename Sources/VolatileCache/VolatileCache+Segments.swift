@@ -51,42 +51,27 @@ enum PolicySegment: UInt8 {
     }
 }
 
-/// A FIFO of one segment's entries in one shard, linked through ``CacheEntry/segmentNewer``.
+/// A FIFO of one segment's entries in one shard, linked through ``CacheEntry/segmentLinks``.
 struct SegmentList<Key: Hashable & Sendable> {
-    unowned(unsafe) var newest: CacheEntry<Key>?
-    unowned(unsafe) var oldest: CacheEntry<Key>?
-    var count = 0
+    private(set) var entries = LinkedEntries<Key>(.segment)
+    var newest: CacheEntry<Key>? { entries.newest }
+    var oldest: CacheEntry<Key>? { entries.oldest }
+    var count: Int { entries.count }
     /// Summed ``CacheEntry/segmentWeight``.
     var weight = 0
 
     mutating func append(_ entry: CacheEntry<Key>) {
-        entry.segmentOlder = newest
-        entry.segmentNewer = nil
-        if let newest { newest.segmentNewer = entry } else { oldest = entry }
-        newest = entry
-        count += 1
+        entries.pushNewest(entry)
         weight += entry.segmentWeight
     }
 
     mutating func remove(_ entry: CacheEntry<Key>) {
-        if let newer = entry.segmentNewer { newer.segmentOlder = entry.segmentOlder } else { newest = entry.segmentOlder }
-        if let older = entry.segmentOlder { older.segmentNewer = entry.segmentNewer } else { oldest = entry.segmentNewer }
-        entry.segmentNewer = nil
-        entry.segmentOlder = nil
-        count -= 1
+        entries.remove(entry)
         weight -= entry.segmentWeight
     }
 
     /// The keys, oldest first (for tests).
-    var keys: [Key] {
-        var keys: [Key] = []
-        var cursor = oldest
-        while let entry = cursor {
-            keys.append(entry.key)
-            cursor = entry.segmentNewer
-        }
-        return keys
-    }
+    var keys: [Key] { entries.keys(newestFirst: false) }
 }
 
 /// A shard's segments (adaptive only).
