@@ -59,7 +59,7 @@ extension VolatileCache {
                 }
             }
             guard let best else { return false }
-            if evict(best.entry, in: best.shard, unpinnedOnly: unpinnedOnly, into: &garbage) { return true }
+            if evict(best.entry, in: best.shard, unpinnedOnly: unpinnedOnly, into: &garbage) != nil { return true }
         }
     }
 
@@ -81,16 +81,17 @@ extension VolatileCache {
     }
 
     /// Evicts the entry a scan chose, unless it changed since the scan (removed, claimed, or
-    /// held when `unpinnedOnly`).
-    /// - Returns: Whether it was evicted (false: the caller scans again).
-    private func evict(_ entry: CacheEntry<Key>, in shard: ShardPointer<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
-        shard.pointee.state.withLock { state in
+    /// held when `unpinnedOnly`). Shared by the LRU scan and the adaptive segments.
+    /// - Returns: Its footprint in bytes, or nil if it changed (the caller scans again).
+    func evict(_ entry: CacheEntry<Key>, in shard: ShardPointer<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Int? {
+        shard.pointee.state.withLock { state -> Int? in
             guard !entry.isRemoved, entry.list != .none,
                 !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0
-            else { return false }
+            else { return nil }
+            let footprint = entry.footprint
             detach(entry, from: &state, in: shard, into: &garbage)
             state.counters.evictions += 1
-            return true
+            return footprint
         }
     }
 

@@ -276,19 +276,10 @@ extension VolatileCache {
         }
     }
 
-    /// Evicts `seen` if it may still go.
+    /// Evicts `seen` if it may still go (see `evict(_:in:unpinnedOnly:into:)`).
     /// - Returns: Its bytes, or nil if it changed under us.
     private func evict(_ seen: PolicyCandidate<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Int? {
-        seen.shard.pointee.state.withLock { state -> Int? in
-            let entry = seen.entry
-            guard !entry.isRemoved, entry.list != .none, !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0 else {
-                return nil
-            }
-            let footprint = entry.footprint
-            detach(entry, from: &state, in: seen.shard, into: &garbage)
-            state.counters.evictions += 1
-            return footprint
-        }
+        evict(seen.entry, in: seen.shard, unpinnedOnly: unpinnedOnly, into: &garbage)
     }
 
     /// One step of W-TinyLFU's eviction (adaptive only; the caller holds `maintenance`):
