@@ -209,6 +209,28 @@ enum ReadEpochs {
         for collect in collectors.withLock({ Array($0.values) }) { collect() }
     }
 
+    #if VOLATILE_INTERNAL_CHECKS
+    /// Barriers still to fail (see ``injectBarrierFailures(count:)``).
+    private static let injectedBarrierFailures = Atomic<Int>(0)
+    #endif
+
+    /// Makes the next `count` grace-period barriers fail as if `membarrier(2)` had returned an
+    /// error, to test that the retired work waits and runs once a later barrier succeeds.
+    /// Only builds with `-DVOLATILE_INTERNAL_CHECKS` look at it (as the arena's ENOMEM hook).
+    package static func injectBarrierFailures(count: Int) {
+        #if VOLATILE_INTERNAL_CHECKS
+        injectedBarrierFailures.store(count, ordering: .relaxed)
+        #endif
+    }
+
+    private static func takeInjectedBarrierFailure() -> Bool {
+        #if VOLATILE_INTERNAL_CHECKS
+        injectedBarrierFailures.load(ordering: .relaxed) > 0 && injectedBarrierFailures.subtract(1, ordering: .relaxed).newValue >= 0
+        #else
+        false
+        #endif
+    }
+
     /// Whether the calling thread is inside a read section.
     static var isInsideSection: Bool {
         guard let raw = vc_epoch_slot_get() else { return false }
@@ -273,7 +295,7 @@ enum ReadEpochs {
                 // so its later loads see what was unpublished (the file comment). Not needed
                 // while the calling thread is the only one with a live slot: a thread that
                 // registers later takes the registry lock first, after the unpublish.
-                guard case .success = Syscall.privateExpeditedMembarrier() else {
+                guard !takeInjectedBarrierFailure(), case .success = Syscall.privateExpeditedMembarrier() else {
                     return GracePeriod(busy: [], isStarted: false)
                 }
             }

@@ -134,9 +134,18 @@ extension VolatileCache {
             leaveReadSection(slot)
             return nil
         }
-        defer { leaveReadSection(slot) }
         if shard.recordHit(record, slot: slot) { drainReadBuffer(shard, stripe: slot.address.pointee.stripe) }
-        return try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
+        // Not a `defer`: the compiler outlines a defer shared by the return and throw paths
+        // into a call (about 8 instructions of a 250-instruction hit, measured with callgrind).
+        let result: Result
+        do {
+            result = try body(UnsafeRawBufferPointer(start: record.pointee.base, count: record.pointee.byteCount))
+        } catch {
+            leaveReadSection(slot)
+            throw error
+        }
+        leaveReadSection(slot)
+        return result
     }
 
     /// Calls `body` with the object's bytes if the cache holds them, without regenerating.

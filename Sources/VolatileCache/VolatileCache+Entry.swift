@@ -123,12 +123,16 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         self.key = key
         self.phase = phase
         self.flight = flight
-        recency = .allocate(capacity: 1)
+        // A whole cache line of its own: drains write it, and lock-free readers on other
+        // cores read records that malloc would otherwise place beside it.
+        recency = UnsafeMutableRawPointer.allocate(byteCount: EntryRecency.lineSize, alignment: EntryRecency.lineSize)
+            .bindMemory(to: EntryRecency.self, capacity: 1)
         recency.initialize(to: EntryRecency())
     }
 
     deinit {
-        recency.deallocate()
+        recency.deinitialize(count: 1)
+        UnsafeMutableRawPointer(recency).deallocate()
     }
 
     enum ListMembership: UInt8 { case none, hot, volatile }
@@ -273,6 +277,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     }
 
     private func publish(hash: Int, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+        recency.pointee.hash = hash
         let record = UnsafeMutablePointer<HotRecord<Key>>.allocate(capacity: 1)
         record.initialize(to: HotRecord(recency: recency, hash: hash, key: key, base: base!, byteCount: byteCount, entry: self))
         self.record = record
@@ -288,10 +293,20 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
 
 /// An entry's recency, what a read-buffer drain updates (under the shard lock). Not generic,
 /// so the drain loop needs no type metadata.
+@usableFromInline
 struct EntryRecency {
     var stamp: UInt64 = 0
+    /// The key's hash, for the adaptive policy's sketch (set when the entry is published:
+    /// read-buffer slots hold cells, not records, so drains find it here).
+    var hash = 0
+    /// The shard's ``ShardRecency/drainWrites`` when a drain last stamped the entry (its
+    /// recency window: locked stamps leave it, so their next drain stamps again).
+    var drainWrite: UInt32 = 0
     /// Whether the entry is in its shard's hot list (only those take stamps from drains).
     var isHotListed = false
+
+    /// Each cell is allocated alone on a cache line of this size.
+    static var lineSize: Int { 64 }
 }
 
 /// Which of an entry's two pairs of links a list threads through.

@@ -24,7 +24,8 @@ import VolatileMemory
 // (or is rebuilt without its tombstones) when live records plus tombstones pass half of it,
 // so every probe ends at an empty word.
 //
-// Recency: a hit appends the record's address to one stripe of the shard's read buffer. Each
+// Recency: a hit appends its entry's recency cell (the address in the record it found) to one
+// stripe of the shard's read buffer. Each
 // thread's epoch slot is given the stripe with the fewest live threads when the thread first
 // reads a cache (`ReadEpochs`): up to `stripeCount` threads own a stripe each and write only
 // its lines, with plain stores; further threads share stripes through an atomic add. A stripe is a ring of
@@ -39,8 +40,9 @@ import VolatileMemory
 /// What a lock-free hit reads: immutable after publication, freed after a grace period.
 @usableFromInline
 struct HotRecord<Key: Hashable & Sendable> {
-    /// First, at offset 0: a drain reads it from a record's address without generic metadata.
-    let recency: UnsafeMutablePointer<EntryRecency>
+    /// The entry's recency cell: a hit stores this address in its read-buffer stripe (the
+    /// record's line is already in the reader's cache; the drain then reads only the cell).
+    @usableFromInline let recency: UnsafeMutablePointer<EntryRecency>
     @usableFromInline let hash: Int
     @usableFromInline let key: Key
     @usableFromInline let base: UnsafeRawPointer
@@ -127,7 +129,8 @@ enum ReadBuffers {
 
 /// Work that waits for a grace period (see `ReadEpochs.swift`).
 enum Retired<Key: Hashable & Sendable>: @unchecked Sendable {  // Raw addresses owned by the retiring thread.
-    /// An unpublished record (its shard's read buffers are drained before it is freed).
+    /// An unpublished record (its shard's read buffers are drained before it is freed, so no
+    /// slot still holds its entry's recency cell when the record's hold on the entry goes).
     case record(UnsafeMutablePointer<HotRecord<Key>>, shard: ShardPointer<Key>)
     /// A replaced hot-index table.
     case table(UnsafeMutableRawPointer)
@@ -157,7 +160,7 @@ extension ShardPointer {
         }
     }
 
-    /// Appends a hit to the thread's stripe (lossy, see the file comment). A thread alone on
+    /// Appends a hit (the record's recency cell) to the thread's stripe (lossy, see the file comment). A thread alone on
     /// its stripe bumps the tail with a plain load and store; threads that share one use an
     /// atomic add, so the hit counts (the tails) stay exact.
     /// - Returns: True when the stripe just filled a lap: the caller should try to drain it.
@@ -174,7 +177,7 @@ extension ShardPointer {
             tail = tailCounter.pointee.wrappingAdd(1, ordering: .relaxed).oldValue
         }
         let position = Int(truncatingIfNeeded: tail) & (ReadBuffers.slotsPerStripe - 1)
-        ReadBuffers.slot(buffers, stripe: stripe, index: position).pointee.store(UInt(bitPattern: record), ordering: .releasing)
+        ReadBuffers.slot(buffers, stripe: stripe, index: position).pointee.store(UInt(bitPattern: record.pointee.recency), ordering: .releasing)
         return position == ReadBuffers.slotsPerStripe - 1
     }
 
@@ -195,8 +198,10 @@ extension ShardPointer {
     func drain(stripe: Int?, everything: Bool = false, in state: inout ShardState<Key>, epoch: EpochPointer) {
         let first = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? 0
         let last = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? (ReadBuffers.stripeCount - 1)
-        // Entries among the newest eighth of the hot list keep their stamp (see `ShardRecency.drain`).
-        let window = UInt64(truncatingIfNeeded: state.hot.count >> 3)
+        // Under LRU, entries among the newest eighth of the hot list keep their stamp (see
+        // `ShardRecency.drain`); the adaptive policy reads a newer stamp as "accessed since
+        // it entered its segment", which a skipped stamp would hide.
+        let window = state.recency.sketch == nil ? UInt32(truncatingIfNeeded: state.hot.count >> 3) : 0
         state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch, window: window)
     }
 

@@ -196,16 +196,28 @@ struct ShardRecency {
     /// Each read-buffer stripe's tail when it was last drained (drains skip unchanged stripes).
     var drainedTails = [UInt](repeating: 0, count: ReadBuffers.stripeCount)
 
+    /// Stamps written by this shard's drains (wrapping): the positions that the drain's
+    /// recency window counts in (see ``drain(_:stripes:everything:epoch:window:)``). It
+    /// starts half a lap away from an entry's initial ``EntryRecency/drainWrite`` (0), so an
+    /// entry no drain has stamped yet is outside every window.
+    var drainWrites: UInt32 = 1 << 31
+
     /// A stamp for an access now (see the file comment). `publish` raises the global epoch.
     mutating func nextStamp(epoch: EpochPointer, publish: Bool) -> UInt64 {
         let stamp = Swift.max(clock, epoch.load()) &+ 1
-        clock = stamp
-        unpublished &+= 1
+        advanceClock(to: stamp, stamps: 1, epoch: epoch, publish: publish)
+        return stamp
+    }
+
+    /// Moves the clock to `now`, after `stamps` stamps were given since it was last read; the
+    /// global epoch is raised on `publish` and every 64 stamps (the one place for that rule).
+    private mutating func advanceClock(to now: UInt64, stamps: UInt64, epoch: EpochPointer, publish: Bool) {
+        clock = now
+        unpublished &+= stamps
         if publish || unpublished >= 64 {
             unpublished = 0
-            epoch.raise(to: stamp)
+            epoch.raise(to: now)
         }
-        return stamp
     }
 
     /// The shard's access-frequency sketch (``CachePolicy/adaptive`` only; nil under LRU).
@@ -213,19 +225,15 @@ struct ShardRecency {
     /// is written only under this shard's lock and a key's counters live in its own shard.
     var sketch: FrequencySketch?
 
-    /// Byte offset of ``HotRecord/hash`` in a record (checked by the cache's init).
-    static var recordHashOffset: Int { 8 }
-
     /// Records one access in the sketch, if the policy keeps one.
     mutating func recordAccess(hash: Int) {
         if sketch != nil { sketch!.increment(hash: UInt64(bitPattern: Int64(hash))) }
     }
 
-    /// Counts a drained hit in the sketch: the record's hash (immutable, read-shared) needs no
-    /// type metadata. Kept out of line so that the LRU drain loop stays as small as before.
+    /// Counts a drained hit in the sketch. Kept out of line so that the LRU drain loop stays small.
     @inline(never)
-    mutating func countAccess(of record: UnsafeRawPointer) {
-        recordAccess(hash: record.load(fromByteOffset: Self.recordHashOffset, as: Int.self))
+    mutating func countAccess(hash: Int) {
+        recordAccess(hash: hash)
     }
 
     /// The sketch's estimate of recent accesses (0 under LRU).
@@ -249,13 +257,19 @@ struct ShardRecency {
     }
 
     /// Replays buffered hits of a shard's stripes into this clock (and the sketch).
-    /// - Parameter window: An entry stamped within the last `window` ticks is not stamped
-    ///   again: its stamp is already among the shard's newest, and skipping the write keeps
-    ///   its recency cell's cache line shared when several cores hit the same hot entries.
-    ///   Demotion picks the oldest entries, so a lag of `window` ticks on the newest ones
+    /// - Parameter window: An entry that one of the shard's last `window` drain writes
+    ///   stamped is not stamped again: its stamp is already among the shard's newest, and
+    ///   skipping the write keeps its recency cell's cache line shared when several cores hit
+    ///   the same hot entries (under Zipf traffic most drained hits are of such entries).
+    ///   The window counts the shard's own writes, not clock ticks: the clock also jumps to
+    ///   the global epoch, which every shard raises, so a window in ticks shrinks with the
+    ///   shard count (it almost never applied with 16 shards). The lag is bounded: a skipped
+    ///   entry is among the newest `window` stamped by drains, and once `window` other writes
+    ///   have passed it, its next hit stamps it. Demotion takes the oldest entries, so the lag
     ///   never changes its choice while `window` is small next to the hot list (the caller
-    ///   passes an eighth of it; 0 for exact stamps).
-    mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer, window: UInt64 = 0) {
+    ///   passes an eighth of it under LRU; 0, exact stamps, where a policy reads stamps as
+    ///   "accessed since" marks).
+    mutating func drain(_ buffers: UnsafeMutableRawPointer, stripes: ClosedRange<Int>, everything: Bool, epoch: EpochPointer, window: UInt32 = 0) {
         let counting = sketch != nil
         // The clock in a local, the epoch read once: a drain's stamps are consecutive ticks
         // after `max(clock, epoch)`, as `nextStamp` would give them one by one.
@@ -268,29 +282,28 @@ struct ShardRecency {
             let ring = ReadBuffers.slot(buffers, stripe: stripe, index: 0)
             for index in 0..<ReadBuffers.slotsPerStripe {
                 // A plain load and store, not an exchange (a locked instruction per hit): a
-                // hit stored between the two is lost, which the buffers allow. No retired
-                // record can be stored there meanwhile: a record is freed only after its
-                // grace period, when every hit that found it has finished its store, and an
-                // `everything` drain has cleared it from every slot.
+                // hit stored between the two is lost, which the buffers allow. A slot holds the
+                // recency cell of an entry whose record the hit found; the cell lives as long
+                // as the entry, which a record keeps alive. No cell of a freed entry can be
+                // here: a record is freed only after its grace period, when every hit that
+                // found it has finished its store, and after an `everything` drain has
+                // cleared every slot.
                 let bits = ring[index].load(ordering: .acquiring)
-                guard let record = UnsafeRawPointer(bitPattern: bits) else { continue }
+                guard let recency = UnsafeMutablePointer<EntryRecency>(bitPattern: bits) else { continue }
                 ring[index].store(0, ordering: .relaxed)
-                // A record's first field is its entry's recency cell.
-                let recency = record.load(as: UnsafeMutablePointer<EntryRecency>.self)
-                if recency.pointee.isHotListed && recency.pointee.stamp &+ window < now &+ 1 {
+                // Wrapping distance: after 2^32 writes an entry may look recent once more,
+                // which only delays its next stamp by at most `window` writes.
+                if recency.pointee.isHotListed && drainWrites &- recency.pointee.drainWrite >= window {
                     now &+= 1
+                    drainWrites &+= 1
                     recency.pointee.stamp = now
+                    recency.pointee.drainWrite = drainWrites
                 }
-                if counting { countAccess(of: record) }
+                if counting { countAccess(hash: recency.pointee.hash) }
             }
         }
         guard now != start else { return }
-        clock = now
-        unpublished &+= now &- start
-        if unpublished >= 64 {
-            unpublished = 0
-            epoch.raise(to: now)
-        }
+        advanceClock(to: now, stamps: now &- start, epoch: epoch, publish: false)
     }
 }
 

@@ -79,9 +79,6 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
-        // Read-buffer drains reach an entry's recency cell at a record's first word.
-        precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.recency) == 0)
-        precondition(MemoryLayout<HotRecord<Key>>.offset(of: \HotRecord<Key>.hash) == ShardRecency.recordHashOffset)
         self.isAdaptive = configuration.policy == .adaptive
         if isAdaptive {
             for index in 0..<shards.count {

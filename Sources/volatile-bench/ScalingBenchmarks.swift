@@ -10,7 +10,22 @@ import VolatileCache
 import VolatileSystem
 
 /// One contender's lookup loop: reads one byte of each value found, returns their sum.
-typealias LookupLoop = @Sendable (_ keys: UnsafeBufferPointer<Int>, _ count: Int) -> Int
+typealias LookupLoop = @Sendable (_ keys: UnsafeBufferPointer<Int>, _ count: Int, _ thread: Int) -> Int
+
+/// One plain dictionary per thread, each with its own storage: the machine's ceiling for
+/// scaling (no shared line is written; what is lost at 2 threads is the hardware's: shared
+/// caches, memory bandwidth, the hypervisor's placement of the vCPUs).
+final class PrivateDictionaries: @unchecked Sendable {  // Thread `t` reads only `dictionaries[t]`, never written after init.
+    let dictionaries: [[Int: [UInt8]]]
+
+    init(threads: Int, keyCount: Int) {
+        dictionaries = (0..<threads).map { _ in
+            var dictionary: [Int: [UInt8]] = [:]
+            for key in 0..<keyCount { dictionary[key] = (0..<256).map { UInt8(truncatingIfNeeded: key &+ $0) } }
+            return dictionary
+        }
+    }
+}
 
 /// A Mutex dictionary split in 16 shards (by the key's hash), each on its own cache lines.
 final class ShardedMutexDictionary: @unchecked Sendable {  // Each shard is behind its Mutex.
@@ -94,6 +109,17 @@ struct ZipfTable: Sendable {
 struct ThreadedSample {
     var nanoseconds: Double
     var runQueueFraction: Double
+    /// CPU time of all the threads together (`CLOCK_THREAD_CPUTIME_ID`): unlike the wall
+    /// time, it does not count time spent waiting for a CPU, so CPU time per lookup at N
+    /// threads over 1 thread measures contention alone (1.0 is none) on a busy machine.
+    var cpuNanoseconds: Double = .nan
+}
+
+/// CPU time of the calling thread.
+func threadCPUNanoseconds() -> UInt64 {
+    var spec = timespec()
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
+    return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
 }
 
 /// Nanoseconds this thread has spent runnable but waiting for a CPU (`run_delay` in
@@ -113,7 +139,7 @@ func runQueueNanoseconds() -> UInt64 {
 /// Runs `body(thread)` on `threads` threads released together from a barrier.
 func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> ThreadedSample {
     let arrived = Atomic<Int>(0)
-    let spans = Mutex<[(UInt64, UInt64, UInt64)]>([])
+    let spans = Mutex<[(UInt64, UInt64, UInt64, UInt64)]>([])
     let group = DispatchGroup()
     for index in 0..<threads {
         group.enter()
@@ -123,10 +149,12 @@ func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> T
             // Oversubscribed runs yield while waiting, so the last thread gets a CPU.
             while arrived.load(ordering: .acquiring) < threads { sched_yield() }
             let start = now()
+            let cpuStart = threadCPUNanoseconds()
             body(index)
+            let cpu = threadCPUNanoseconds() - cpuStart
             let end = now()
             let waited = runQueueNanoseconds() - waitedBefore
-            spans.withLock { $0.append((start, end, waited)) }
+            spans.withLock { $0.append((start, end, waited, cpu)) }
             group.leave()
         }
     }
@@ -134,7 +162,7 @@ func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> T
     return spans.withLock { spans in
         let wall = Double(spans.map(\.1).max()! - spans.map(\.0).min()!)
         let waited = spans.map { Double($0.2) }.max() ?? 0
-        return ThreadedSample(nanoseconds: wall, runQueueFraction: waited / wall)
+        return ThreadedSample(nanoseconds: wall, runQueueFraction: waited / wall, cpuNanoseconds: spans.map { Double($0.3) }.reduce(0, +))
     }
 }
 
@@ -142,6 +170,8 @@ func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> T
 struct ScalingResult {
     /// `[contender][keys][workload][threads]` → nanoseconds per lookup, aggregate.
     var figures: [String: Double] = [:]
+    /// The same keys → CPU nanoseconds per lookup (all threads' CPU time over all lookups).
+    var cpuFigures: [String: Double] = [:]
     var worstRunQueueFraction = 0.0
 
     static func name(_ contender: String, keys: Int, shared: Bool, threads: Int) -> String {
@@ -162,7 +192,9 @@ let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache"]
 
 /// Measures the matrix. `lookups` per sample, split between the threads (NSCache gets a
 /// tenth: it is ~50x slower).
-func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int) throws -> ScalingResult {
+func benchmarkScaling(
+    keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int, contenders: [String] = scalingContenders
+) throws -> ScalingResult {
     var result = ScalingResult()
     var sink = 0
     let sharedSink = Atomic<Int>(0)
@@ -172,6 +204,8 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
         let dictionary = Mutex<[Int: [UInt8]]>([:])
         let sharded = ShardedMutexDictionary()
         let nsCache = ScalingNSCache()
+        let privateDictionaries = PrivateDictionaries(
+            threads: contenders.contains("private_dict") ? threadCounts.max()! : 0, keyCount: keyCount)
         for key in 0..<keyCount {
             try cache.withBytes(forKey: key, regenerate: regenerate) { _ in }
             let bytes = (0..<256).map { UInt8(truncatingIfNeeded: key &+ $0) }
@@ -180,14 +214,14 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
             nsCache.cache.setObject(NSData(bytes: bytes, length: 256), forKey: NSNumber(value: key))
         }
         let loops: [String: LookupLoop] = [
-            "cache": { keys, count in
+            "cache": { keys, count, _ in
                 var sum = 0
                 for index in 0..<count {
                     sum &+= (try? cache.withBytes(forKey: keys[index & (keys.count - 1)]) { Int($0[1]) }) ?? 0
                 }
                 return sum
             },
-            "mutex_dict": { keys, count in
+            "mutex_dict": { keys, count, _ in
                 var sum = 0
                 for index in 0..<count {
                     let key = keys[index & (keys.count - 1)]
@@ -196,7 +230,7 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
                 }
                 return sum
             },
-            "sharded_mutex": { keys, count in
+            "sharded_mutex": { keys, count, _ in
                 var sum = 0
                 for index in 0..<count {
                     let key = keys[index & (keys.count - 1)]
@@ -205,7 +239,15 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
                 }
                 return sum
             },
-            "nscache": { keys, count in
+            "private_dict": { keys, count, thread in
+                var sum = 0
+                let dictionary = privateDictionaries.dictionaries[thread]
+                for index in 0..<count {
+                    sum &+= Int(dictionary[keys[index & (keys.count - 1)]]?[1] ?? 0)
+                }
+                return sum
+            },
+            "nscache": { keys, count, _ in
                 var sum = 0
                 for index in 0..<count {
                     if let data = nsCache.cache.object(forKey: NSNumber(value: keys[index & (keys.count - 1)])) {
@@ -221,10 +263,11 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
                 let streams = KeyStreams(keyCount: keyCount, threads: threads, length: 1 << 16, shared: shared, zipf: zipf)
                 defer { streams.deallocate() }
                 var samples: [String: [Double]] = [:]
+                var cpuSamples: [String: [Double]] = [:]
                 for round in 0..<rounds {
                     // Rotate the order each round so no contender always runs first.
-                    for offset in 0..<scalingContenders.count {
-                        let contender = scalingContenders[(round + offset) % scalingContenders.count]
+                    for offset in 0..<contenders.count {
+                        let contender = contenders[(round + offset) % contenders.count]
                         let loop = loops[contender]!
                         // The same total work at every thread count (split between the threads).
                         let count = (contender == "nscache" ? lookups / 10 : lookups) / threads
@@ -232,25 +275,60 @@ func benchmarkScaling(keyCounts: [Int], threadCounts: [Int], lookups: Int, round
                         if threads == 1 {
                             let keys = UnsafeBufferPointer(streams.streams[0])
                             let start = now()
-                            sink &+= loop(keys, count)
-                            sample = ThreadedSample(nanoseconds: Double(now() - start), runQueueFraction: 0)
+                            let cpuStart = threadCPUNanoseconds()
+                            sink &+= loop(keys, count, 0)
+                            let cpu = Double(threadCPUNanoseconds() - cpuStart)
+                            sample = ThreadedSample(nanoseconds: Double(now() - start), runQueueFraction: 0, cpuNanoseconds: cpu)
                         } else {
                             sample = runThreaded(threads) { thread in
-                                sharedSink.add(loop(UnsafeBufferPointer(streams.streams[thread]), count), ordering: .relaxed)
+                                sharedSink.add(loop(UnsafeBufferPointer(streams.streams[thread]), count, thread), ordering: .relaxed)
                             }
                         }
                         result.worstRunQueueFraction = max(result.worstRunQueueFraction, sample.runQueueFraction)
                         samples[contender, default: []].append(sample.nanoseconds / Double(count * threads))
+                        cpuSamples[contender, default: []].append(sample.cpuNanoseconds / Double(count * threads))
                     }
                 }
                 for (contender, values) in samples {
                     result.figures[ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)] = median(values)
+                }
+                for (contender, values) in cpuSamples {
+                    result.cpuFigures[ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)] = median(values)
                 }
             }
         }
     }
     if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
     return result
+}
+
+/// `--scaling-probe N`: the 2-thread figures of the RATIO line for the cache and the 16-shard
+/// Mutex only, plus CPU time per lookup at 2 threads over 1 (contention alone: 1.00 is none,
+/// and the wall-time scaling is then 2 / that on an idle machine).
+func runScalingProbe(rounds: Int) throws {
+    let contenders = ["cache", "private_dict", "sharded_mutex"]
+    let result = try benchmarkScaling(keyCounts: [1024], threadCounts: [1, 2, 8], lookups: 800_000, rounds: rounds, contenders: contenders)
+    for shared in [false, true] {
+        for contender in contenders {
+            var line = (shared ? "shared Zipf 1.1 " : "disjoint        ") + pad(contender, 14)
+            let name1 = ScalingResult.name(contender, keys: 1024, shared: shared, threads: 1)
+            line += " \(formatNanoseconds(result.figures[name1]!))@1t (cpu \(formatNanoseconds(result.cpuFigures[name1]!)))"
+            for threads in [2, 8] {
+                let name = ScalingResult.name(contender, keys: 1024, shared: shared, threads: threads)
+                let wall = result.figures[name1]! / result.figures[name]!
+                let cpu = result.cpuFigures[name]! / result.cpuFigures[name1]!
+                line += "  \(threads)t: \(formatNanoseconds(result.figures[name]!)) scaling \(format2(wall)), cpu/hit vs 1t \(format2(cpu))"
+            }
+            print(line)
+        }
+    }
+    print("a thread waited for a CPU <= \(format2(100 * result.worstRunQueueFraction))% of a run; load \(loadAverage())")
+}
+
+/// The 1-minute load average, for the probe's line.
+func loadAverage() -> String {
+    var loads = [Double](repeating: 0, count: 3)
+    return getloadavg(&loads, 3) > 0 ? format2(loads[0]) : "?"
 }
 
 /// Single-thread hot hits only (for `valgrind --tool=callgrind`: instruction counts per hit).

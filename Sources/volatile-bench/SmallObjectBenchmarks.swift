@@ -167,12 +167,6 @@ enum SmallObjectBenchmarks {
         body()
         return Double(threadCPUNanoseconds() - start)
     }
-
-    static func threadCPUNanoseconds() -> UInt64 {
-        var spec = timespec()
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &spec)
-        return UInt64(spec.tv_sec) * 1_000_000_000 + UInt64(spec.tv_nsec)
-    }
 }
 
 /// The `--only small` rows: per size, the cache beside the dictionary; the RATIO keys come

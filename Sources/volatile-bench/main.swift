@@ -1,7 +1,7 @@
 // volatile-bench: micro benchmarks of the memory layer and the cache, each measured beside
 // its baseline in the same run (interleaved), reported as ratios of medians.
 //
-//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small]
+//     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn]
 //     volatile-bench --hit-loop N      # N single-thread hot hits only, for callgrind
 //
 // The last line is machine-readable: `RATIO name=value ...` (lower is better, except the
@@ -31,8 +31,8 @@ while let argument = arguments.popFirst() {
     case "--quick":
         quick = true
     case "--only":
-        guard let value = arguments.popFirst(), ["memory", "hot", "scaling", "regen", "small"].contains(value) else {
-            printError("volatile-bench: --only needs memory, hot, scaling, regen or small")
+        guard let value = arguments.popFirst(), ["memory", "hot", "scaling", "regen", "small", "churn"].contains(value) else {
+            printError("volatile-bench: --only needs memory, hot, scaling, regen, small or churn")
             exit(2)
         }
         only = value
@@ -63,6 +63,30 @@ while let argument = arguments.popFirst() {
         }
         runMutexLoopForProfiling(lookups: value)
         exit(0)
+    case "--churn-child":
+        // Issue 8: the child of `--only churn` (run with VOLATILE_READ_FENCES=1 by its parent).
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --churn-child needs a positive number of rounds")
+            exit(2)
+        }
+        let threads = arguments.first.flatMap { Int($0) }.map { _ in Int(arguments.popFirst()!)! } ?? 2
+        do { try ChurnBenchmarks.runChild(rounds: value, threads: max(1, threads)) } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
+    case "--scaling-probe":
+        // Issue 8: only the cache and the 16-shard Mutex, 1,024 keys, 1 and 2 threads, N rounds;
+        // wall-time scaling and CPU-time contention (robust when the machine is busy).
+        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+            printError("volatile-bench: --scaling-probe needs a positive number of rounds")
+            exit(2)
+        }
+        do { try runScalingProbe(rounds: value) } catch {
+            printError("volatile-bench: \(error)")
+            exit(1)
+        }
+        exit(0)
     case "--small-loop":
         // Issue 14: 1M x 16 B inserted, then N rounds of lookups of every key, for perf/callgrind.
         guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
@@ -75,7 +99,7 @@ while let argument = arguments.popFirst() {
         }
         exit(0)
     case "--help", "-h":
-        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small] | --hit-loop N")
+        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N")
         exit(0)
     default:
         printError("volatile-bench: unknown argument \(argument)")
@@ -165,6 +189,9 @@ do {
                     higherGoal: threads == 2 ? 1.8 : 1.6))
         }
     }
+    if runs("churn") {
+        rows += try ChurnBenchmarks.rows(rounds: quick ? 3 : 7, notes: &notes)
+    }
     if runs("regen") {
         rows += try benchmarkMissRegeneration(rounds: quick ? 11 : 41)
     }
@@ -196,7 +223,7 @@ let order = [
     "repin_uffd_vs_populate", "repin_canary_vs_touch", "unpin_vs_madvfree", "hot_hit_vs_mutex_dict", "hot_hit_vs_nscache",
     "hit_1t_vs_mutex_dict", "hit_scaling_2t_disjoint", "hit_scaling_2t_shared", "hit_scaling_8t_shared", "hit_2t_vs_sharded_mutex",
     "regen_overhead", "small_rss_per_entry_vs_dict", "small_insert_vs_dict", "small_hot_lookup_vs_dict",
-    "small_removeall_seconds",
+    "small_removeall_seconds", "churn_2t_membarrier_vs_fences",
 ]
 let ratioLine = order.map { name in
     "\(name)=" + (rows.first { $0.name == name && $0.inRatioLine }.map { format2($0.ratio) } ?? "n/a")

@@ -183,6 +183,70 @@ struct ReadPathTests {
         for entry in seen where entry.exclusive { #expect(users[entry.stripe] == 1, "\(seen)") }
     }
 
+    /// The drains' recency window skips re-stamping an entry that one of the shard's last
+    /// drain writes stamped (its stamp is already among the newest). An entry whose stamp
+    /// came from its install, not from a drain, is outside every window: lock-free hits on
+    /// the oldest entry must still move it off the demotion end, and a window of the hot
+    /// list's eighth must not reorder the oldest entries.
+    @Test func lockFreeHitsOnTheOldestEntriesStillSaveThemThroughTheRecencyWindow() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let cache = try makeCache(hot: 64 * page, shardCount: 1)
+        for key in 0..<64 { try read(cache, key, byteCount: page) }
+        // Lock-free hits (64 of them fill a lap of this thread's stripe and drain it) on the
+        // four oldest, in reverse order: 3, 2, 1, 0 become the newest, 0 last.
+        for key in [3, 2, 1, 0] {
+            for _ in 0..<64 { #expect(try cache.withBytes(forKey: key) { verify($0, seed: UInt64(key)) } == true) }
+        }
+        // Hit 0 again: it is inside the window now (stamped by the last drain write), so it
+        // keeps its stamp, which is still the newest.
+        for _ in 0..<64 { _ = try cache.withBytes(forKey: 0) { $0[0] } }
+        // Twelve new entries demote the twelve least recently used: 4...15, none of the hit ones.
+        for key in 64..<76 { try read(cache, key, byteCount: page) }
+        #expect(Set(cache.volatileKeys) == Set(4..<16))
+        #expect(Set(cache.hotKeys).isSuperset(of: [0, 1, 2, 3]))
+    }
+
+    /// A grace period whose barrier fails (`membarrier(2)` returns an error: the fault hook of
+    /// internal-checks builds) is not started: the demotions it guards stay parked, nothing is
+    /// unpinned under a reader, and a later collection (here, the next read section's exit)
+    /// starts it again and runs them. Every byte stays intact throughout.
+    @Test(.enabled(if: VolatileArena.internalChecksEnabled && ReadEpochs.writersBarrierEveryThread))
+    func aFailedBarrierParksTheWorkUntilALaterCollectionStartsItAgain() throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let cache = try makeCache(hot: 64 * page, shardCount: 1)
+        for key in 0..<4 { try read(cache, key, byteCount: page) }
+        // The barrier is only needed while another thread has a live epoch slot: keep one.
+        let registered = Atomic<Bool>(false), done = Atomic<Bool>(false)
+        let other = try startThread {
+            _ = try? cache.withBytes(forKey: 0) { _ in }
+            registered.store(true, ordering: .sequentiallyConsistent)
+            while !done.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        }.get()
+        defer {
+            done.store(true, ordering: .sequentiallyConsistent)
+            pthread_join(other, nil)
+        }
+        while !registered.load(ordering: .sequentiallyConsistent) { usleep(1000) }
+        let unpinsBefore = cache.arena.statistics.unpins
+        // Every barrier fails while the hook is set: each demotion's retire, and each
+        // collection's attempt to start the parked periods again.
+        ReadEpochs.injectBarrierFailures(count: 1_000)
+        _ = cache.shed()
+        #expect(cache.reclaimer.parkedCount.load(ordering: .relaxed) == 4)
+        #expect(cache.arena.statistics.unpins == unpinsBefore, "unpinned without a grace period")
+        #expect(cache.volatileKeys.isEmpty)
+        // Hits still read intact bytes (the demoting entries are revived by a locked look-up).
+        #expect(try cache.withBytes(forKey: 2) { verify($0, seed: 2) } == true)
+        ReadEpochs.injectBarrierFailures(count: 0)
+        // A miss enters and leaves a read section: the exit collects, the barriers succeed.
+        #expect(try cache.withBytes(forKey: 99) { _ in true } == nil)
+        #expect(cache.reclaimer.parkedCount.load(ordering: .relaxed) == 0)
+        // Key 2 was revived before its period ended: its demotion does nothing.
+        #expect(cache.arena.statistics.unpins == unpinsBefore + 3)
+        #expect(Set(cache.volatileKeys) == [0, 1, 3])
+        for key in 0..<4 { #expect(try read(cache, key, byteCount: page)) }
+    }
+
     static var stressDuration: Duration {
         let seconds = getenv("VOLATILE_READPATH_STRESS_SECONDS").flatMap { Double(String(cString: $0)) } ?? 2
         return .milliseconds(Int(seconds * 1000))
