@@ -188,7 +188,8 @@ struct ScalingResult {
     }
 }
 
-let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache"]
+/// `private_dict` is the machine's ceiling (a plain dictionary per thread: nothing shared).
+let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache", "private_dict"]
 
 /// Measures the matrix. `lookups` per sample, split between the threads (NSCache gets a
 /// tenth: it is ~50x slower).

@@ -164,6 +164,10 @@ do {
             "hit scaling (1,024 keys; throughput at N threads / 1 thread): cache 2t disjoint " + format2(scaling.scaling("cache", shared: false, threads: 2))
                 + ", 2t shared " + format2(scaling.scaling("cache", shared: true, threads: 2))
                 + ", 8t shared " + format2(scaling.scaling("cache", shared: true, threads: 8))
+                + "; the machine's ceiling (a private dictionary per thread) 2t disjoint "
+                + format2(scaling.scaling("private_dict", shared: false, threads: 2)) + ", 2t shared "
+                + format2(scaling.scaling("private_dict", shared: true, threads: 2)) + ", 8t shared "
+                + format2(scaling.scaling("private_dict", shared: true, threads: 8))
                 + "; Mutex dict 2t shared " + format2(scaling.scaling("mutex_dict", shared: true, threads: 2))
                 + ", 16-shard Mutex 2t shared " + format2(scaling.scaling("sharded_mutex", shared: true, threads: 2))
                 + "; a thread waited for a CPU <= " + format2(100 * scaling.worstRunQueueFraction) + "% of a run"
