@@ -172,6 +172,10 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     /// Pages a reader is on right now are given back when their last reader leaves them.
     /// - Complexity: O(entries + pages).
     public func removeAll() {
+        // All shards' pages are released together: the shards take pages from the arena in
+        // turn, so one shard's pages alone are scattered runs (thousands of `madvise` calls and
+        // as many free-block fragments in the arena's tables); together they coalesce.
+        var given: [SlabPage] = []
         for shard in shards {
             let (pages, old) = shard.withLock { state -> ([SlabPage], SmallShard<Key>) in
                 var released: [SlabPage] = []
@@ -189,8 +193,10 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
                 return (released, old)
             }
             _ = consume old  // the tables are freed outside the lock
-            SlabPage.releaseCoalesced(pages, arena: arena)
+            given += pages
         }
+        SlabPage.releaseCoalesced(given, arena: arena)
+        given = []  // before the trim
         arena.trimRecycledExtents()
         // The dictionaries' and page records' storage: hand freed heap back to the kernel.
         _ = vc_malloc_trim()
