@@ -388,10 +388,64 @@ struct SmallObjectTests {
         #expect(regrouped.hotLost <= 2000 / 20)
         #expect(regrouped.statistics.relocatedObjects >= 1000)
         // Without it, the hot set keeps a hot object on nearly every one of the 313 pages,
-        // and a drop of the volatile pages takes most of it.
+        // and a drop of the volatile pages takes most of it (1,663 measured; pages still in
+        // another CPU's LRU batch may survive MADV_PAGEOUT, hence the margin).
         #expect(scattered.hotPages >= 250)
-        #expect(scattered.hotLost >= 2000 / 2)
+        #expect(scattered.hotLost >= 2000 / 4)
         #expect(scattered.statistics.relocatedObjects == 0)
+    }
+
+    @Test(
+        "Regrouping under concurrent readers, writers, removals and external page drops; every byte verified",
+        arguments: [DropDetectionStrategy.automatic, .canary])
+    func regroupingUnderConcurrency(strategy: DropDetectionStrategy) throws {
+        let cache = try makeSmallCache(hot: 24 * page, shards: 2, strategy: strategy)
+        let keyCount = 8000
+        for key in 0..<keyCount { try cache.insert(smallContent(key, mixedSize(key)), forKey: key) }
+        var shuffler = SplitMix64(seed: 41)
+        let hot = Array(Array(0..<keyCount).shuffled(using: &shuffler).prefix(keyCount / 10))
+        let corrupt = Atomic<Int>(0)
+        let reads = Atomic<Int>(0)
+        let stop = Atomic<Bool>(false)
+        runThreads(4) { thread in
+            if thread == 3 {
+                // Drops a random fifth of the volatile pages, draining ones among them, repeatedly.
+                for round in 0..<100 {
+                    _ = try? cache.arena.dropVolatilePages(fraction: 0.2, seed: UInt64(round))
+                    usleepMilliseconds(2)
+                }
+                stop.store(true, ordering: .releasing)
+                return
+            }
+            var generator = SplitMix64(seed: UInt64(thread) + 7)
+            while !stop.load(ordering: .acquiring) {
+                let choice = generator.next() % 100
+                let key = choice < 90 ? hot[Int(generator.next() % UInt64(hot.count))] : Int(generator.next() % UInt64(keyCount))
+                let expected = smallContent(key, mixedSize(key))
+                switch choice {
+                case 98, 99:
+                    cache.removeValue(forKey: key)
+                case 95..<98:
+                    try? cache.insert(expected, forKey: key)
+                default:
+                    // Objects above 256 B are read in place: a reader is counted on their page
+                    // while the body runs, and a move must wait for a later read.
+                    let ok = (try? cache.withBytes(forKey: key, regenerate: { expected }) { $0.elementsEqual(expected) }) ?? false
+                    if !ok { corrupt.add(1, ordering: .relaxed) }
+                    reads.add(1, ordering: .relaxed)
+                }
+            }
+        }
+        let statistics = cache.statistics
+        #expect(corrupt.load(ordering: .relaxed) == 0)
+        #expect(reads.load(ordering: .relaxed) > minimumWork(2000))
+        #expect(statistics.relocatedObjects > 0 || minimumWork(1) == 0)
+        #expect(statistics.droppedPages > 0)
+        cache.arena.checkInvariants()
+        for key in 0..<keyCount {
+            let expected = smallContent(key, mixedSize(key))
+            #expect(try cache.withBytes(forKey: key, regenerate: { expected }) { $0.elementsEqual(expected) })
+        }
     }
 
     @Test("The README's Small objects example")
