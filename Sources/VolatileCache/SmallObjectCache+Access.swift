@@ -90,11 +90,14 @@ extension SmallObjectCache {
     func beginRead(_ key: Key) throws -> (SlabPage, UnsafeRawBufferPointer)? {
         var garbage: [SlabPage] = []
         defer { if !garbage.isEmpty { release(garbage) } }
-        let limit = hotPagesPerShard
+        let (limit, regroup, arena) = (hotPagesPerShard, regroupsByRecency, arena)
         return try shard(for: key).withLock { state throws(VolatileCacheError) in
-            let pinsBefore = state.figures.pagePins
-            let found = try state.beginRead(key, garbage: &garbage)
-            if state.figures.pagePins != pinsBefore { state.enforceHotBudget(limit, garbage: &garbage) }
+            let (pinsBefore, movesBefore) = (state.figures.pagePins, state.figures.relocatedObjects)
+            let found = try state.beginRead(key, regroup: regroup, arena: arena, garbage: &garbage)
+            // A pin, or a move (which may have taken a new page), can put the shard over its budget.
+            if state.figures.pagePins != pinsBefore || state.figures.relocatedObjects != movesBefore {
+                state.enforceHotBudget(limit, regroup: regroup, garbage: &garbage)
+            }
             return found
         }
     }

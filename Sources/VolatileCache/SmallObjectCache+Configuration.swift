@@ -18,6 +18,10 @@ extension SmallObjectCache {
         /// Upper bound on the total cost of the objects, an object's cost being its byte count;
         /// nil for none. Shared among the shards and enforced as ``countLimit`` is. Default: nil.
         public var totalCostLimit: Int?
+        /// Whether the hot budget's clock regroups objects by recency (moves the recently read
+        /// objects of mostly cold pages to the page being filled). On by default; off only for
+        /// the package's own comparisons (tests and `volatile-bench`).
+        package var regroupsByRecency = true
 
         /// Creates a configuration.
         /// - Parameters:

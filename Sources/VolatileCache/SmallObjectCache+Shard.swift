@@ -45,7 +45,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         // Epoch 0 (never a slot's) while the page is volatile or gone.
         guard record.pointee.epoch == slot.epoch else { return .notHot }
         figures.hotHits += 1
-        record.pointee.referenced = true
+        SmallPageRecord.markAccessed(record, offset: Int(slot.offset))
         let count = Int(slot.byteCount)
         let address = UnsafeRawPointer(record.pointee.base.unsafelyUnwrapped + Int(slot.offset))
         if count <= capacity {
@@ -83,7 +83,7 @@ struct SmallShard<Key: Hashable & Sendable> {
         while let index = partial[sizeClass].popLast() {
             guard let page = pages[Int(index)] else { continue }
             page.isListedPartial = false
-            guard page.isPinned, page.sizeClass == sizeClass, let slot = page.allocateSlot() else { continue }
+            guard page.isPinned, !page.isDraining, page.sizeClass == sizeClass, let slot = page.allocateSlot() else { continue }
             open[sizeClass] = Int(index)
             page.isOpen = true
             return (index, slot)
@@ -104,6 +104,7 @@ struct SmallShard<Key: Hashable & Sendable> {
             hot.append()
         }
         hot.records[index].referenced = true
+        page.windowStart = readCount
         syncHot(index)
         pinnedPages += 1
         page.isOpen = true
@@ -119,8 +120,10 @@ struct SmallShard<Key: Hashable & Sendable> {
     /// Refreshes what hits read about page `index` after its state changed.
     mutating func syncHot(_ index: Int) {
         let page = pages[index]
-        hot.records[index].epoch = page.map { $0.isPinned ? $0.epoch : 0 } ?? 0
+        // A draining page reads as not pinned: its hits take the slow path, which moves them.
+        hot.records[index].epoch = page.map { $0.isPinned && !$0.isDraining ? $0.epoch : 0 } ?? 0
         hot.records[index].base = page?.base
+        if page == nil { hot.records[index].clearAccessed() }
     }
 
     /// Gives back the slot of an entry taken out of the dictionary (nothing if its page
@@ -131,12 +134,13 @@ struct SmallShard<Key: Hashable & Sendable> {
         guard let page = pages[index], page.epoch == slot.epoch else { return }
         page.freeSlot(Int(slot.offset) / page.slotSize)
         page.liveBytes -= Int(slot.byteCount)
+        hot.records[index].clearAccessed(offset: Int(slot.offset), slotSize: page.slotSize)
         figures.objectCount -= 1
         figures.objectBytes -= Int(slot.byteCount)
         figures.slotBytes -= page.slotSize
         if page.liveCount == 0 && !page.isOpen && page.readers.load(ordering: .acquiring) == 0 {
             remove(pageAt: index, garbage: &garbage)
-        } else if page.isPinned && !page.isListedPartial && !page.isOpen {
+        } else if page.isPinned && !page.isListedPartial && !page.isOpen && !page.isDraining {
             page.isListedPartial = true
             partial[page.sizeClass].append(UInt32(index))
         }
@@ -154,12 +158,15 @@ struct SmallShard<Key: Hashable & Sendable> {
         garbage.append(page)
     }
 
-    /// Looks the key up for a read: re-pins its page if volatile, marks the page referenced
-    /// and counts a reader on it (the caller decrements `readers` when done).
+    /// Looks the key up for a read: re-pins its page if volatile, marks the object read and
+    /// counts a reader on its page (the caller decrements `readers` when done). An object on a
+    /// draining page is first moved to the fill page (`relocate`), and the reader counted there.
     /// - Returns: The page and the object's bytes, or nil when absent or dropped (a dropped
     ///   entry is removed).
     @usableFromInline
-    mutating func beginRead(_ key: Key, garbage: inout [SlabPage]) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
+    mutating func beginRead(
+        _ key: Key, regroup: Bool, arena: VolatileArena, garbage: inout [SlabPage]
+    ) throws(VolatileCacheError) -> (SlabPage, UnsafeRawBufferPointer)? {
         guard let slot = entries[key] else {
             figures.misses += 1
             return nil
@@ -189,17 +196,25 @@ struct SmallShard<Key: Hashable & Sendable> {
                 lose(page, at: index, objects: lostObjects, bytes: lostBytes, garbage: &garbage)
                 entries[key] = nil
                 figures.misses += 1
-                    return nil
+                return nil
             }
             figures.volatileHits += 1
-            if page.hasFreeSlot && !page.isListedPartial && !page.isOpen {
+            // A page that was volatile may have been pinned for a few of its objects only.
+            if regroup { _ = drainIfMostlyCold(index, page) }
+            if page.hasFreeSlot && !page.isListedPartial && !page.isOpen && !page.isDraining {
                 page.isListedPartial = true
                 partial[page.sizeClass].append(UInt32(index))
             }
         } else {
             figures.hotHits += 1
         }
-        hot.records[index].referenced = true
+        if page.isDraining && regroup && page.readers.load(ordering: .acquiring) == 0,
+            let (target, moved) = relocate(key, slot, from: page, at: index, arena: arena, garbage: &garbage)
+        {
+            target.readers.add(1, ordering: .acquiring)
+            return (target, UnsafeRawBufferPointer(start: target.base + Int(moved.offset), count: Int(moved.byteCount)))
+        }
+        if !page.isDraining { SmallPageRecord.markAccessed(hot.records + index, offset: Int(slot.offset)) }
         page.readers.add(1, ordering: .acquiring)
         return (page, UnsafeRawBufferPointer(start: page.base + Int(slot.offset), count: Int(slot.byteCount)))
     }
@@ -249,9 +264,12 @@ struct SmallShard<Key: Hashable & Sendable> {
     }
 
     /// Unpins pinned pages the clock finds unreferenced until at most `limit` pinned pages
-    /// remain besides the open ones (pages being read are skipped).
+    /// remain besides the open ones (pages being read are skipped). With `regroup`, a page
+    /// on which at most half of the objects were read in its window is unpinned at once and
+    /// marked draining: the objects that were read move to the fill page on their next read
+    /// (see `SmallObjectCache+Regrouping.swift`).
     @usableFromInline
-    mutating func enforceHotBudget(_ limit: Int, garbage: inout [SlabPage]) {
+    mutating func enforceHotBudget(_ limit: Int, regroup: Bool, garbage: inout [SlabPage]) {
         guard pinnedPages > limit + SlabSizeClass.slotSizes.count, !pages.isEmpty else { return }
         var steps = 2 * pages.count
         while pinnedPages > limit && steps > 0 {
@@ -259,12 +277,15 @@ struct SmallShard<Key: Hashable & Sendable> {
             clockHand = clockHand + 1 < pages.count ? clockHand + 1 : 0
             guard let page = pages[clockHand], page.isPinned, !page.isOpen else { continue }
             if page.readers.load(ordering: .acquiring) != 0 { continue }
-            if hot.records[clockHand].referenced {
-                hot.records[clockHand].referenced = false
-                continue
-            }
             if page.liveCount == 0 {
                 remove(pageAt: clockHand, garbage: &garbage)
+                continue
+            }
+            // Mostly cold at the end of its window: volatile now, whatever its reference bit
+            // (the few objects read move as they are read again). A draining page is never
+            // referenced: its reads move their objects off it.
+            if !(regroup && drainIfMostlyCold(clockHand, page)) && hot.records[clockHand].referenced {
+                hot.records[clockHand].referenced = false
                 continue
             }
             page.unpin()
@@ -333,10 +354,49 @@ struct SmallShardLimits: Sendable {
 struct SmallPageRecord {
     /// The page's first byte (nil once the page is given back).
     @usableFromInline var base: UnsafeMutableRawPointer?
-    /// The page's epoch while it is pinned; 0 while it is volatile or given back.
+    /// The page's epoch while it is pinned (and not draining); 0 while it is volatile,
+    /// draining or given back.
     @usableFromInline var epoch: UInt32
-    /// The clock's reference bit.
+    /// The clock's reference bit: an object on the page was read since the hand last passed,
+    /// or the page is new.
     @usableFromInline var referenced: Bool
+    /// The objects read during the page's window (`SlabPage.windowStart`): one bit
+    /// per 64-byte unit of the page, set at a slot's first unit. From 64-byte slots up that is
+    /// one bit per slot; smaller slots share a bit (two to four a unit), which only coarsens
+    /// the count. Their count tells a page of mostly cold objects from a hot one. (One word,
+    /// so that the record is 24 bytes: a hit reads one record at random, and a million
+    /// 256-byte objects have 62,500 of them.)
+    @usableFromInline var accessed: UInt64
+
+    @usableFromInline
+    init(base: UnsafeMutableRawPointer?, epoch: UInt32) {
+        self.base = base
+        self.epoch = epoch
+        referenced = false
+        accessed = 0
+    }
+
+    /// Sets the reference bit, and the bit of the slot at `offset` (bytes from the page's start).
+    @inlinable @inline(__always)
+    static func markAccessed(_ record: UnsafeMutablePointer<SmallPageRecord>, offset: Int) {
+        record.pointee.referenced = true
+        record.pointee.accessed |= 1 &<< UInt64(truncatingIfNeeded: offset &>> 6)
+    }
+
+    /// Clears the bit of the slot at `offset` (its object left the page), if the slot has a
+    /// bit of its own.
+    mutating func clearAccessed(offset: Int, slotSize: Int) {
+        if slotSize >= 64 { accessed &= ~(1 << UInt64(offset >> 6)) }
+    }
+
+    /// How many units of the page had an object read during the window.
+    var accessedCount: Int { accessed.nonzeroBitCount }
+
+    /// Clears everything (the page is given back).
+    mutating func clearAccessed() {
+        referenced = false
+        accessed = 0
+    }
 }
 
 /// A shard's page records, by page index, in memory of its own: a hit reads and sets a
@@ -362,7 +422,7 @@ final class SmallPageTable {
             records = grown
             capacity = max(16, 2 * capacity)
         }
-        (records + count).initialize(to: SmallPageRecord(base: nil, epoch: 0, referenced: false))
+        (records + count).initialize(to: SmallPageRecord(base: nil, epoch: 0))
         count += 1
     }
 

@@ -33,6 +33,13 @@ extension SmallObjectCache {
         /// Slab pages evicted with them (a page is evicted whole, its frees coalesced with
         /// the other pages of the same eviction).
         public var evictedPages = 0
+        /// Slab pages the clock found holding mostly cold objects among a few recently used
+        /// ones: it made them volatile at once and marked them draining (see
+        /// ``SmallObjectCache`` on regrouping by recency).
+        public var drainedPages = 0
+        /// Objects moved off draining pages to the page being filled when they were read, so
+        /// that recently used objects share pages.
+        public var relocatedObjects = 0
         /// Regenerations run by ``SmallObjectCache/withBytes(forKey:regenerate:_:)``.
         public var regenerations = 0
         /// Estimated bytes of per-entry metadata (the dictionary slots) per entry.
@@ -69,7 +76,7 @@ extension SmallObjectCache.Statistics {
         let summed: [WritableKeyPath<Self, Int>] = [
             \.entryCount, \.objectCount, \.objectBytes, \.slotBytes, \.hotPageBytes, \.volatilePageBytes, \.hotHits, \.volatileHits,
             \.misses, \.droppedPages, \.droppedObjects, \.pagePins, \.pageUnpins, \.evictedObjects, \.evictedPages,
-            \.regenerations,
+            \.regenerations, \.drainedPages, \.relocatedObjects,
         ]
         for field in summed { self[keyPath: field] += other[keyPath: field] }
     }

@@ -14,10 +14,19 @@ import CVolatileShim
 /// it. If the kernel dropped the page, every object on it is gone: each is regenerated on
 /// its next access (detection is page-exact, as for large objects).
 ///
+/// Objects are regrouped by recency when the hot budget demotes: a page on which at most
+/// half of the objects were read during its window (a span of the shard's reads, twice the
+/// objects its pinned pages hold) becomes volatile at once and *draining*, and each object
+/// read from it afterwards is copied to the page being filled. Recently used objects thus
+/// end up together on pages that stay pinned, and cold ones together on pages that stay
+/// volatile, so the kernel's reclaim of a page costs few hot objects
+/// (``Statistics/drainedPages``, ``Statistics/relocatedObjects``).
+///
 /// ```text
 ///   insert ──► slot in a pinned slab page ──(page beyond the hot budget, or shed())──► volatile page
-///                       ▲                                                                │
-///                       └──────────── hit: re-pin the page (all its objects) ◄───────────┤ intact
+///                 ▲     ▲                                                                │
+///                 │     └──────────── hit: re-pin the page (all its objects) ◄───────────┤ intact
+///                 └── read of an object on a draining (mostly cold) page: moved          │
 ///   regenerate ◄── miss (every object of a dropped page) ◄──────────────── kernel drops ─┘
 /// ```
 ///
@@ -45,6 +54,8 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let hotPagesPerShard: Int
     /// Each shard's share of the count and cost limits (`Int.max` for none).
     @usableFromInline let limitsPerShard: SmallShardLimits
+    /// Whether demotion regroups objects by recency (``Configuration/regroupsByRecency``).
+    @usableFromInline let regroupsByRecency: Bool
 
     /// Creates a cache with its own arena.
     /// - Parameter configuration: Hot budget, shards, arena configuration.
@@ -71,6 +82,7 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         hotPagesPerShard = max(1, configuration.hotByteLimit / arena.pageSize / count)
         func share(_ limit: Int?) -> Int { limit.map { $0 / count + ($0 % count == 0 ? 0 : 1) } ?? .max }  // no overflow at .max
         limitsPerShard = SmallShardLimits(objects: share(configuration.countLimit), bytes: share(configuration.totalCostLimit))
+        regroupsByRecency = configuration.regroupsByRecency
     }
 
     deinit { shards.deallocate() }
@@ -141,14 +153,14 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         var garbage: [SlabPage] = []
         defer { if !garbage.isEmpty { release(garbage) } }
         let arena = arena
-        let (hotLimit, limits) = (hotPagesPerShard, limitsPerShard)
+        let (hotLimit, limits, regroup) = (hotPagesPerShard, limitsPerShard, regroupsByRecency)
         try shard.withLock { state throws(VolatileCacheError) in
             let slot = try state.place(bytes, sizeClass: sizeClass, arena: arena)
             if let old = state.entries.updateValue(slot, forKey: key) {
                 state.forget(old, garbage: &garbage)
             }
             state.enforceLimits(limits, garbage: &garbage)
-            state.enforceHotBudget(hotLimit, garbage: &garbage)
+            state.enforceHotBudget(hotLimit, regroup: regroup, garbage: &garbage)
         }
     }
 
@@ -166,12 +178,17 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    /// Removes every entry and gives the slab pages back: their frees are coalesced into
-    /// runs of adjacent pages (one `madvise` per run), the arena's recycled extents are
-    /// released, and the metadata tables are freed, so resident memory comes back.
+    /// Removes every entry and gives the slab pages back: every shard's pages are freed
+    /// together, coalesced into runs of adjacent pages (one `madvise` per run), the arena's
+    /// recycled extents are released, and the metadata tables (the shards' and the arena's)
+    /// are freed or shrunk, so resident memory comes back.
     /// Pages a reader is on right now are given back when their last reader leaves them.
     /// - Complexity: O(entries + pages).
     public func removeAll() {
+        // All shards' pages are released together: the shards take pages from the arena in
+        // turn, so one shard's pages alone are scattered runs (thousands of `madvise` calls and
+        // as many free-block fragments in the arena's tables); together they coalesce.
+        var given: [SlabPage] = []
         for shard in shards {
             let (pages, old) = shard.withLock { state -> ([SlabPage], SmallShard<Key>) in
                 var released: [SlabPage] = []
@@ -189,8 +206,10 @@ public final class SmallObjectCache<Key: Hashable & Sendable>: Sendable {
                 return (released, old)
             }
             _ = consume old  // the tables are freed outside the lock
-            SlabPage.releaseCoalesced(pages, arena: arena)
+            given += pages
         }
+        SlabPage.releaseCoalesced(given, arena: arena)
+        given = []  // before the trim
         arena.trimRecycledExtents()
         // The dictionaries' and page records' storage: hand freed heap back to the kernel.
         _ = vc_malloc_trim()

@@ -71,6 +71,12 @@ public final class SlabPage: @unchecked Sendable {  // Mutable fields: the owner
     @exclusivity(unchecked) package var isListedPartial = false
     /// Whether the owner currently fills the page with new objects (never unpinned then).
     @exclusivity(unchecked) package var isOpen = false
+    /// Whether the owner moves the page's objects elsewhere as they are read (it found them
+    /// mostly cold): it then takes no new objects.
+    @exclusivity(unchecked) package var isDraining = false
+    /// The owner's read count when it last started counting which of the page's objects are
+    /// read (its recency window).
+    @exclusivity(unchecked) package var windowStart: UInt32 = 0
 
     /// Free slots (bit set = free), up to 256 slots (16-byte slots on a 4 KiB page).
     @exclusivity(unchecked) private var free: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)

@@ -35,6 +35,7 @@ extension VolatileArena {
                 state.allocators[token.region.takeUnretainedValue().index].free(start: token.firstPage, pages: token.pageCount)
                 state.forget(token, accountedAs: item.accounting)
             }
+            state.shrinkTablesIfSparse()
         }
         for item in sorted { item.token.arena.release() }
     }

@@ -1,6 +1,7 @@
 // `volatile-bench --only small` (issue 14). Times are thread CPU time per entry: one million small objects (16 B and 256 B) in a
 // SmallObjectCache beside a plain `[Int: [UInt8]]` in the same run, and, for the "before"
 // figures, VolatileCache with a page per object (on fewer keys: it is 20 to 100 times slower).
+// Then regrouping by recency: how many pages a scattered hot set ends on, with and without.
 import CVolatileShim
 import Synchronization
 import VolatileCache
@@ -208,6 +209,25 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
                 + "RSS after removeAll \(format2(Double(cache.rss.afterRemoveAll) / 1048576)) MiB vs before "
                 + "(\(format2(100 * Double(cache.rss.afterRemoveAll) / Double(cache.rss.before))) % of the \(format2(Double(cache.rss.before) / 1048576)) MiB start)")
     }
+    // Regrouping by recency: a scattered hot set, with and without.
+    let regrouped = try SmallObjectBenchmarks.regrouping(keyCount: keyCount / 5, regroup: true)
+    let scattered = try SmallObjectBenchmarks.regrouping(keyCount: keyCount / 5, regroup: false)
+    let hotLabel = "\(keyCount / 5000)k x 64 B, 10 % hot at random"
+    rows.append(Row(
+        name: "small_hot_set_pages_vs_min", candidate: "pages holding the hot set, \(hotLabel)",
+        candidateNanoseconds: Double(regrouped.hotPages), baseline: "fewest pages that hold it",
+        baselineNanoseconds: Double(regrouped.minimumPages), goal: 2, inRatioLine: false, unit: "pages"))
+    rows.append(Row(
+        name: "small_hot_set_pages_vs_min_unregrouped", candidate: "same, without regrouping",
+        candidateNanoseconds: Double(scattered.hotPages), baseline: "fewest pages that hold it",
+        baselineNanoseconds: Double(scattered.minimumPages), goal: nil, inRatioLine: false, unit: "pages"))
+    for (name, figures) in [("with", regrouped), ("without", scattered)] {
+        notes.append(
+            "small regrouping \(name), \(hotLabel), hot budget \(figures.budgetPages) pages, 12 rounds: hot set on \(figures.hotPages) pages "
+                + "(\(figures.pinnedHotPages) pinned; fewest \(figures.minimumPages)), \(figures.hotLost) of \(figures.hotCount) hot objects lost "
+                + "when every volatile page was dropped, \(figures.moves) objects moved, \(figures.pins) page pins, "
+                + "\(formatNanoseconds(figures.nanosecondsPerRead)) CPU per read")
+    }
     // Before: a page per object (VolatileCache), on fewer keys.
     let beforeKeys = min(keyCount, 100_000)
     let before = try SmallObjectBenchmarks.pagePerObject(byteCount: 16, keyCount: beforeKeys)
@@ -220,7 +240,70 @@ func smallObjectRows(keyCount: Int, notes: inout [String]) throws -> [Row] {
     return rows
 }
 
+/// What the regrouping scenario left behind.
+struct RegroupingFigures {
+    var hotCount: Int
+    var hotPages: Int
+    var pinnedHotPages: Int
+    var minimumPages: Int
+    var budgetPages: Int
+    var hotLost: Int
+    var moves: Int
+    var pins: Int
+    var nanosecondsPerRead: Double
+}
+
 extension SmallObjectBenchmarks {
+    /// `keyCount` objects of 64 B inserted in key order; a hot set of a tenth of them chosen
+    /// at random, read in a random order for 12 rounds with one cold read per 20 hot ones,
+    /// under a hot budget of 1.25 times the fewest pages the hot set fits in (plus each
+    /// shard's slack); then how many pages hold the hot set, and how much of it a drop of
+    /// every volatile page takes.
+    static func regrouping(keyCount: Int, regroup: Bool) throws -> RegroupingFigures {
+        let byteCount = 64
+        let hotCount = keyCount / 10
+        let minimumPages = (hotCount * byteCount + 4095) / 4096
+        var configuration = SmallObjectCache<Int>.Configuration(hotByteLimit: minimumPages * 5 / 4 * 4096)
+        configuration.regroupsByRecency = regroup
+        let cache = try SmallObjectCache<Int>(configuration: configuration)
+        func content(_ key: Int) -> [UInt8] { (0..<byteCount).map { UInt8(truncatingIfNeeded: key &* 31 &+ $0) } }
+        for key in 0..<keyCount { try cache.insert(content(key), forKey: key) }
+        var state: UInt64 = 0x14
+        func next() -> Int {
+            state = state &* 6364136223846793005 &+ 1442695040888963407
+            return Int(truncatingIfNeeded: state >> 33)
+        }
+        var order = Array(0..<keyCount)
+        for index in stride(from: keyCount - 1, to: 0, by: -1) { order.swapAt(index, next() % (index + 1)) }
+        var hot = Array(order.prefix(hotCount))
+        var sink = 0
+        var reads = 0
+        let nanoseconds = try timed {
+            for _ in 0..<12 {
+                for index in stride(from: hotCount - 1, to: 0, by: -1) { hot.swapAt(index, next() % (index + 1)) }
+                for (index, key) in hot.enumerated() {
+                    sink &+= try cache.withBytes(forKey: key, regenerate: { content(key) }) { Int($0[1]) }
+                    reads += 1
+                    if index % 20 == 0 {
+                        let cold = next() % keyCount
+                        sink &+= try cache.withBytes(forKey: cold, regenerate: { content(cold) }) { Int($0[1]) }
+                        reads += 1
+                    }
+                }
+            }
+        }
+        let (hotPages, pinnedHotPages) = cache.pages(holding: hot)
+        let statistics = cache.statistics
+        try cache.arena.dropAllVolatilePages()
+        var hotLost = 0
+        for key in hot where try cache.withBytes(forKey: key, { $0[1] }) == nil { hotLost += 1 }
+        if sink == 42 { print("") }
+        return RegroupingFigures(
+            hotCount: hotCount, hotPages: hotPages, pinnedHotPages: pinnedHotPages, minimumPages: minimumPages,
+            budgetPages: minimumPages * 5 / 4, hotLost: hotLost, moves: statistics.relocatedObjects, pins: statistics.pagePins,
+            nanosecondsPerRead: nanoseconds / Double(reads))
+    }
+
     /// `--small-loop N`: for profiling the small-object hit.
     static func lookupLoop(rounds: Int) throws {
         let keys = shuffledKeys(1_000_000)
