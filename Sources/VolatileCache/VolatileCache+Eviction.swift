@@ -43,7 +43,8 @@ extension VolatileCache {
             // Stamps are read under their shard's lock (hits write them there).
             var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
             let epoch = shards.epoch
-            for shard in shards.all {
+            for index in shards.indices {
+                let shard = shards[index]
                 shard.pointee.state.withLock { state in
                     shard.drain(stripe: nil, in: &state, epoch: epoch)
                     let volatile = Self.oldest(in: state.volatile, excluding: protected)

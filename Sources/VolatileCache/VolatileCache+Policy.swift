@@ -245,7 +245,8 @@ extension VolatileCache {
         // One mincore per volatile entry: it finds the wholly dropped ones and sums what is
         // still resident (this cache's entries only, not other users of the arena).
         var residentVolatilePages = 0
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             shard.pointee.state.withLock { state in
                 var cursor = state.volatile.oldest
                 while let entry = cursor {

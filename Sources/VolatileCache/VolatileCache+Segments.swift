@@ -206,7 +206,8 @@ extension VolatileCache {
     private func viewSegments(unpinnedOnly: Bool, weight: PolicyWeight) -> SegmentView<Key> {
         let epoch = shards.epoch
         var view = SegmentView<Key>()
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             shard.pointee.state.withLock { state in
                 shard.drain(stripe: nil, in: &state, epoch: epoch)
                 state.settleSegmentFronts(epoch: epoch)
@@ -266,7 +267,8 @@ extension VolatileCache {
     /// most `keeping`.
     private func spillWindow(keeping: Int) {
         let epoch = shards.epoch
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             shard.pointee.state.withLock { state in
                 let now = state.segmentClock(epoch: epoch)
                 while state.segments.window.weight > keeping, let front = state.segments.window.oldest {
@@ -407,7 +409,8 @@ extension VolatileCache {
     /// Segment keys of every shard, oldest first in each (for tests).
     package var segmentKeys: (window: [Key], candidates: [Key], probation: [Key], protected: [Key]) {
         var result: (window: [Key], candidates: [Key], probation: [Key], protected: [Key]) = ([], [], [], [])
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             shard.pointee.state.withLock { state in
                 result.window += state.segments.window.keys
                 result.candidates += state.segments.candidates.keys

@@ -62,7 +62,8 @@ extension VolatileCache {
     public var statistics: Statistics {
         var counters = ShardCounters()
         var pinned = 0
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             counters.hotHits += shard.bufferedHits()
             shard.pointee.state.withLock { state in
                 let c = state.counters

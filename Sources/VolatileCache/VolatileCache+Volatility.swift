@@ -117,7 +117,8 @@ extension VolatileCache {
         var done = 0
         while done < bytes {
             var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
-            for shard in shards.all {
+            for index in shards.indices {
+                let shard = shards[index]
                 shard.pointee.state.withLock { state in
                     var cursor = state.volatile.oldest
                     while let entry = cursor, !entry.isSwappable { cursor = entry.newer }

@@ -214,7 +214,8 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// arena's recycled extents to the kernel (`VolatileArena.trimRecycledExtents()`).
     /// - Complexity: O(entries).
     public func removeAll() {
-        for shard in shards.all {
+        for index in shards.indices {
+            let shard = shards[index]
             var garbage = Garbage<Key>()
             shard.pointee.state.withLock { state in
                 for entry in Array(state.entries.values) {
