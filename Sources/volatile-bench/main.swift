@@ -3,6 +3,8 @@
 //
 //     swift run -c release volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn]
 //     volatile-bench --hit-loop N      # N single-thread hot hits only, for callgrind
+//     volatile-bench --scaling-probe N # 1, 2 and 8 threads, N rounds: cache, private dictionaries, 16-shard Mutex
+//     volatile-bench --churn-child N [T] # T threads missing under a count limit (what --only churn runs twice)
 //
 // The last line is machine-readable: `RATIO name=value ...` (lower is better, except the
 // `hit_scaling_*` figures: throughput at N threads over 1 thread, higher is better).
@@ -99,7 +101,7 @@ while let argument = arguments.popFirst() {
         }
         exit(0)
     case "--help", "-h":
-        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N")
+        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N | --scaling-probe N")
         exit(0)
     default:
         printError("volatile-bench: unknown argument \(argument)")
