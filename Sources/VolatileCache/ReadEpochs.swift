@@ -209,23 +209,19 @@ enum ReadEpochs {
         for collect in collectors.withLock({ Array($0.values) }) { collect() }
     }
 
-    #if VOLATILE_INTERNAL_CHECKS
     /// Barriers still to fail (see ``injectBarrierFailures(count:)``).
-    private static let injectedBarrierFailures = Atomic<Int>(0)
-    #endif
+    private static let injectedBarrierFailures = FaultCountdown()
 
     /// Makes the next `count` grace-period barriers fail as if `membarrier(2)` had returned an
     /// error, to test that the retired work waits and runs once a later barrier succeeds.
     /// Only builds with `-DVOLATILE_INTERNAL_CHECKS` look at it (as the arena's ENOMEM hook).
     package static func injectBarrierFailures(count: Int) {
-        #if VOLATILE_INTERNAL_CHECKS
-        injectedBarrierFailures.store(count, ordering: .relaxed)
-        #endif
+        injectedBarrierFailures.arm(count)
     }
 
     private static func takeInjectedBarrierFailure() -> Bool {
         #if VOLATILE_INTERNAL_CHECKS
-        injectedBarrierFailures.load(ordering: .relaxed) > 0 && injectedBarrierFailures.subtract(1, ordering: .relaxed).newValue >= 0
+        injectedBarrierFailures.fire()
         #else
         false
         #endif

@@ -29,13 +29,13 @@ extension VolatileCache {
 
     /// The keys of the volatile entries now.
     package var volatileKeys: [Key] {
-        shards.all.flatMap { shard in shard.pointee.state.withLock { $0.volatile.keys } }
+        shards.indices.flatMap { shards[$0].pointee.state.withLock { $0.volatile.keys } }
     }
 
     /// The keys of the hot entries now, in each shard's list order (by stamp when placed;
     /// hits since then are not reflected).
     package var hotKeys: [Key] {
-        shards.all.flatMap { shard in shard.pointee.state.withLock { $0.hot.keys } }
+        shards.indices.flatMap { shards[$0].pointee.state.withLock { $0.hot.keys } }
     }
 
     /// The number of callers waiting for the regeneration (or re-pin, or demotion) of `key`

@@ -106,13 +106,10 @@ struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable
         EpochPointer(base.assumingMemoryBound(to: Atomic<UInt64>.self))
     }
 
-    /// Every shard, in order (an array: for statistics and tests).
-    var all: [ShardPointer<Key>] { (0..<count).map { self[$0] } }
-
-    /// The shards' indices. Loops on the miss path (eviction scans every shard per victim)
-    /// iterate these rather than ``all``: building that array in unspecialized generic code
-    /// cost about 20k instructions per eviction (generic metadata look-ups and protocol
-    /// witnesses), a fifth of a 256-byte miss with a count limit (callgrind, `--churn-child`).
+    /// The shards' indices: loops over the shards iterate these (`shards[index]`). An array
+    /// of the shards, built in unspecialized generic code, cost about 20k instructions per
+    /// eviction scan (generic metadata look-ups and protocol witnesses), a fifth of a
+    /// 256-byte miss with a count limit (callgrind, `volatile-bench --churn-child 1 1`).
     var indices: Range<Int> { 0..<count }
 }
 
@@ -231,15 +228,11 @@ struct ShardRecency {
     /// is written only under this shard's lock and a key's counters live in its own shard.
     var sketch: FrequencySketch?
 
-    /// Records one access in the sketch, if the policy keeps one.
+    /// Records one access in the sketch, if the policy keeps one. Out of line, so that the
+    /// LRU drain loop, which calls it only under the adaptive policy, stays small.
+    @inline(never)
     mutating func recordAccess(hash: Int) {
         if sketch != nil { sketch!.increment(hash: UInt64(bitPattern: Int64(hash))) }
-    }
-
-    /// Counts a drained hit in the sketch. Kept out of line so that the LRU drain loop stays small.
-    @inline(never)
-    mutating func countAccess(hash: Int) {
-        recordAccess(hash: hash)
     }
 
     /// The sketch's estimate of recent accesses (0 under LRU).
@@ -305,7 +298,7 @@ struct ShardRecency {
                     recency.pointee.stamp = now
                     recency.pointee.drainWrite = drainWrites
                 }
-                if counting { countAccess(hash: recency.pointee.hash) }
+                if counting { recordAccess(hash: recency.pointee.hash) }
             }
         }
         guard now != start else { return }

@@ -173,11 +173,7 @@ extension VolatileArena {
     func populate(_ token: ExtentToken) -> Result<Void, VolatileMemoryError> {
         let byteCount = token.pageCount * pageSize
         #if VOLATILE_INTERNAL_CHECKS
-        if injectedPopulateFailures.load(ordering: .relaxed) > 0,
-            injectedPopulateFailures.subtract(1, ordering: .relaxed).newValue >= 0
-        {
-            return .failure(.outOfMemory)
-        }
+        if injectedPopulateFailures.fire() { return .failure(.outOfMemory) }
         #endif
         switch userModeRedirty.load(ordering: .relaxed) ? .atomicTouch(reason: "swap") : populateMethod {
         case .atomicTouch:

@@ -40,7 +40,7 @@ public final class VolatileArena: Sendable {
     /// Re-dirty by user-mode touches instead of `MADV_POPULATE_WRITE` (see ``redirtiesInUserMode``).
     let userModeRedirty = Atomic<Bool>(false)
     /// Fault injection for tests: the next N populate calls fail as if the kernel said ENOMEM.
-    let injectedPopulateFailures = Atomic<Int>(0)
+    let injectedPopulateFailures = FaultCountdown()
     /// Test hook: called at the racy points of the user-mode-only populate loop (only after
     /// an EFAULT, never on an intact pin), so a test can drop pages exactly there.
     let populateRaceHook = LockedValue<(@Sendable (PopulateRacePoint) -> Void)?>(nil)
@@ -78,9 +78,7 @@ public final class VolatileArena: Sendable {
         /// extents, the recycled lists, the allocators' free blocks): dictionaries never shrink
         /// on their own, and after a `removeAll` of a million small objects these held 4.5 MiB.
         mutating func shrinkTablesIfSparse() {
-            if volatileExtents.capacity > 64 && volatileExtents.count * 4 < volatileExtents.capacity {
-                volatileExtents = Dictionary(minimumCapacity: volatileExtents.count).merging(volatileExtents) { first, _ in first }
-            }
+            volatileExtents.shrinkIfSparse()
             if recycled.isEmpty && recycled.capacity > 64 { recycled = [:] }
             for index in allocators.indices { allocators[index].shrinkTablesIfSparse() }
         }
@@ -401,7 +399,7 @@ public final class VolatileArena: Sendable {
     /// Only builds with `-DVOLATILE_INTERNAL_CHECKS` look at it (release builds do not pay a
     /// check on every populate): see ``internalChecksEnabled``.
     package func injectOutOfMemory(count: Int = 1) {
-        injectedPopulateFailures.store(count, ordering: .relaxed)
+        injectedPopulateFailures.arm(count)
     }
 
     /// Whether this build has the internal checks and fault hooks (`-DVOLATILE_INTERNAL_CHECKS`).

@@ -22,14 +22,30 @@ var rounds = 2000
 var quick = false
 var only: String? = nil
 var arguments = CommandLine.arguments.dropFirst()
+
+/// The positive number that follows `flag` on the command line (exits 2 without one).
+@MainActor func positiveNumber(after flag: String) -> Int {
+    guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
+        printError("volatile-bench: \(flag) needs a positive number")
+        exit(2)
+    }
+    return value
+}
+
+/// Runs one of the single-purpose modes (profiling loops, the churn child) and exits: 0, or 1
+/// with the error.
+func runMode(_ body: () throws -> Void) -> Never {
+    do { try body() } catch {
+        printError("volatile-bench: \(error)")
+        exit(1)
+    }
+    exit(0)
+}
+
 while let argument = arguments.popFirst() {
     switch argument {
     case "--rounds":
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --rounds needs a positive number")
-            exit(2)
-        }
-        rounds = value
+        rounds = positiveNumber(after: argument)
     case "--quick":
         quick = true
     case "--only":
@@ -39,67 +55,29 @@ while let argument = arguments.popFirst() {
         }
         only = value
     case "--hit-loop":
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --hit-loop needs a positive number")
-            exit(2)
-        }
-        do { try runHitLoopForProfiling(lookups: value) } catch {
-            printError("volatile-bench: \(error)")
-            exit(1)
-        }
-        exit(0)
+        let lookups = positiveNumber(after: argument)
+        runMode { try runHitLoopForProfiling(lookups: lookups) }
     case "--regen-loop", "--regen-baseline":
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: \(argument) needs a positive number")
-            exit(2)
-        }
-        do { try runRegenerationLoopForProfiling(rounds: value, baseline: argument == "--regen-baseline") } catch {
-            printError("volatile-bench: \(error)")
-            exit(1)
-        }
-        exit(0)
+        let count = positiveNumber(after: argument)
+        runMode { try runRegenerationLoopForProfiling(rounds: count, baseline: argument == "--regen-baseline") }
     case "--mutex-loop":
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --mutex-loop needs a positive number")
-            exit(2)
-        }
-        runMutexLoopForProfiling(lookups: value)
-        exit(0)
+        let lookups = positiveNumber(after: argument)
+        runMode { runMutexLoopForProfiling(lookups: lookups) }
     case "--churn-child":
-        // Issue 8: the child of `--only churn` (run with VOLATILE_READ_FENCES=1 by its parent).
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --churn-child needs a positive number of rounds")
-            exit(2)
-        }
-        let threads = arguments.first.flatMap { Int($0) }.map { _ in Int(arguments.popFirst()!)! } ?? 2
-        do { try ChurnBenchmarks.runChild(rounds: value, threads: max(1, threads)) } catch {
-            printError("volatile-bench: \(error)")
-            exit(1)
-        }
-        exit(0)
+        // Issue 8: the child of `--only churn` (run with VOLATILE_READ_FENCES=1 by its parent);
+        // an optional second number is the thread count (2 by default).
+        let count = positiveNumber(after: argument)
+        let threads = arguments.first.flatMap { Int($0) } == nil ? 2 : positiveNumber(after: argument)
+        runMode { try ChurnBenchmarks.runChild(rounds: count, threads: threads) }
     case "--scaling-probe":
-        // Issue 8: only the cache and the 16-shard Mutex, 1,024 keys, 1 and 2 threads, N rounds;
-        // wall-time scaling and CPU-time contention (robust when the machine is busy).
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --scaling-probe needs a positive number of rounds")
-            exit(2)
-        }
-        do { try runScalingProbe(rounds: value) } catch {
-            printError("volatile-bench: \(error)")
-            exit(1)
-        }
-        exit(0)
+        // Issue 8: the cache, private dictionaries and the 16-shard Mutex, 1,024 keys, 1, 2 and
+        // 8 threads, N rounds; wall-time scaling and CPU time per hit (robust when the machine is busy).
+        let count = positiveNumber(after: argument)
+        runMode { try runScalingProbe(rounds: count) }
     case "--small-loop":
         // Issue 14: 1M x 16 B inserted, then N rounds of lookups of every key, for perf/callgrind.
-        guard let value = arguments.popFirst().flatMap({ Int($0) }), value > 0 else {
-            printError("volatile-bench: --small-loop needs a positive number")
-            exit(2)
-        }
-        do { try SmallObjectBenchmarks.lookupLoop(rounds: value) } catch {
-            printError("volatile-bench: \(error)")
-            exit(1)
-        }
-        exit(0)
+        let count = positiveNumber(after: argument)
+        runMode { try SmallObjectBenchmarks.lookupLoop(rounds: count) }
     case "--help", "-h":
         print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N | --scaling-probe N")
         exit(0)

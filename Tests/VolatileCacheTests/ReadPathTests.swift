@@ -206,6 +206,42 @@ struct ReadPathTests {
         #expect(Set(cache.hotKeys).isSuperset(of: [0, 1, 2, 3]))
     }
 
+    /// The drain's recency window itself, on a read buffer of its own: an entry a drain has
+    /// never stamped is stamped (wherever the shard's counter stands); one stamped within the
+    /// shard's last `window` drain writes keeps its stamp; once `window` other entries have
+    /// been stamped after it, its next hit stamps it again; a window of 0 stamps every hit.
+    @Test func aDrainSkipsEntriesAmongItsLastWritesAndStampsTheRest() {
+        let buffers = ReadBuffers.allocate()
+        defer { ReadBuffers.deallocate(buffers) }
+        let epochCell = UnsafeMutablePointer<Atomic<UInt64>>.allocate(capacity: 1)
+        epochCell.initialize(to: Atomic(1))
+        defer { epochCell.deinitialize(count: 1); epochCell.deallocate() }
+        let cells = UnsafeMutablePointer<EntryRecency>.allocate(capacity: 10)
+        cells.initialize(repeating: EntryRecency(isHotListed: true), count: 10)
+        defer { cells.deinitialize(count: 10); cells.deallocate() }
+        var recency = ShardRecency()
+        func drain(_ hits: [Int], window: UInt32) {
+            for (position, cell) in hits.enumerated() {
+                ReadBuffers.slot(buffers, stripe: 0, index: position).pointee.store(UInt(bitPattern: cells + cell), ordering: .relaxed)
+            }
+            recency.drain(buffers, stripes: 0...0, everything: true, epoch: EpochPointer(epochCell), window: window)
+        }
+        drain([0], window: 4)
+        let first = cells[0].stamp
+        #expect(first > 0, "an entry no drain had stamped is outside every window")
+        drain([0], window: 4)
+        #expect(cells[0].stamp == first, "stamped by the last drain write: skipped")
+        drain([1, 2, 3], window: 4)
+        drain([0], window: 4)
+        #expect(cells[0].stamp == first, "three writes later it is still among the last four")
+        drain([4], window: 4)
+        drain([0], window: 4)
+        #expect(cells[0].stamp > cells[4].stamp, "four writes later its hit stamps it again")
+        let before = cells[0].stamp
+        drain([0], window: 0)
+        #expect(cells[0].stamp > before, "a window of 0 stamps every hit")
+    }
+
     /// A grace period whose barrier fails (`membarrier(2)` returns an error: the fault hook of
     /// internal-checks builds) is not started: the demotions it guards stay parked, nothing is
     /// unpinned under a reader, and a later collection (here, the next read section's exit)

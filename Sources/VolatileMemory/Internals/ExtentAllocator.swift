@@ -118,9 +118,8 @@ struct ExtentAllocator {
     /// release has coalesced what had been many fragments): a dictionary never shrinks on its
     /// own. Rebuilding only below a quarter of the capacity keeps it amortized O(1) per free.
     mutating func shrinkTablesIfSparse() {
-        guard blocks.capacity > 64, blocks.count * 4 < blocks.capacity else { return }
-        blocks = Dictionary(minimumCapacity: blocks.count).merging(blocks) { first, _ in first }
-        startOfBlockEnding = Dictionary(minimumCapacity: startOfBlockEnding.count).merging(startOfBlockEnding) { first, _ in first }
+        blocks.shrinkIfSparse()
+        startOfBlockEnding.shrinkIfSparse()
     }
 
     /// With `-DVOLATILE_INTERNAL_CHECKS`, verifies the invariants after every change (as
