@@ -198,10 +198,10 @@ extension ShardPointer {
     func drain(stripe: Int?, everything: Bool = false, in state: inout ShardState<Key>, epoch: EpochPointer) {
         let first = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? 0
         let last = stripe.map { $0 & (ReadBuffers.stripeCount - 1) } ?? (ReadBuffers.stripeCount - 1)
-        // Under LRU, entries among the newest eighth of the hot list keep their stamp (see
+        // Under LRU, entries among the newest quarter of the hot list keep their stamp (see
         // `ShardRecency.drain`); the adaptive policy reads a newer stamp as "accessed since
         // it entered its segment", which a skipped stamp would hide.
-        let window = state.recency.sketch == nil ? UInt32(truncatingIfNeeded: state.hot.count >> 3) : 0
+        let window = state.recency.sketch == nil ? UInt32(truncatingIfNeeded: state.hot.count >> 2) : 0
         state.recency.drain(pointee.buffers, stripes: first...last, everything: everything, epoch: epoch, window: window)
     }
 

@@ -41,7 +41,10 @@ struct Row {
     var higherGoal: Double? = nil
     /// The figures' unit when they are not nanoseconds (e.g. "B" for bytes per entry).
     var unit: String? = nil
-    var ratio: Double { candidateNanoseconds / baselineNanoseconds }
+    /// Set for scaling rows: the median over rounds of each round's own ratio (its two
+    /// figures taken back to back), which the row reports instead of the medians' ratio.
+    var pairedRatio: Double? = nil
+    var ratio: Double { pairedRatio ?? candidateNanoseconds / baselineNanoseconds }
 
     /// A row that is context: no goal, not in the RATIO line.
     static func context(_ name: String, _ candidate: String, _ candidateNanoseconds: Double, vs baseline: String, _ baselineNanoseconds: Double) -> Row {

@@ -3,9 +3,10 @@
 // keys, against three baselines measured in the same run: `Mutex<[Int: [UInt8]]>`, a 16-shard
 // Mutex dictionary, and NSCache. Every figure is aggregate throughput (all threads' lookups
 // over the wall time from the first thread's start to the last one's end), as nanoseconds per
-// lookup; medians of `rounds` rounds, thread counts and contenders interleaved within each
-// round. `private_dict` (a plain dictionary per thread, nothing shared) is the machine's
-// ceiling: what 2 or 8 threads can gain here at all at that moment.
+// lookup; medians of `rounds` rounds, contenders interleaved within each round and each
+// contender's thread counts back to back, so that a scaling figure is the median of ratios of
+// samples taken milliseconds apart. `private_dict` (a plain dictionary per thread, nothing
+// shared) is the machine's ceiling: what 2 or 8 threads can gain here at all at that moment.
 import Foundation
 import Synchronization
 import VolatileCache
@@ -175,6 +176,11 @@ struct ScalingResult {
     var figures: [String: Double] = [:]
     /// The same keys → CPU nanoseconds per lookup (all threads' CPU time over all lookups).
     var cpuFigures: [String: Double] = [:]
+    /// The same keys → the fastest sample's nanoseconds per lookup.
+    var bestFigures: [String: Double] = [:]
+    /// The same keys (N > 1 threads) → the median over rounds of that round's 1-thread time
+    /// over its N-thread time (the two taken back to back).
+    var pairedScalings: [String: Double] = [:]
     var worstRunQueueFraction = 0.0
 
     static func name(_ contender: String, keys: Int, shared: Bool, threads: Int) -> String {
@@ -185,7 +191,13 @@ struct ScalingResult {
         figures[Self.name(contender, keys: keys, shared: shared, threads: threads)] ?? .nan
     }
 
-    /// Throughput at `threads` over throughput at 1 (higher is better).
+    /// Throughput at `threads` over throughput at 1, the median over rounds of each round's
+    /// own ratio (higher is better).
+    func pairedScaling(_ contender: String, keys: Int = 1024, shared: Bool, threads: Int) -> Double {
+        pairedScalings[Self.name(contender, keys: keys, shared: shared, threads: threads)] ?? .nan
+    }
+
+    /// Throughput at `threads` over throughput at 1, as the ratio of the medians (higher is better).
     func scaling(_ contender: String, keys: Int = 1024, shared: Bool, threads: Int) -> Double {
         nanoseconds(contender, keys: keys, shared: shared, threads: 1) / nanoseconds(contender, keys: keys, shared: shared, threads: threads)
     }
@@ -194,8 +206,22 @@ struct ScalingResult {
 /// `private_dict` is the machine's ceiling (a plain dictionary per thread: nothing shared).
 let scalingContenders = ["cache", "mutex_dict", "sharded_mutex", "nscache", "private_dict"]
 
-/// Measures the matrix. `lookups` per sample, split between the threads (NSCache gets a
-/// tenth: it is ~50x slower).
+/// Each thread's lookups in one sample of `contender` at `threads` threads.
+/// - The lock-free contenders split `lookups` between the threads, but at 4 and 8 threads
+///   each does as many as at 2: an oversubscribed sample then lasts several time slices
+///   (~3 ms each), so the slice one CPU may still run alone at the end is a small part of
+///   it (at 100k lookups a thread it was ~15 %).
+/// - The locked ones split a quarter of `lookups` (they collapse to microseconds a lookup
+///   at 4 and 8 threads), NSCache a tenth (it is ~50x slower than the others).
+func lookupsPerThread(_ contender: String, threads: Int, lookups: Int) -> Int {
+    switch contender {
+    case "nscache": lookups / 10 / threads
+    case "mutex_dict", "sharded_mutex": lookups / 4 / threads
+    default: lookups / min(threads, 2)
+    }
+}
+
+/// Measures the matrix (`lookups`: see `lookupsPerThread`).
 func benchmarkScaling(
     keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int, contenders: [String] = scalingContenders
 ) throws -> ScalingResult {
@@ -270,15 +296,23 @@ func benchmarkScaling(
             defer { for stream in streams { stream.deallocate() } }
             var samples: [String: [Double]] = [:]
             var cpuSamples: [String: [Double]] = [:]
+            var roundScalings: [String: [Double]] = [:]
             for round in 0..<rounds {
-                for (position, threads) in threadCounts.enumerated() {
-                    let streams = streams[position]
-                    // Rotate the order each round so no contender always runs first.
-                    for offset in 0..<contenders.count {
-                        let contender = contenders[(round + offset) % contenders.count]
-                        let loop = loops[contender]!
-                        // The same total work at every thread count (split between the threads).
-                        let count = (contender == "nscache" ? lookups / 10 : lookups) / threads
+                // Rotate the order each round so no contender always runs first.
+                for offset in 0..<contenders.count {
+                    let contender = contenders[(round + offset) % contenders.count]
+                    let loop = loops[contender]!
+                    // One contender's thread counts back to back (ascending in even rounds,
+                    // descending in odd ones): a scaling figure divides a 1-thread time by an
+                    // N-thread time taken a few milliseconds apart, so the host's slow and
+                    // fast minutes fall on both sides of each round's ratio.
+                    var oneThread = Double.nan
+                    var roundTimes: [Int: Double] = [:]
+                    let order = round % 2 == 0 ? Array(threadCounts.indices) : threadCounts.indices.reversed()
+                    for position in order {
+                        let threads = threadCounts[position]
+                        let streams = streams[position]
+                        let count = lookupsPerThread(contender, threads: threads, lookups: lookups)
                         let sample: ThreadedSample
                         if threads == 1 {
                             let keys = UnsafeBufferPointer(streams.streams[0])
@@ -294,13 +328,24 @@ func benchmarkScaling(
                         }
                         result.worstRunQueueFraction = max(result.worstRunQueueFraction, sample.runQueueFraction)
                         let name = ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)
-                        samples[name, default: []].append(sample.nanoseconds / Double(count * threads))
+                        let perLookup = sample.nanoseconds / Double(count * threads)
+                        samples[name, default: []].append(perLookup)
                         cpuSamples[name, default: []].append(sample.cpuNanoseconds / Double(count * threads))
+                        roundTimes[threads] = perLookup
+                        if threads == 1 { oneThread = perLookup }
+                    }
+                    for (threads, time) in roundTimes where threads != 1 {
+                        let name = ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)
+                        roundScalings[name, default: []].append(oneThread / time)
                     }
                 }
             }
-            for (name, values) in samples { result.figures[name] = median(values) }
+            for (name, values) in samples {
+                result.figures[name] = median(values)
+                result.bestFigures[name] = values.min()
+            }
             for (name, values) in cpuSamples { result.cpuFigures[name] = median(values) }
+            for (name, values) in roundScalings { result.pairedScalings[name] = median(values) }
         }
     }
     if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
@@ -322,7 +367,9 @@ func runScalingProbe(rounds: Int) throws {
                 let name = ScalingResult.name(contender, keys: 1024, shared: shared, threads: threads)
                 let wall = result.figures[name1]! / result.figures[name]!
                 let cpu = result.cpuFigures[name]! / result.cpuFigures[name1]!
-                line += "  \(threads)t: \(formatNanoseconds(result.figures[name]!)) scaling \(format2(wall)), cpu/hit vs 1t \(format2(cpu))"
+                let paired = result.pairedScalings[name]!
+                let best = result.bestFigures[name1]! / result.bestFigures[name]!
+                line += "  \(threads)t: \(formatNanoseconds(result.figures[name]!)) scaling \(format2(wall)) paired \(format2(paired)) best \(format2(best)), cpu/hit vs 1t \(format2(cpu))"
             }
             print(line)
         }
