@@ -212,7 +212,7 @@ extension VolatileCache {
     func enforceResidentCapacity() {
         guard isAdaptive, bookedResidentBytes > residency.capacity.load(ordering: .relaxed) else { return }
         var garbage = Garbage<Key>()
-        maintenance.withLock {
+        maintenance.withLock { _ in
             var attempts = 0
             while bookedResidentBytes > residency.capacity.load(ordering: .relaxed), attempts < 256 {
                 attempts += 1

@@ -163,10 +163,12 @@ extension VolatileCache {
             switch consume made {
             case .swappable(let kept):
                 entry.finishKeepingSwappable(kept, in: &state)
+                markEvictionFloorStale(shard)
                 state.counters.demotions += 1
                 volatilityState.advisor.withLock { $0.didMakeSwappable(bytes: footprint) }
             case .volatile(let volatile):
                 entry.finishUnpin(volatile, in: &state)
+                markEvictionFloorStale(shard)
                 if !shedding { state.counters.demotions += 1 }
                 totals.volatileBytes.add(footprint, ordering: .relaxed)
             }

@@ -100,6 +100,11 @@ struct ShardTable<Key: Hashable & Sendable>: @unchecked Sendable {  // Immutable
         ShardPointer((base + Self.blockSize + index * stride).assumingMemoryBound(to: CacheShard<Key>.self))
     }
 
+    /// The index of a shard of this table.
+    func index(of shard: ShardPointer<Key>) -> Int {
+        (UnsafeMutableRawPointer(shard.address) - (base + Self.blockSize)) / stride
+    }
+
     /// The global recency epoch (alone on the table's first block).
     @inlinable
     var epoch: EpochPointer {

@@ -144,6 +144,7 @@ extension VolatileCache {
                     return
                 }
                 entry.finishUnpin(volatile.take()!, in: &state)
+                markEvictionFloorStale(best.shard)
                 totals.volatileBytes.add(footprint, ordering: .relaxed)
             }
             dispose(&garbage)

@@ -39,8 +39,9 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// ``Configuration/hotByteLimit``, where a release reads it.
     @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
-    /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
-    let maintenance = Lock()
+    /// Serializes eviction passes for the cost and count limits (never taken inside a shard
+    /// lock), and holds what the LRU eviction scan keeps between passes.
+    let maintenance: LockedValue<EvictionFloors>
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
     /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
     @usableFromInline let reclaimer = Reclaimer<Key>()
@@ -79,6 +80,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
+        self.maintenance = LockedValue(EvictionFloors(shardCount: count))
         self.isAdaptive = configuration.policy == .adaptive
         if isAdaptive {
             for index in 0..<shards.count {
@@ -403,6 +405,9 @@ final class Totals: Sendable {
     /// Shed passes (``VolatileCache/shed()``, pressure) and the bytes they demoted.
     let sheds = Atomic<Int>(0)
     let shedBytes = Atomic<Int>(0)
+    /// Shards (bit `index % 64`) whose eviction floor may be too high: an entry went back into
+    /// one of their lists with an older stamp than the floor (see `VolatileCache+Eviction.swift`).
+    let staleEvictionFloors = Atomic<UInt64>(0)
 }
 
 extension VolatileArena {
