@@ -1,3 +1,5 @@
+import Synchronization
+
 // Limits: the total cost and the entry count, enforced after each insertion or regeneration
 // by evicting the least recently used entries (hot or volatile, by stamp; the same recency
 // policy as demotion, see `VolatileCache+HotSet.swift`). A pinned
@@ -25,6 +27,30 @@ struct EvictionFloors {
     var floors: [UInt64]
 
     init(shardCount: Int) { floors = [UInt64](repeating: 0, count: shardCount) }
+}
+
+/// Per shard, a stamp floor that threads without a common lock read and write (the LRU
+/// demotion scan's, see `nextDemotionVictim()`). Relaxed: any floor ever computed stays a
+/// lower bound, so a racing writer's older, lower value is still a correct one.
+final class ShardFloors: @unchecked Sendable {  // Atomics only.
+    private let values: UnsafeMutablePointer<Atomic<UInt64>>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        values = .allocate(capacity: count)
+        for index in 0..<count { (values + index).initialize(to: Atomic(0)) }
+    }
+
+    deinit {
+        values.deinitialize(count: count)
+        values.deallocate()
+    }
+
+    subscript(index: Int) -> UInt64 {
+        get { values[index].load(ordering: .relaxed) }
+        set { values[index].store(newValue, ordering: .relaxed) }
+    }
 }
 
 extension VolatileCache {

@@ -42,6 +42,9 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// Serializes eviction passes for the cost and count limits (never taken inside a shard
     /// lock), and holds what the LRU eviction scan keeps between passes.
     let maintenance: LockedValue<EvictionFloors>
+    /// Per shard, a lower bound of its hot entries' listed stamps, for the LRU demotion scan
+    /// (see `nextDemotionVictim()`).
+    let demotionFloors: ShardFloors
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
     /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
     @usableFromInline let reclaimer = Reclaimer<Key>()
@@ -81,6 +84,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
         self.maintenance = LockedValue(EvictionFloors(shardCount: count))
+        self.demotionFloors = ShardFloors(count: count)
         self.isAdaptive = configuration.policy == .adaptive
         if isAdaptive {
             for index in 0..<shards.count {

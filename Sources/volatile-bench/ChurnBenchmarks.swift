@@ -72,6 +72,32 @@ enum ChurnBenchmarks {
         return time / Double(lookups)
     }
 
+    /// `--demotion-loop N`: nanoseconds per access, one thread, uniform keys over `keyCount`
+    /// with a hot budget of 512 pages and no limit: after the first pass nearly every access
+    /// re-pins a volatile entry or misses, and demotes the least recently used hot one.
+    static func demotionLoop(operations: Int) throws -> Double {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: 512 * page))
+        let regenerate: (inout RegenerationContext<Int>) throws -> Void = { context in
+            let key = context.key
+            try context.write(byteCount: byteCount) { buffer in
+                for index in 0..<buffer.count { buffer[index] = UInt8(truncatingIfNeeded: key &+ index) }
+                return buffer.count
+            }
+        }
+        var random = SplitMix64(seed: 0xDE_40)
+        var sum = 0
+        for key in 0..<keyCount { sum &+= try cache.withBytes(forKey: key, regenerate: regenerate) { Int($0[1]) } }
+        let time = try nanoseconds {
+            for _ in 0..<operations {
+                let key = Int(random.next() % UInt64(keyCount))
+                sum &+= try cache.withBytes(forKey: key, regenerate: regenerate) { Int($0[1]) }
+            }
+        }
+        if sum == 42 { print("") }
+        return time / Double(operations)
+    }
+
     /// `--churn-child ROUNDS [THREADS]`: the figures on one line, for the parent (or by hand,
     /// with another thread count).
     static func runChild(rounds: Int, threads: Int) throws {

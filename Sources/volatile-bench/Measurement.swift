@@ -12,9 +12,9 @@ func now() -> UInt64 {
 }
 
 /// Wall time of `body`, in nanoseconds.
-func nanoseconds(_ body: () -> Void) -> Double {
+func nanoseconds(_ body: () throws -> Void) rethrows -> Double {
     let start = now()
-    body()
+    try body()
     return Double(now() - start)
 }
 

@@ -5,6 +5,7 @@
 //     volatile-bench --hit-loop N      # N single-thread hot hits only, for callgrind
 //     volatile-bench --scaling-probe N # 1, 2 and 8 threads, N rounds: cache, private dictionaries, 16-shard Mutex
 //     volatile-bench --churn-child N [T] # T threads missing under a count limit (what --only churn runs twice)
+//     volatile-bench --demotion-loop N # N accesses that each demote a hot entry (hot budget), one thread
 //
 // The last line is machine-readable: `RATIO name=value ...` (lower is better, except the
 // `hit_scaling_*` figures: throughput at N threads over 1 thread, higher is better).
@@ -78,8 +79,13 @@ while let argument = arguments.popFirst() {
         // Issue 14: 1M x 16 B inserted, then N rounds of lookups of every key, for perf/callgrind.
         let count = positiveNumber(after: argument)
         runMode { try SmallObjectBenchmarks.lookupLoop(rounds: count) }
+    case "--demotion-loop":
+        // N single-thread accesses over 4,096 keys with a hot budget of 512 pages: nearly every
+        // one demotes the least recently used hot entry (for callgrind and --churn figures).
+        let count = positiveNumber(after: argument)
+        runMode { print("DEMOTION \(try ChurnBenchmarks.demotionLoop(operations: count)) ns per operation") }
     case "--help", "-h":
-        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N | --scaling-probe N")
+        print("usage: volatile-bench [--quick] [--rounds N] [--only memory|hot|scaling|regen|small|churn] | --hit-loop N | --scaling-probe N | --churn-child N [T] | --demotion-loop N")
         exit(0)
     default:
         printError("volatile-bench: unknown argument \(argument)")
