@@ -56,7 +56,8 @@ final class ShardFloors: @unchecked Sendable {  // Atomics only.
 extension VolatileCache {
     /// Evicts least recently used entries until the cache fits its count and cost limits.
     /// - Parameter protected: The entry just produced, which is never the victim.
-    /// - Complexity: O(shards + hot entries) per eviction.
+    /// - Complexity: Under LRU, one or two shard scans per eviction in the usual case (see the
+    ///   file comment), at most one per shard.
     func enforceLimits(protecting protected: CacheEntry<Key>?) {
         guard configuration.countLimit != nil || configuration.totalCostLimit != nil, isOverLimits else { return }
         // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
