@@ -235,7 +235,7 @@ extension VolatileCache {
     ///   - canCreate: Whether a miss creates a loading entry for the caller to regenerate.
     func lookup(_ key: HashedKey<Key>, in shard: ShardPointer<Key>, canCreate: Bool) -> LookupStep<Key> {
         let epoch = shards.epoch
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         defer { dispose(&garbage) }
         return shard.pointee.state.withLock { state -> LookupStep<Key> in
             // Every locked access counts for the adaptive policy (lock-free hits count when
@@ -419,7 +419,7 @@ extension VolatileCache {
     /// Gives up on a loading or busy entry: it leaves the cache, and its waiters get `error`
     /// (or retry, when there is none).
     func abandon(_ entry: CacheEntry<Key>, flight: Flight, in shard: ShardPointer<Key>, error: (any Error)?) {
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         shard.pointee.state.withLock { state in
             if error != nil { state.counters.regenerationFailures += 1 }
             entry.flight = nil

@@ -144,7 +144,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     /// - Returns: The flight to finish after the lock.
     func install(
         base: UnsafeRawPointer, byteCount: Int, footprint: Int, cost: Int, hash: Int, stamp: UInt64,
-        in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>
+        in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage
     ) -> Flight? {
         precondition(phase == .loading || phase == .busy, "install from \(phase)")
         let flight = takeContent(base: base, byteCount: byteCount, footprint: footprint)
@@ -182,7 +182,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     /// hot → demoting: unpublishes the entry and takes it out of the hot list. The unpin
     /// waits for a grace period (`finishGracePeriodOfDemotion`).
     /// - Returns: The ticket that the grace period's work must still find.
-    func claimForDemotion(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) -> UInt64 {
+    func claimForDemotion(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage) -> UInt64 {
         precondition(phase == .hot && list == .hot && !isRemoved)
         state.hot.remove(self)
         list = .none
@@ -193,7 +193,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     }
 
     /// demoting → hot: a locked look-up found it before its unpin; it is published again.
-    func revive(hash: Int, stamp: UInt64, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+    func revive(hash: Int, stamp: UInt64, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage) {
         precondition(phase == .demoting && !isRemoved)
         demotionTicket &+= 1
         phase = .hot
@@ -262,7 +262,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
     /// any → removed: out of the lists and the hot index (the caller takes it out of the
     /// dictionary). Idempotent.
     /// - Returns: The phase it was removed from, or nil if it was removed already.
-    func detach(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) -> EntryPhase? {
+    func detach(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage) -> EntryPhase? {
         guard !isRemoved else { return nil }
         isRemoved = true
         state.removeFromSegment(self)
@@ -276,7 +276,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         return phase
     }
 
-    private func publish(hash: Int, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+    private func publish(hash: Int, in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage) {
         recency.pointee.hash = hash
         let record = UnsafeMutablePointer<HotRecord<Key>>.allocate(capacity: 1)
         record.initialize(to: HotRecord(recency: recency, hash: hash, key: key, base: base!, byteCount: byteCount, entry: self))
@@ -284,7 +284,7 @@ final class CacheEntry<Key: Hashable & Sendable>: @unchecked Sendable {  // Guar
         index.publish(record, in: &state, garbage: &garbage)
     }
 
-    private func unpublish(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage<Key>) {
+    private func unpublish(in state: inout ShardState<Key>, index: ShardPointer<Key>, garbage: inout Garbage) {
         guard let record else { return }
         self.record = nil
         index.unpublish(record, in: &state, garbage: &garbage)
@@ -408,13 +408,13 @@ struct EntryList<Key: Hashable & Sendable> {
 /// is released: freeing an extent is a syscall, and an entry's deinit runs its key's deinit.
 /// What lock-free readers may still see (records, index tables, the extents behind them) is
 /// not freed here but retired: it waits for a grace period (see `ReadEpochs.swift`).
-struct Garbage<Key: Hashable & Sendable>: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
+struct Garbage: @unchecked Sendable {  // Built under one lock, disposed by the same thread after it.
     var pinned: [PinnedBox] = []
     var volatile: [VolatileBox] = []
     /// References given up by the shard's dictionary.
     var references: [AnyObject] = []
     /// Work that waits for a grace period.
-    var retired: [Retired<Key>] = []
+    var retired: [Retired] = []
 
     mutating func add(_ extent: consuming PinnedExtent) { pinned.append(PinnedBox(extent)) }
     mutating func add(_ extent: consuming VolatileExtent) { volatile.append(VolatileBox(extent)) }

@@ -62,7 +62,7 @@ extension VolatileCache {
         guard configuration.countLimit != nil || configuration.totalCostLimit != nil, isOverLimits else { return }
         // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
         // the key's deinit (user code).
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         maintenance.withLock { scan in
             while isOverLimits {
                 guard evictOldest(excluding: protected, unpinnedOnly: false, scan: &scan, into: &garbage) else { break }
@@ -80,7 +80,7 @@ extension VolatileCache {
     /// Evicts the least recently used unpinned entry to make memory for an allocation.
     /// - Returns: False when there is nothing left to evict.
     func evictForMemory() -> Bool {
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         let evicted = maintenance.withLock { scan in evictOldest(excluding: nil, unpinnedOnly: true, scan: &scan, into: &garbage) }
         dispose(&garbage)
         return evicted
@@ -96,7 +96,7 @@ extension VolatileCache {
     /// floors (see the file comment); the caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
     private func evictOldest(
-        excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, scan: inout EvictionFloors, into garbage: inout Garbage<Key>
+        excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, scan: inout EvictionFloors, into garbage: inout Garbage
     ) -> Bool {
         if isAdaptive { return evictLeastValuable(unpinnedOnly: unpinnedOnly, into: &garbage) }
         let stale = totals.staleEvictionFloors.exchange(0, ordering: .relaxed)
@@ -149,7 +149,7 @@ extension VolatileCache {
     /// entry just produced may go (it is turned away at the door if it is worth no more than its
     /// victim). The caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
-    private func evictLeastValuable(unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Bool {
+    private func evictLeastValuable(unpinnedOnly: Bool, into garbage: inout Garbage) -> Bool {
         let weight: PolicyWeight = configuration.totalCostLimit != nil ? .cost : (unpinnedOnly ? .footprint : .unit)
         var excess: Int? = nil
         if unpinnedOnly {
@@ -165,7 +165,7 @@ extension VolatileCache {
     /// Evicts the entry a scan chose, unless it changed since the scan (removed, claimed, or
     /// held when `unpinnedOnly`). Shared by the LRU scan and the adaptive segments.
     /// - Returns: Its footprint in bytes, or nil if it changed (the caller scans again).
-    func evict(_ entry: CacheEntry<Key>, in shard: ShardPointer<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Int? {
+    func evict(_ entry: CacheEntry<Key>, in shard: ShardPointer<Key>, unpinnedOnly: Bool, into garbage: inout Garbage) -> Int? {
         shard.pointee.state.withLock { state -> Int? in
             guard !entry.isRemoved, entry.list != .none,
                 !unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0

@@ -127,18 +127,25 @@ enum ReadBuffers {
     }
 }
 
-/// Work that waits for a grace period (see `ReadEpochs.swift`).
-enum Retired<Key: Hashable & Sendable>: @unchecked Sendable {  // Raw addresses owned by the retiring thread.
-    /// An unpublished record (its shard's read buffers are drained before it is freed, so no
-    /// slot still holds its entry's recency cell when the record's hold on the entry goes).
-    case record(UnsafeMutablePointer<HotRecord<Key>>, shard: ShardPointer<Key>)
+/// Work that waits for a grace period (see `ReadEpochs.swift`). Not generic: a miss builds
+/// arrays of it (and the ``Garbage`` that carries them), and in the cache's unspecialized
+/// generic code each use of a generic enum looked its type metadata up at run time, about 12
+/// look-ups of ~330 instructions per miss (callgrind, `volatile-bench --churn-child 1 1`). The
+/// cache that retired the work gives the addresses and objects back their types
+/// (`VolatileCache.perform(_:)`, `Reclaimer.discardAll()`).
+enum Retired: @unchecked Sendable {  // Raw addresses owned by the retiring thread.
+    /// An unpublished record, a `HotRecord<Key>` of its shard, a `CacheShard<Key>` (the
+    /// shard's read buffers are drained before the record is freed, so no slot still holds its
+    /// entry's recency cell when the record's hold on the entry goes).
+    case record(UnsafeMutableRawPointer, shard: UnsafeMutableRawPointer)
     /// A replaced hot-index table.
     case table(UnsafeMutableRawPointer)
-    /// A demotion claimed with this ticket: unpin the entry unless it was revived.
-    case demotion(CacheEntry<Key>, ticket: UInt64, shard: ShardPointer<Key>, shedding: Bool)
-    /// A removed hot entry: give up the cache's claim on its extent (freed now, or by the
-    /// last counted hold).
-    case removal(CacheEntry<Key>)
+    /// A demotion (of a `CacheEntry<Key>` in that shard) claimed with this ticket: unpin the
+    /// entry unless it was revived.
+    case demotion(AnyObject, ticket: UInt64, shard: UnsafeMutableRawPointer, shedding: Bool)
+    /// A removed hot entry (a `CacheEntry<Key>`): give up the cache's claim on its extent
+    /// (freed now, or by the last counted hold).
+    case removal(AnyObject)
 }
 
 extension ShardPointer {
@@ -207,7 +214,7 @@ extension ShardPointer {
 
     /// Publishes a record (under the shard lock), growing or rebuilding the table first if
     /// live records plus tombstones would pass half of it.
-    func publish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage<Key>) {
+    func publish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage) {
         var table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .relaxed))!
         var mask = table.load(as: Int.self)
         if (state.indexCount + state.indexTombstones + 1) * 2 > mask + 1 {
@@ -251,7 +258,7 @@ extension ShardPointer {
 
     /// Unpublishes a record (under the shard lock): its word becomes a tombstone and the
     /// record is retired.
-    func unpublish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage<Key>) {
+    func unpublish(_ record: UnsafeMutablePointer<HotRecord<Key>>, in state: inout ShardState<Key>, garbage: inout Garbage) {
         let table = UnsafeMutableRawPointer(bitPattern: pointee.hotTable.load(ordering: .relaxed))!
         let mask = table.load(as: Int.self)
         let words = (table + HotIndexTable.headerByteCount).assumingMemoryBound(to: Atomic<UInt>.self)
@@ -268,7 +275,7 @@ extension ShardPointer {
         }
         state.indexCount -= 1
         state.indexTombstones += 1
-        garbage.retired.append(.record(record, shard: self))
+        garbage.retired.append(.record(UnsafeMutableRawPointer(record), shard: UnsafeMutableRawPointer(address)))
     }
 
     /// Every published record (for the cache's deinit).

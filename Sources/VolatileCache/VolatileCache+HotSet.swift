@@ -70,13 +70,13 @@ extension VolatileCache {
         let entry = best.entry
         // Claim it under the lock: counted holds are only added under this lock, so an
         // unheld entry stays unheld until it is `demoting`.
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         let footprint: Int = best.shard.pointee.state.withLock { state in
             guard entry.phase == .hot, entry.list == .hot, !entry.isRemoved, entry.stamp == best.stamp,
                 entry.holds.load(ordering: .acquiring) == 0
             else { return 0 }
             let ticket = entry.claimForDemotion(in: &state, index: best.shard, garbage: &garbage)
-            garbage.retired.append(.demotion(entry, ticket: ticket, shard: best.shard, shedding: shedding))
+            garbage.retired.append(.demotion(entry, ticket: ticket, shard: UnsafeMutableRawPointer(best.shard.address), shedding: shedding))
             totals.hotBytes.subtract(entry.footprint, ordering: .relaxed)
             return entry.footprint
         }

@@ -231,7 +231,7 @@ extension VolatileCache {
     /// learned capacity (adaptive only; nothing until the first drop).
     func enforceResidentCapacity() {
         guard isAdaptive, bookedResidentBytes > residency.capacity.load(ordering: .relaxed) else { return }
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         maintenance.withLock { _ in
             var attempts = 0
             while bookedResidentBytes > residency.capacity.load(ordering: .relaxed), attempts < 256 {
@@ -261,7 +261,7 @@ extension VolatileCache {
             residency.lastCut.compareExchange(expected: last, desired: now, ordering: .relaxed).exchanged
         else { return }
         residency.cuts.add(1, ordering: .relaxed)
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         // One mincore per volatile entry: it finds the wholly dropped ones and sums what is
         // still resident (this cache's entries only, not other users of the arena).
         var residentVolatilePages = 0

@@ -12,13 +12,13 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     @usableFromInline let parkedCount = Atomic<Int>(0)
     /// The cache's tag in epoch slots (this object's address: unique while the cache lives).
     @usableFromInline var tag: UInt { UInt(bitPattern: ObjectIdentifier(self)) }
-    private let parked = LockedValue<[(grace: GracePeriod, work: [Retired<Key>])]>([])
+    private let parked = LockedValue<[(grace: GracePeriod, work: [Retired])]>([])
 
     init() {}
 
     /// Starts a grace period for `work` (already unpublished by the caller) and runs it now if
     /// no reader can be using it, else parks it. Call with no cache lock held.
-    func retire(_ work: [Retired<Key>], cache: VolatileCache<Key>) {
+    func retire(_ work: [Retired], cache: VolatileCache<Key>) {
         if !work.isEmpty {
             let grace = ReadEpochs.startGracePeriod(cache: tag)
             if grace.isStarted && grace.busy.isEmpty {
@@ -37,8 +37,8 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
     func collect(cache: VolatileCache<Key>) {
         guard !ReadEpochs.isInsideSection else { return }
         let tag = self.tag
-        let ready: [[Retired<Key>]]? = parked.withLockIfAvailable { parked in
-            var ready: [[Retired<Key>]] = []
+        let ready: [[Retired]]? = parked.withLockIfAvailable { parked in
+            var ready: [[Retired]] = []
             var index = 0
             while index < parked.count {
                 // A period whose barrier failed starts now (the work was unpublished before).
@@ -66,8 +66,9 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
             for item in batch.work {
                 switch item {
                 case .record(let record, _):
-                    record.deinitialize(count: 1)
-                    record.deallocate()
+                    let typed = record.assumingMemoryBound(to: HotRecord<Key>.self)
+                    typed.deinitialize(count: 1)
+                    typed.deallocate()
                 case .table(let table):
                     HotIndexTable.deallocate(table)
                 case .demotion, .removal:
@@ -94,19 +95,22 @@ extension VolatileCache {
     }
 
     /// Runs retired work whose grace period is over (no lock held by the caller).
-    func perform(_ work: [Retired<Key>]) {
-        var records: [UnsafeMutablePointer<HotRecord<Key>>] = []
-        var shardsToDrain: [ShardPointer<Key>] = []
+    func perform(_ work: [Retired]) {
+        var records: [UnsafeMutableRawPointer] = []
+        var shardsToDrain: [UnsafeMutableRawPointer] = []
         for item in work {
             switch item {
             case .record(let record, let shard):
                 records.append(record)
-                if !shardsToDrain.contains(where: { $0.address == shard.address }) { shardsToDrain.append(shard) }
+                if !shardsToDrain.contains(shard) { shardsToDrain.append(shard) }
             case .table(let table):
                 HotIndexTable.deallocate(table)
-            case .demotion(let entry, let ticket, let shard, let shedding):
-                finishDemotion(entry, ticket: ticket, in: shard, shedding: shedding)
-            case .removal(let entry):
+            case .demotion(let object, let ticket, let shard, let shedding):
+                finishDemotion(
+                    unsafeDowncast(object, to: CacheEntry<Key>.self), ticket: ticket, in: ShardPointer(shard.assumingMemoryBound(to: CacheShard<Key>.self)),
+                    shedding: shedding)
+            case .removal(let object):
+                let entry = unsafeDowncast(object, to: CacheEntry<Key>.self)
                 // No lock-free reader is left; counted holds decide who frees the extent.
                 if entry.holds.bitwiseOr(1, ordering: .acquiringAndReleasing).oldValue == 0 {
                     freeDetached(entry)
@@ -118,12 +122,14 @@ extension VolatileCache {
         // (every word) before the record is freed. No new copy can appear: every reader
         // that found the record has left its section.
         let epoch = shards.epoch
-        for shard in shardsToDrain {
+        for address in shardsToDrain {
+            let shard = ShardPointer(address.assumingMemoryBound(to: CacheShard<Key>.self))
             shard.pointee.state.withLock { state in shard.drain(stripe: nil, everything: true, in: &state, epoch: epoch) }
         }
         for record in records {
-            record.deinitialize(count: 1)
-            record.deallocate()
+            let typed = record.assumingMemoryBound(to: HotRecord<Key>.self)
+            typed.deinitialize(count: 1)
+            typed.deallocate()
         }
     }
 
@@ -131,7 +137,7 @@ extension VolatileCache {
     /// the lock, unless the entry was revived or removed meanwhile.
     private func finishDemotion(_ entry: CacheEntry<Key>, ticket: UInt64, in shard: ShardPointer<Key>, shedding: Bool) {
         let flight = Flight()
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         let taken: PinnedExtent? = shard.pointee.state.withLock { state in
             if entry.isRemoved, entry.phase == .demoting, entry.demotionTicket == ticket, let extent = entry.pinned.take() {
                 // Removed while demoting, and this is the latest claim (an older claim's grace
@@ -184,7 +190,7 @@ private enum Demoted: ~Copyable {
     case volatile(VolatileExtent)
 
     /// Hands the extent to `garbage` (the entry was removed meanwhile).
-    consuming func discard<Key>(into garbage: inout Garbage<Key>) {
+    consuming func discard(into garbage: inout Garbage) {
         switch consume self {
         case .swappable(let extent): garbage.add(extent)
         case .volatile(let extent): garbage.add(extent)

@@ -280,7 +280,7 @@ extension VolatileCache {
 
     /// Evicts `seen` if it may still go (see `evict(_:in:unpinnedOnly:into:)`).
     /// - Returns: Its bytes, or nil if it changed under us.
-    private func evict(_ seen: PolicyCandidate<Key>, unpinnedOnly: Bool, into garbage: inout Garbage<Key>) -> Int? {
+    private func evict(_ seen: PolicyCandidate<Key>, unpinnedOnly: Bool, into garbage: inout Garbage) -> Int? {
         evict(seen.entry, in: seen.shard, unpinnedOnly: unpinnedOnly, into: &garbage)
     }
 
@@ -293,7 +293,7 @@ extension VolatileCache {
     ///   - excess: How much weight is over the limit (nil: a candidate makes room for itself).
     /// - Returns: The bytes evicted, or nil when no entry may be evicted.
     /// - Complexity: O(shards) per rebalancing move, a few moves per eviction.
-    func evictBySegments(unpinnedOnly: Bool, weight: PolicyWeight, excess: Int?, into garbage: inout Garbage<Key>) -> Int? {
+    func evictBySegments(unpinnedOnly: Bool, weight: PolicyWeight, excess: Int?, into garbage: inout Garbage) -> Int? {
         for _ in 0..<64 {
             let view = viewSegments(unpinnedOnly: unpinnedOnly, weight: weight)
             let windowCapacity = view.total / 100

@@ -136,7 +136,7 @@ extension VolatileCache {
             let footprint = entry.footprint
             volatileStateDidStopBeingSwappable(footprint: footprint)
             var volatile: VolatileExtent? = extent.unpin()
-            var garbage = Garbage<Key>()
+            var garbage = Garbage()
             best.shard.pointee.state.withLock { state in
                 if entry.isRemoved {
                     entry.flight = nil

@@ -172,7 +172,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         entry.volatilityHint = volatility
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         shard.pointee.state.withLock { state in
             if let old = state.entry(for: hashed) { detach(old, from: &state, in: shard, into: &garbage) }
             state.store(entry, at: hashed)
@@ -204,7 +204,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// - Returns: True if there was an entry.
     @discardableResult
     public func removeValue(forKey key: Key) -> Bool {
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         let hashed = HashedKey(key)
         let shard = shard(for: hashed)
         let found = shard.pointee.state.withLock { state in
@@ -222,7 +222,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     public func removeAll() {
         for index in shards.indices {
             let shard = shards[index]
-            var garbage = Garbage<Key>()
+            var garbage = Garbage()
             shard.pointee.state.withLock { state in
                 for entry in Array(state.entries.values) {
                     detach(entry, from: &state, in: shard, into: &garbage)
@@ -258,7 +258,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// lists and the hot index. Its extent is freed by whoever finishes last (see
     /// ``CacheEntry``): the grace period of a hot or demoting entry (then the last counted
     /// hold, if any), or the thread that has it loading or busy. Volatile extents go to `garbage`.
-    func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, in shard: ShardPointer<Key>, into garbage: inout Garbage<Key>) {
+    func detach(_ entry: CacheEntry<Key>, from state: inout ShardState<Key>, in shard: ShardPointer<Key>, into garbage: inout Garbage) {
         let key = HashedKey(entry.key)
         if let stored = state.entries[key], stored === entry {
             state.entries[key] = nil
@@ -300,7 +300,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
 
     /// Frees what a locked pass collected (after the lock) and retires what lock-free
     /// readers may still see.
-    func dispose(_ garbage: inout Garbage<Key>) {
+    func dispose(_ garbage: inout Garbage) {
         let retired = garbage.retired
         garbage.retired = []
         garbage.disposeImmediate()
@@ -322,7 +322,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         let hash = HashedKey(entry.key).hash
         // The entry is loading or busy: only this thread touches its extent until the lock below.
         entry.pinned = consume extent
-        var garbage = Garbage<Key>()
+        var garbage = Garbage()
         let epoch = shards.epoch
         let flight: Flight? = shard.pointee.state.withLock { state in
             if countingVolatileHit { state.counters.volatileHits += 1 }
