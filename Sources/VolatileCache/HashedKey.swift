@@ -5,14 +5,16 @@
 /// A key and its `hashValue`, computed once per access.
 @usableFromInline
 struct HashedKey<Key: Hashable & Sendable>: Hashable, Sendable {
-    @usableFromInline let key: Key
-    /// `key.hashValue` (seeded per process by the standard library).
+    /// `key.hashValue` (seeded per process by the standard library). First: its offset is
+    /// then known without the type's metadata, which unspecialized generic code (the
+    /// dictionary's `==`) would otherwise look up at run time for every comparison.
     @usableFromInline let hash: Int
+    @usableFromInline let key: Key
 
     @inlinable
     init(_ key: Key) {
-        self.key = key
         self.hash = key.hashValue
+        self.key = key
     }
 
     @inlinable
