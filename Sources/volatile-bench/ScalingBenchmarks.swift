@@ -140,29 +140,79 @@ func runQueueNanoseconds() -> UInt64 {
     return UInt64(String(decoding: fields[1], as: UTF8.self)) ?? 0
 }
 
-/// Runs `body(thread)` on `threads` threads released together from a barrier.
+/// Long-lived worker threads for `runThreaded`, as a server's request threads are: a thread
+/// created per sample registers an epoch slot and takes a read-buffer stripe on its first
+/// read, and the previous sample's threads may still hold theirs while they exit (their
+/// thread-local destructors run after the sample ends), so stripes could be shared for a
+/// while. Workers are started on demand and kept for the process.
+final class BenchWorkers: @unchecked Sendable {  // `condition` guards every var.
+    static let shared = BenchWorkers()
+
+    private let condition = NSCondition()
+    private var started = 0
+    private var generation = 0
+    private var active = 0
+    private var running = 0
+    private var body: (@Sendable (Int) -> Void)? = nil
+
+    /// Runs `body(index)` on workers `0..<count` and returns when every one has returned.
+    func run(_ count: Int, _ body: @escaping @Sendable (Int) -> Void) {
+        condition.lock()
+        while started < count {
+            let index = started, before = generation
+            started += 1
+            // It waits for a generation after `before`: the one about to start.
+            Thread.detachNewThread { self.work(index, after: before) }
+        }
+        self.body = body
+        active = count
+        running = count
+        generation += 1
+        condition.broadcast()
+        while running > 0 { condition.wait() }
+        self.body = nil
+        condition.unlock()
+    }
+
+    private func work(_ index: Int, after initial: Int) {
+        // Worker i on CPU i modulo the CPU count: a woken worker is otherwise placed next to
+        // the thread that woke it, and two of them could share a CPU for milliseconds.
+        let cpus = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+        var mask = [UInt64](repeating: 0, count: 16)
+        mask[(index % cpus) / 64] = 1 << UInt64((index % cpus) % 64)
+        _ = Syscall.setThreadAffinity(mask)
+        var seen = initial
+        condition.lock()
+        while true {
+            while generation == seen { condition.wait() }
+            seen = generation
+            guard index < active, let body else { continue }
+            condition.unlock()
+            body(index)
+            condition.lock()
+            running -= 1
+            if running == 0 { condition.broadcast() }
+        }
+    }
+}
+
+/// Runs `body(thread)` on `threads` worker threads released together from a barrier.
 func runThreaded(_ threads: Int, _ body: @escaping @Sendable (Int) -> Void) -> ThreadedSample {
     let arrived = Atomic<Int>(0)
     let spans = Mutex<[(UInt64, UInt64, UInt64, UInt64)]>([])
-    let group = DispatchGroup()
-    for index in 0..<threads {
-        group.enter()
-        Thread.detachNewThread {
-            let waitedBefore = runQueueNanoseconds()
-            arrived.add(1, ordering: .acquiringAndReleasing)
-            // Oversubscribed runs yield while waiting, so the last thread gets a CPU.
-            while arrived.load(ordering: .acquiring) < threads { sched_yield() }
-            let start = now()
-            let cpuStart = threadCPUNanoseconds()
-            body(index)
-            let cpu = threadCPUNanoseconds() - cpuStart
-            let end = now()
-            let waited = runQueueNanoseconds() - waitedBefore
-            spans.withLock { $0.append((start, end, waited, cpu)) }
-            group.leave()
-        }
+    BenchWorkers.shared.run(threads) { index in
+        let waitedBefore = runQueueNanoseconds()
+        arrived.add(1, ordering: .acquiringAndReleasing)
+        // Oversubscribed runs yield while waiting, so the last thread gets a CPU.
+        while arrived.load(ordering: .acquiring) < threads { sched_yield() }
+        let start = now()
+        let cpuStart = threadCPUNanoseconds()
+        body(index)
+        let cpu = threadCPUNanoseconds() - cpuStart
+        let end = now()
+        let waited = runQueueNanoseconds() - waitedBefore
+        spans.withLock { $0.append((start, end, waited, cpu)) }
     }
-    group.wait()
     return spans.withLock { spans in
         let wall = Double(spans.map(\.1).max()! - spans.map(\.0).min()!)
         let waited = spans.map { Double($0.2) }.max() ?? 0
@@ -226,7 +276,6 @@ func benchmarkScaling(
     keyCounts: [Int], threadCounts: [Int], lookups: Int, rounds: Int, contenders: [String] = scalingContenders
 ) throws -> ScalingResult {
     var result = ScalingResult()
-    var sink = 0
     let sharedSink = Atomic<Int>(0)
     for keyCount in keyCounts {
         let cache = try VolatileCache<Int>(configuration: .init(hotByteLimit: Int(keyCount) * 8192))
@@ -313,18 +362,10 @@ func benchmarkScaling(
                         let threads = threadCounts[position]
                         let streams = streams[position]
                         let count = lookupsPerThread(contender, threads: threads, lookups: lookups)
-                        let sample: ThreadedSample
-                        if threads == 1 {
-                            let keys = UnsafeBufferPointer(streams.streams[0])
-                            let start = now()
-                            let cpuStart = threadCPUNanoseconds()
-                            sink &+= loop(keys, count, 0)
-                            let cpu = Double(threadCPUNanoseconds() - cpuStart)
-                            sample = ThreadedSample(nanoseconds: Double(now() - start), runQueueFraction: 0, cpuNanoseconds: cpu)
-                        } else {
-                            sample = runThreaded(threads) { thread in
-                                sharedSink.add(loop(UnsafeBufferPointer(streams.streams[thread]), count, thread), ordering: .relaxed)
-                            }
+                        // Every thread count on the same workers (worker 0 alone for 1 thread),
+                        // each pinned to its CPU.
+                        let sample = runThreaded(threads) { thread in
+                            sharedSink.add(loop(UnsafeBufferPointer(streams.streams[thread]), count, thread), ordering: .relaxed)
                         }
                         result.worstRunQueueFraction = max(result.worstRunQueueFraction, sample.runQueueFraction)
                         let name = ScalingResult.name(contender, keys: keyCount, shared: shared, threads: threads)
@@ -348,7 +389,7 @@ func benchmarkScaling(
             for (name, values) in roundScalings { result.pairedScalings[name] = median(values) }
         }
     }
-    if sink == 42 || sharedSink.load(ordering: .relaxed) == 42 { print("") }
+    if sharedSink.load(ordering: .relaxed) == 42 { print("") }
     return result
 }
 
