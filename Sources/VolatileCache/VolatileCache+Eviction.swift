@@ -18,20 +18,14 @@ import Synchronization
 // code: `volatile-bench --churn-child 1 1` under callgrind, 16 scans were ~37 % of a miss).
 // The one exception to "only rises": an entry that was out of every list while it was being
 // demoted goes back in with its old stamp (`finishUnpin`, `finishKeepingSwappable`); those
-// transitions mark the shard's floor stale (`Totals.staleEvictionFloors`), and the next
-// pass scans it again.
+// transitions reset the shard's eviction floor to 0 (unknown), under the shard lock that the
+// scan also writes the floor under, and the next pass scans the shard again. LRU demotion
+// (`nextDemotionVictim()`) uses the same scan with floors of the hot lists only, which never
+// go stale: an install and a revival stamp the entry anew.
 
-/// The LRU eviction scan's floors, kept between passes under `maintenance`.
-struct EvictionFloors {
-    /// Per shard, a lower bound of its entries' stamps (0: unknown, scan it).
-    var floors: [UInt64]
-
-    init(shardCount: Int) { floors = [UInt64](repeating: 0, count: shardCount) }
-}
-
-/// Per shard, a stamp floor that threads without a common lock read and write (the LRU
-/// demotion scan's, see `nextDemotionVictim()`). Relaxed: any floor ever computed stays a
-/// lower bound, so a racing writer's older, lower value is still a correct one.
+/// Per shard, a floor of its stamps (0: unknown, scan it). Written only under the shard's
+/// lock, read without it: any floor ever written stays a lower bound until a reset, so a
+/// reader that sees an older one still chooses right.
 final class ShardFloors: @unchecked Sendable {  // Atomics only.
     private let values: UnsafeMutablePointer<Atomic<UInt64>>
     let count: Int
@@ -53,7 +47,51 @@ final class ShardFloors: @unchecked Sendable {  // Atomics only.
     }
 }
 
+extension ShardState {
+    /// The shard's floor for a scan: the lowest stamp among its hot entries (their listed
+    /// stamps) and, with `volatile`, its volatile ones; with none, the clock (a new entry's
+    /// stamp is above it). Every listed entry counts, also the ones a scan may not take
+    /// (protected, held): they may be candidates of a later scan.
+    func stampFloor(includingVolatile volatile: Bool) -> UInt64 {
+        Swift.min(hot.oldest?.listedStamp ?? .max, volatile ? self.volatile.oldest?.stamp ?? .max : .max, recency.clock)
+    }
+}
+
 extension VolatileCache {
+    /// The shards' oldest candidate, visiting shards in the order of `floors` until no
+    /// unvisited shard can hold an older one (see the file comment).
+    /// - Parameter candidate: Called under the visited shard's lock, after its read buffer
+    ///   is drained: the shard's candidate (or nil) and its new floor.
+    /// - Returns: The oldest candidate, or nil if no shard has one.
+    func oldestCandidate(
+        by floors: ShardFloors, _ candidate: (inout ShardState<Key>) -> (entry: CacheEntry<Key>?, floor: UInt64)
+    ) -> (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? {
+        let epoch = shards.epoch
+        var visited = [Bool](repeating: false, count: shards.count)
+        var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
+        while true {
+            var next = -1
+            var lowestFloor = UInt64.max
+            for index in shards.indices where !visited[index] {
+                let floor = floors[index]
+                if floor < lowestFloor {
+                    lowestFloor = floor
+                    next = index
+                }
+            }
+            if let best, best.stamp <= lowestFloor { return best }
+            guard next >= 0 else { return best }
+            visited[next] = true
+            let shard = shards[next]
+            // Stamps are read under their shard's lock (drains write them there).
+            shard.pointee.state.withLock { state in
+                shard.drain(stripe: nil, in: &state, epoch: epoch)
+                let found = candidate(&state)
+                floors[next] = found.floor
+                if let entry = found.entry, best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
+            }
+        }
+    }
     /// Evicts least recently used entries until the cache fits its count and cost limits.
     /// - Parameter protected: The entry just produced, which is never the victim.
     /// - Complexity: Under LRU, one or two shard scans per eviction in the usual case (see the
@@ -63,9 +101,9 @@ extension VolatileCache {
         // Freed after `maintenance`: extents are a syscall each, and an entry's deinit runs
         // the key's deinit (user code).
         var garbage = Garbage()
-        maintenance.withLock { scan in
+        maintenance.withLock {
             while isOverLimits {
-                guard evictOldest(excluding: protected, unpinnedOnly: false, scan: &scan, into: &garbage) else { break }
+                guard evictOldest(excluding: protected, unpinnedOnly: false, into: &garbage) else { break }
             }
         }
         dispose(&garbage)
@@ -81,64 +119,34 @@ extension VolatileCache {
     /// - Returns: False when there is nothing left to evict.
     func evictForMemory() -> Bool {
         var garbage = Garbage()
-        let evicted = maintenance.withLock { scan in evictOldest(excluding: nil, unpinnedOnly: true, scan: &scan, into: &garbage) }
+        let evicted = maintenance.withLock { evictOldest(excluding: nil, unpinnedOnly: true, into: &garbage) }
         dispose(&garbage)
         return evicted
     }
 
-    /// Marks a shard's eviction floor stale: an entry went back into one of its lists with
-    /// an older stamp (see the file comment).
+    /// Marks a shard's eviction floor unknown: an entry went back into one of its lists with
+    /// an older stamp (see the file comment). Call under the shard's lock.
     func markEvictionFloorStale(_ shard: ShardPointer<Key>) {
-        totals.staleEvictionFloors.bitwiseOr(1 << UInt64(shards.index(of: shard) & 63), ordering: .relaxed)
+        evictionFloors[shards.index(of: shard)] = 0
     }
 
-    /// Evicts the globally least recently used entry, scanning shards in the order of their
-    /// floors (see the file comment); the caller holds `maintenance`.
+    /// Evicts the globally least recently used entry (see `oldestCandidate(by:_:)`); the
+    /// caller holds `maintenance`.
     /// - Returns: False when no entry may be evicted.
-    private func evictOldest(
-        excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, scan: inout EvictionFloors, into garbage: inout Garbage
-    ) -> Bool {
+    private func evictOldest(excluding protected: CacheEntry<Key>?, unpinnedOnly: Bool, into garbage: inout Garbage) -> Bool {
         if isAdaptive { return evictLeastValuable(unpinnedOnly: unpinnedOnly, into: &garbage) }
-        let stale = totals.staleEvictionFloors.exchange(0, ordering: .relaxed)
-        if stale != 0 {
-            for index in shards.indices where stale & (1 << UInt64(index & 63)) != 0 { scan.floors[index] = 0 }
-        }
-        let epoch = shards.epoch
         while true {
-            // Shards scanned in this attempt (a scan's candidate is exact until the next
-            // attempt), and the oldest candidate they hold.
-            var scanned = [Bool](repeating: false, count: shards.count)
-            var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
-            while true {
-                var next = -1
-                var lowestFloor = UInt64.max
-                for index in shards.indices where !scanned[index] && scan.floors[index] < lowestFloor {
-                    lowestFloor = scan.floors[index]
-                    next = index
+            let best = oldestCandidate(by: evictionFloors) { state in
+                let volatile = Self.oldest(in: state.volatile, excluding: protected)
+                let hot = state.oldestHot(limit: .max) { entry in
+                    entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0)
                 }
-                if let best, best.stamp <= lowestFloor { break }
-                guard next >= 0 else { break }
-                scanned[next] = true
-                let shard = shards[next]
-                // Stamps are read under their shard's lock (drains write them there).
-                shard.pointee.state.withLock { state in
-                    shard.drain(stripe: nil, in: &state, epoch: epoch)
-                    let volatile = Self.oldest(in: state.volatile, excluding: protected)
-                    let hot = state.oldestHot(limit: .max) { entry in
-                        entry !== protected && (!unpinnedOnly || entry.holds.load(ordering: .acquiring) == 0)
-                    }
-                    // The floor counts every listed entry, the protected and the held ones too:
-                    // they may be candidates of a later pass. An empty shard's next stamp is
-                    // above its clock.
-                    scan.floors[next] = Swift.min(
-                        state.hot.oldest?.listedStamp ?? .max, state.volatile.oldest?.stamp ?? .max, state.recency.clock)
-                    let found: CacheEntry<Key>?
-                    switch (volatile, hot) {
-                    case (let volatile?, let hot?): found = volatile.stamp < hot.stamp ? volatile : hot
-                    default: found = volatile ?? hot
-                    }
-                    if let found, best == nil || found.stamp < best!.stamp { best = (shard, found, found.stamp) }
+                let found: CacheEntry<Key>?
+                switch (volatile, hot) {
+                case (let volatile?, let hot?): found = volatile.stamp < hot.stamp ? volatile : hot
+                default: found = volatile ?? hot
                 }
+                return (found, state.stampFloor(includingVolatile: true))
             }
             guard let best else { return false }
             if evict(best.entry, in: best.shard, unpinnedOnly: unpinnedOnly, into: &garbage) != nil { return true }

@@ -127,6 +127,15 @@ enum ReadBuffers {
     }
 }
 
+extension HotRecord {
+    /// Frees a record that `Retired` carried as a raw address.
+    static func free(_ raw: UnsafeMutableRawPointer) {
+        let record = raw.assumingMemoryBound(to: Self.self)
+        record.deinitialize(count: 1)
+        record.deallocate()
+    }
+}
+
 /// Work that waits for a grace period (see `ReadEpochs.swift`). Not generic: a miss builds
 /// arrays of it (and the ``Garbage`` that carries them), and in the cache's unspecialized
 /// generic code each use of a generic enum looked its type metadata up at run time, about 12

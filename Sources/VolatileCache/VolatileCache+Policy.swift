@@ -179,38 +179,14 @@ extension VolatileCache {
             guard let best = candidates.min(by: { $0.isWorthLess(than: $1) }) else { return nil }
             return (best.shard, best.entry, best.stamp)
         }
-        // Shards in the order of their floors, as the LRU eviction scans them (see
-        // `VolatileCache+Eviction.swift`). Hot lists never take an entry with an old stamp
-        // (an install and a revival stamp it anew), so no floor goes stale.
-        var scanned = [Bool](repeating: false, count: shards.count)
-        var best: (shard: ShardPointer<Key>, entry: CacheEntry<Key>, stamp: UInt64)? = nil
-        while true {
-            var next = -1
-            var lowestFloor = UInt64.max
-            for index in shards.indices where !scanned[index] {
-                let floor = demotionFloors[index]
-                if floor < lowestFloor {
-                    lowestFloor = floor
-                    next = index
-                }
-            }
-            if let best, best.stamp <= lowestFloor { break }
-            guard next >= 0 else { break }
-            scanned[next] = true
-            let shard = shards[next]
-            shard.pointee.state.withLock { state in
-                // Buffered hits first, so the stamps are as fresh as the buffers allow.
-                shard.drain(stripe: nil, in: &state, epoch: epoch)
-                // Pinned entries stay hot; look a little past them.
-                let entry = state.oldestHot(limit: 32, where: unheld)
-                // After `oldestHot` re-placed the entries hit since they were listed; held
-                // ones count too. An empty hot list's next stamp is above the clock.
-                demotionFloors[next] = Swift.min(state.hot.oldest?.listedStamp ?? .max, state.recency.clock)
-                guard let entry else { return }
-                if best == nil || entry.stamp < best!.stamp { best = (shard, entry, entry.stamp) }
-            }
+        // Hot lists never take an entry with an old stamp (an install and a revival stamp it
+        // anew), so these floors never go stale.
+        return oldestCandidate(by: demotionFloors) { state in
+            // Pinned entries stay hot; look a little past them. The floor is read after
+            // `oldestHot` re-placed the entries hit since they were listed.
+            let entry = state.oldestHot(limit: 32, where: unheld)
+            return (entry, state.stampFloor(includingVolatile: false))
         }
-        return best
     }
 
     // MARK: - Resident capacity (adaptive)
@@ -232,7 +208,7 @@ extension VolatileCache {
     func enforceResidentCapacity() {
         guard isAdaptive, bookedResidentBytes > residency.capacity.load(ordering: .relaxed) else { return }
         var garbage = Garbage()
-        maintenance.withLock { _ in
+        maintenance.withLock {
             var attempts = 0
             while bookedResidentBytes > residency.capacity.load(ordering: .relaxed), attempts < 256 {
                 attempts += 1

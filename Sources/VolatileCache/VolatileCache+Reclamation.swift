@@ -66,9 +66,7 @@ final class Reclaimer<Key: Hashable & Sendable>: Sendable {
             for item in batch.work {
                 switch item {
                 case .record(let record, _):
-                    let typed = record.assumingMemoryBound(to: HotRecord<Key>.self)
-                    typed.deinitialize(count: 1)
-                    typed.deallocate()
+                    HotRecord<Key>.free(record)
                 case .table(let table):
                     HotIndexTable.deallocate(table)
                 case .demotion, .removal:
@@ -107,8 +105,7 @@ extension VolatileCache {
                 HotIndexTable.deallocate(table)
             case .demotion(let object, let ticket, let shard, let shedding):
                 finishDemotion(
-                    unsafeDowncast(object, to: CacheEntry<Key>.self), ticket: ticket, in: ShardPointer(shard.assumingMemoryBound(to: CacheShard<Key>.self)),
-                    shedding: shedding)
+                    unsafeDowncast(object, to: CacheEntry<Key>.self), ticket: ticket, in: ShardPointer(raw: shard), shedding: shedding)
             case .removal(let object):
                 let entry = unsafeDowncast(object, to: CacheEntry<Key>.self)
                 // No lock-free reader is left; counted holds decide who frees the extent.
@@ -123,14 +120,10 @@ extension VolatileCache {
         // that found the record has left its section.
         let epoch = shards.epoch
         for address in shardsToDrain {
-            let shard = ShardPointer(address.assumingMemoryBound(to: CacheShard<Key>.self))
+            let shard = ShardPointer<Key>(raw: address)
             shard.pointee.state.withLock { state in shard.drain(stripe: nil, everything: true, in: &state, epoch: epoch) }
         }
-        for record in records {
-            let typed = record.assumingMemoryBound(to: HotRecord<Key>.self)
-            typed.deinitialize(count: 1)
-            typed.deallocate()
-        }
+        for record in records { HotRecord<Key>.free(record) }
     }
 
     /// The second half of a demotion, after its grace period: the unpin (MADV_FREE), outside

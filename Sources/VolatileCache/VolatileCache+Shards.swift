@@ -45,6 +45,9 @@ struct ShardPointer<Key: Hashable & Sendable>: @unchecked Sendable {  // Points 
     @inlinable
     init(_ address: UnsafeMutablePointer<CacheShard<Key>>) { self.address = address }
 
+    /// A shard that `Retired` carried as a raw address.
+    init(raw: UnsafeMutableRawPointer) { address = raw.assumingMemoryBound(to: CacheShard<Key>.self) }
+
     @inlinable
     var pointee: CacheShard<Key> {
         unsafeAddress { UnsafePointer(address) }

@@ -39,11 +39,10 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
     /// ``Configuration/hotByteLimit``, where a release reads it.
     @usableFromInline let hotByteLimit: Int
     @usableFromInline let totals = Totals()
-    /// Serializes eviction passes for the cost and count limits (never taken inside a shard
-    /// lock), and holds what the LRU eviction scan keeps between passes.
-    let maintenance: LockedValue<EvictionFloors>
-    /// Per shard, a lower bound of its hot entries' listed stamps, for the LRU demotion scan
-    /// (see `nextDemotionVictim()`).
+    /// Serializes eviction passes for the cost and count limits (never taken inside a shard lock).
+    let maintenance = Lock()
+    /// The LRU eviction and demotion scans' floors (see `VolatileCache+Eviction.swift`).
+    let evictionFloors: ShardFloors
     let demotionFloors: ShardFloors
     let monitor = LockedValue<MemoryPressureMonitor?>(nil)
     /// Retired work waiting for a grace period (see `ReadEpochs.swift`).
@@ -83,7 +82,7 @@ public final class VolatileCache<Key: Hashable & Sendable>: Sendable {
         var count = 1
         while count < max(1, configuration.shardCount) { count <<= 1 }
         self.shards = ShardTable(count: count)
-        self.maintenance = LockedValue(EvictionFloors(shardCount: count))
+        self.evictionFloors = ShardFloors(count: count)
         self.demotionFloors = ShardFloors(count: count)
         self.isAdaptive = configuration.policy == .adaptive
         if isAdaptive {
@@ -409,9 +408,6 @@ final class Totals: Sendable {
     /// Shed passes (``VolatileCache/shed()``, pressure) and the bytes they demoted.
     let sheds = Atomic<Int>(0)
     let shedBytes = Atomic<Int>(0)
-    /// Shards (bit `index % 64`) whose eviction floor may be too high: an entry went back into
-    /// one of their lists with an older stamp than the floor (see `VolatileCache+Eviction.swift`).
-    let staleEvictionFloors = Atomic<UInt64>(0)
 }
 
 extension VolatileArena {

@@ -226,8 +226,6 @@ struct ScalingResult {
     var figures: [String: Double] = [:]
     /// The same keys → CPU nanoseconds per lookup (all threads' CPU time over all lookups).
     var cpuFigures: [String: Double] = [:]
-    /// The same keys → the fastest sample's nanoseconds per lookup.
-    var bestFigures: [String: Double] = [:]
     /// The same keys (N > 1 threads) → the median over rounds of that round's 1-thread time
     /// over its N-thread time (the two taken back to back).
     var pairedScalings: [String: Double] = [:]
@@ -381,10 +379,7 @@ func benchmarkScaling(
                     }
                 }
             }
-            for (name, values) in samples {
-                result.figures[name] = median(values)
-                result.bestFigures[name] = values.min()
-            }
+            for (name, values) in samples { result.figures[name] = median(values) }
             for (name, values) in cpuSamples { result.cpuFigures[name] = median(values) }
             for (name, values) in roundScalings { result.pairedScalings[name] = median(values) }
         }
@@ -409,8 +404,7 @@ func runScalingProbe(rounds: Int) throws {
                 let wall = result.figures[name1]! / result.figures[name]!
                 let cpu = result.cpuFigures[name]! / result.cpuFigures[name1]!
                 let paired = result.pairedScalings[name]!
-                let best = result.bestFigures[name1]! / result.bestFigures[name]!
-                line += "  \(threads)t: \(formatNanoseconds(result.figures[name]!)) scaling \(format2(wall)) paired \(format2(paired)) best \(format2(best)), cpu/hit vs 1t \(format2(cpu))"
+                line += "  \(threads)t: \(formatNanoseconds(result.figures[name]!)) scaling \(format2(wall)) paired \(format2(paired)), cpu/hit vs 1t \(format2(cpu))"
             }
             print(line)
         }
